@@ -1,0 +1,28 @@
+"""``meterit-appliance``: every appliance daemon and tool, one subcommand each."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from appliance.settings import ApplianceSettings, load_settings
+from common import cli, commands
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+COMMANDS: cli.Commands = {
+    "migrate": ("appliance.cli:migrate", "apply (or --rollback) the edge database schema"),
+    "config": ("appliance.cli:show_config", "check the configuration, or --doc to list settings"),
+}
+
+
+def migrate(argv: list[str]) -> int:
+    return commands.migrate_main("appliance", load_settings, MIGRATIONS, argv)
+
+
+def show_config(argv: list[str]) -> int:
+    return commands.config_main("appliance", ApplianceSettings, load_settings, argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.run("meterit-appliance", COMMANDS, argv)

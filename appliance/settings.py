@@ -1,0 +1,84 @@
+"""The appliance's settings: one frozen object built at start (see ``common.config``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import config
+from common.config import PG_SCHEMES, REDIS_SCHEMES, setting
+
+
+@dataclass(frozen=True)
+class ApplianceSettings:
+    database_url: str = setting(
+        "postgresql:///meterit", help="edge PostgreSQL database", url_schemes=PG_SCHEMES
+    )
+    redis_url: str = setting(
+        "redis://127.0.0.1:6379/0",
+        help="Redis used for the job queue only",
+        url_schemes=REDIS_SCHEMES,
+    )
+    central_url: str | None = setting(
+        None,
+        help="base URL of the central server; unset while the appliance is not enrolled",
+        url_schemes=("https", "http"),
+    )
+    api_key: str | None = setting(None, help="this site's API key for central", secret=True)
+    ca_bundle: str | None = setting(
+        None, help="CA certificate file to verify central with, instead of the system CAs"
+    )
+    bacnet_address: str = setting(
+        "0.0.0.0/24:47808",
+        help="local BACnet/IP address the collector binds, as IP[/PREFIX][:PORT]",
+    )
+    poll_interval_s: int = setting(
+        60, help="seconds between poll cycles, aligned to the clock", minimum=1, maximum=3600
+    )
+    poll_concurrency: int = setting(
+        32, help="meters polled at the same time", minimum=1, maximum=1000
+    )
+    request_timeout_s: float = setting(
+        3.0, help="base timeout of one BACnet request in seconds", minimum=0.1, maximum=60
+    )
+    upload_batch_size: int = setting(
+        1000, help="readings per upload batch", minimum=1, maximum=50000
+    )
+    upload_interval_s: int = setting(
+        60, help="seconds between scheduled uploads", minimum=5, maximum=3600
+    )
+    upload_time_budget_s: int = setting(
+        50, help="seconds one upload run may drain before it yields", minimum=1, maximum=3600
+    )
+    retention_days: int = setting(
+        7, help="days synced readings stay on the appliance", minimum=1, maximum=365
+    )
+    buffer_budget_rows: int = setting(
+        0,
+        help="most unsynced readings kept; past it the oldest are dropped and counted (0 = no limit)",
+        minimum=0,
+    )
+    heartbeat_interval_s: int = setting(
+        300, help="seconds between heartbeats to central", minimum=10, maximum=3600
+    )
+    meter_sync_interval_s: int = setting(
+        3600, help="seconds between meter-config pulls from central", minimum=60, maximum=86400
+    )
+    web_bind: str = setting("0.0.0.0:8080", help="address:port of the local web UI")
+    web_secret_key: str | None = setting(
+        None, help="key signing local UI sessions; generated at first start if unset", secret=True
+    )
+    mcp_bind: str = setting("127.0.0.1:8765", help="address:port of the MCP server (HTTP mode)")
+    mcp_token: str | None = setting(
+        None, help="bearer token MCP clients must present over HTTP", secret=True
+    )
+    log_level: str = setting(
+        "info", help="least severe log level written", choices=("debug", "info", "warning", "error")
+    )
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, config_dir: Path = Path("/etc/meterit")
+) -> ApplianceSettings:
+    return config.load(ApplianceSettings, "appliance", environ, config_dir)

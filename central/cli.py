@@ -1,0 +1,28 @@
+"""``meterit-central``: the central server's daemons and admin tools, one subcommand each."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from central.settings import CentralSettings, load_settings
+from common import cli, commands
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+COMMANDS: cli.Commands = {
+    "migrate": ("central.cli:migrate", "apply (or --rollback) the central database schema"),
+    "config": ("central.cli:show_config", "check the configuration, or --doc to list settings"),
+}
+
+
+def migrate(argv: list[str]) -> int:
+    return commands.migrate_main("central", load_settings, MIGRATIONS, argv)
+
+
+def show_config(argv: list[str]) -> int:
+    return commands.config_main("central", CentralSettings, load_settings, argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.run("meterit-central", COMMANDS, argv)

@@ -1,0 +1,58 @@
+"""The central server's settings: one frozen object built at start (see ``common.config``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import config
+from common.config import PG_SCHEMES, REDIS_SCHEMES, setting
+
+
+@dataclass(frozen=True)
+class CentralSettings:
+    database_url: str = setting(
+        "postgresql:///meterit_central", help="central PostgreSQL database", url_schemes=PG_SCHEMES
+    )
+    redis_url: str = setting(
+        "redis://127.0.0.1:6379/1",
+        help="Redis for rate limits and background jobs",
+        url_schemes=REDIS_SCHEMES,
+    )
+    bind: str = setting("127.0.0.1:8000", help="address:port gunicorn listens on")
+    secret_key: str | None = setting(
+        None, help="key signing operator sessions; generated at start if unset", secret=True
+    )
+    key_overlap_hours: float = setting(
+        24,
+        help="hours a rotated API key keeps working beside its successor",
+        minimum=0,
+        maximum=720,
+    )
+    rate_limit: str = setting(
+        "100/minute", help="requests each site may make to the sync API (Flask-Limiter syntax)"
+    )
+    max_batch_bytes: int = setting(
+        32 * 1024 * 1024,
+        help="largest decompressed readings batch accepted, in bytes",
+        minimum=1024,
+    )
+    max_batch_readings: int = setting(
+        50000, help="most readings in one batch", minimum=1, maximum=1_000_000
+    )
+    heartbeat_late_s: int = setting(
+        600, help="seconds without a heartbeat before a site shows as late", minimum=30
+    )
+    heartbeat_offline_s: int = setting(
+        1800, help="seconds without a heartbeat before a site shows as offline", minimum=60
+    )
+    log_level: str = setting(
+        "info", help="least severe log level written", choices=("debug", "info", "warning", "error")
+    )
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, config_dir: Path = Path("/etc/meterit")
+) -> CentralSettings:
+    return config.load(CentralSettings, "central", environ, config_dir)

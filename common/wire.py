@@ -1,0 +1,105 @@
+"""The wire contract between appliance and central (API v1), in one place both sides import.
+
+A readings batch is JSON (gzip-encoded when ``Content-Encoding: gzip``)::
+
+    {"readings": [{"meter": "main-incomer", "point": "energy_kwh",
+                   "ts": "2026-11-23T10:00:00Z", "value": 1234.5, "unit": "kWh"}, ...]}
+
+sent with ``X-API-Key`` and an ``Idempotency-Key`` (the edge's batch id). Central answers
+``{"accepted": n, "duplicates": n, "rejected": [{"index": i, "reason": "..."}]}``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+API_PREFIX = "/api/v1"
+SYNC_AUTH = API_PREFIX + "/sync/auth"
+SYNC_READINGS = API_PREFIX + "/sync/readings"
+SYNC_CONFIG = API_PREFIX + "/sync/config"
+SYNC_HEARTBEAT = API_PREFIX + "/sync/heartbeat"
+
+HEADER_API_KEY = "X-API-Key"
+HEADER_IDEMPOTENCY_KEY = "Idempotency-Key"
+
+MAX_NAME_LENGTH = 100
+MAX_UNIT_LENGTH = 32
+
+
+@dataclass(frozen=True, slots=True)
+class WireReading:
+    meter: str
+    point: str
+    ts: datetime
+    value: float
+    unit: str
+
+
+def format_ts(ts: datetime) -> str:
+    """UTC ISO 8601 with a ``Z``: the only timestamp form put on the wire."""
+    if ts.tzinfo is None:
+        raise ValueError("naive datetime: readings carry UTC timestamps")
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def reading_item(meter: str, point: str, ts: datetime, value: float, unit: str) -> dict[str, Any]:
+    return {"meter": meter, "point": point, "ts": format_ts(ts), "value": value, "unit": unit}
+
+
+def encode_batch(items: list[dict[str, Any]]) -> bytes:
+    """gzip-compressed JSON body of a readings batch (level 1: the link is rarely the bottleneck
+    for a few hundred kB, the appliance's CPU may be)."""
+    raw = json.dumps({"readings": items}, separators=(",", ":"), allow_nan=False).encode()
+    return gzip.compress(raw, compresslevel=1)
+
+
+def _name(item: dict[str, Any], key: str, limit: int, required: bool = True) -> str:
+    value = item.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise ValueError(f"{key}: expected a non-empty string, got {value!r}")
+    if len(value) > limit:
+        raise ValueError(f"{key}: longer than {limit} characters")
+    return value
+
+
+def parse_ts(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError(
+            f"ts: expected an ISO 8601 string such as 2026-11-23T10:00:00Z, got {value!r}"
+        )
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"ts: {value!r} is not an ISO 8601 timestamp; send e.g. 2026-11-23T10:00:00Z"
+        ) from None
+    if ts.tzinfo is None:
+        raise ValueError(f"ts: {value!r} has no time zone; send UTC such as {value}Z")
+    return ts
+
+
+def parse_reading(item: Any) -> WireReading:
+    """Validate one batch item; ValueError says which field is wrong and what is expected."""
+    if not isinstance(item, dict):
+        raise ValueError(
+            f"expected an object with meter, point, ts, value, unit; got {type(item).__name__}"
+        )
+    value = item.get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"value: expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"value: expected a finite number, got {value!r}")
+    return WireReading(
+        meter=_name(item, "meter", MAX_NAME_LENGTH),
+        point=_name(item, "point", MAX_NAME_LENGTH),
+        ts=parse_ts(item.get("ts")),
+        value=float(value),
+        unit=_name(item, "unit", MAX_UNIT_LENGTH, required=False),
+    )

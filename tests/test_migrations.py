@@ -1,0 +1,134 @@
+"""Both schemas apply, roll back and re-apply cleanly; the natural key refuses duplicates."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from common import db
+from tests import harness
+from tests.harness import scalar
+
+
+def tables(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE '\\_yoyo%' AND tablename NOT LIKE 'yoyo%'"
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+@pytest.mark.parametrize(
+    ("migrations", "expected"),
+    [
+        (
+            harness.EDGE_MIGRATIONS,
+            {
+                "meters",
+                "readings",
+                "quarantine",
+                "sync_log",
+                "meter_sync_log",
+                "appliance_state",
+                "dropped_readings",
+                "meter_status",
+            },
+        ),
+        (
+            harness.CENTRAL_MIGRATIONS,
+            {
+                "tenants",
+                "users",
+                "sites",
+                "api_keys",
+                "meters",
+                "readings",
+                "readings_hourly",
+                "alert_rules",
+                "alert_events",
+                "audit_log",
+            },
+        ),
+    ],
+    ids=["edge", "central"],
+)
+def test_schema_applies_rolls_back_and_reapplies(empty_db_url: str, migrations, expected) -> None:
+    assert db.migrate(empty_db_url, migrations) >= 1
+    assert expected <= tables(empty_db_url)
+    assert db.migrate(empty_db_url, migrations) == 0, "applying twice must be a no-op"
+    assert db.pending(empty_db_url, migrations) == []
+
+    db.migrate(empty_db_url, migrations, rollback=True)
+    assert not expected & tables(empty_db_url)
+
+    assert db.migrate(empty_db_url, migrations) >= 1
+    assert expected <= tables(empty_db_url)
+
+
+def test_central_readings_refuse_duplicate_natural_key(central_db_url: str) -> None:
+    ts = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    with psycopg.connect(central_db_url) as conn:
+        tenant = scalar(conn, "INSERT INTO tenants (name) VALUES ('t') RETURNING id")
+        site = scalar(
+            conn, "INSERT INTO sites (tenant_id, name) VALUES (%s, 's') RETURNING id", (tenant,)
+        )
+        meter = scalar(
+            conn,
+            "INSERT INTO meters (site_id, external_id) VALUES (%s, 'm1') RETURNING id",
+            (site,),
+        )
+        point = scalar(
+            conn,
+            "INSERT INTO meter_points (meter_id, name, object_type, object_instance) VALUES (%s, 'kwh', 'analog-input', 1) RETURNING id",
+            (meter,),
+        )
+        conn.execute("SELECT ensure_readings_partitions(%s, %s)", (ts, ts))
+        conn.execute("INSERT INTO readings (point_id, ts, value) VALUES (%s, %s, 1.0)", (point, ts))
+        conn.commit()
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(
+                "INSERT INTO readings (point_id, ts, value) VALUES (%s, %s, 2.0)", (point, ts)
+            )
+        conn.rollback()
+        # the same instant written in another zone is the same natural key
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(
+                "INSERT INTO readings (point_id, ts, value) VALUES (%s, '2026-11-23 11:00:00+01', 2.0)",
+                (point,),
+            )
+        conn.rollback()
+        partitions = conn.execute(
+            "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'readings'::regclass"
+        ).fetchall()
+    assert partitions == [("readings_2026_11",)]
+
+
+def test_timestamps_are_timestamptz_everywhere(edge_db_url: str, central_db_url: str) -> None:
+    for url in (edge_db_url, central_db_url):
+        with psycopg.connect(url) as conn:
+            naive = conn.execute(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = 'public' AND data_type = 'timestamp without time zone' "
+                "AND table_name NOT LIKE '%yoyo%'"
+            ).fetchall()
+        assert naive == []
+
+
+def test_migrate_command_applies_then_reports_nothing_to_do(empty_db_url: str) -> None:
+    def run(*args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "appliance", "migrate", "--database-url", empty_db_url, *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+        return out.stdout
+
+    assert "applied 1 migration(s)" in run()
+    assert "applied 0 migration(s)" in run()
+    assert "rolled back 1 migration(s)" in run("--rollback")
