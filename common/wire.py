@@ -7,6 +7,25 @@ A readings batch is JSON (gzip-encoded when ``Content-Encoding: gzip``)::
 
 sent with ``X-API-Key`` and an ``Idempotency-Key`` (the edge's batch id). Central answers
 ``{"accepted": n, "duplicates": n, "rejected": [{"index": i, "reason": "..."}]}``.
+
+``POST /sync/auth`` answers ``{"site_id": 1, "site_name": "...", "tenant": "..."}``.
+
+``GET /sync/config`` answers the site's meters in the same shape as a local meters file
+(``appliance/meters_file.py``), with an ``ETag`` (``If-None-Match`` gets 304)::
+
+    {"site_id": 1, "meters": [{"external_id": "main-incomer", "name": "...",
+      "address": "127.0.0.1:47901", "device_instance": 1001,
+      "points": [{"name": "energy_kwh", "object": "analog-input,1",
+                  "property": "present-value", "unit": "kWh"}]}]}
+
+``POST /sync/heartbeat`` takes::
+
+    {"sent_at": ts, "versions": {"meterit": "0.1.0", ...}, "backlog": n,
+     "oldest_unsynced_age_s": float | null, "dropped_readings": n,
+     "collection_paused": bool, "upload_paused": bool,
+     "meters": [{"external_id": "...", "state": "reachable", "since": ts, "last_error": str | null}]}
+
+Every error answer is ``{"error": "what is wrong and how to fix it", "details": [...]}``.
 """
 
 from __future__ import annotations
