@@ -13,6 +13,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 COMMANDS: cli.Commands = {
     "migrate": ("appliance.cli:migrate", "apply (or --rollback) the edge database schema"),
     "config": ("appliance.cli:show_config", "check the configuration, or --doc to list settings"),
+    "collector": ("appliance.collector.daemon:main", "poll the BACnet meters (daemon)"),
+    "simulate": ("appliance.bacnet.simulator:main", "run simulated BACnet/IP energy meters"),
 }
 
 
