@@ -14,6 +14,7 @@ COMMANDS: cli.Commands = {
     "migrate": ("appliance.cli:migrate", "apply (or --rollback) the edge database schema"),
     "config": ("appliance.cli:show_config", "check the configuration, or --doc to list settings"),
     "collector": ("appliance.collector.daemon:main", "poll the BACnet meters (daemon)"),
+    "discover": ("appliance.discover:main", "find BACnet devices and propose a meters file"),
     "simulate": ("appliance.bacnet.simulator:main", "run simulated BACnet/IP energy meters"),
 }
 
