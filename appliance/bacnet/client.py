@@ -1,0 +1,601 @@
+"""The device interface the poll loop and discovery depend on, and its bacpypes3 implementation.
+
+The poll loop only sees :class:`DeviceClient` and plain dataclasses (DESIGN convention 5), so it
+can be tested and reasoned about without the BACnet library.  The implementation builds requests
+from bacpypes3's typed objects (BAC0's string-parsed ``readMultiple`` mis-parses generated
+requests), sizes each ReadPropertyMultiple so request and answer fit what the device accepts, and
+degrades per device: RPM rejected -> ReadProperty, answer too big -> smaller chunks, one bad
+point -> an error for that point only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import re
+import socket
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from bacpypes3.apdu import (  # type: ignore[import-untyped]
+    AbortPDU,
+    ErrorPDU,
+    ErrorRejectAbortNack,
+    ReadPropertyACK,
+    ReadPropertyMultipleACK,
+    ReadPropertyMultipleRequest,
+    ReadPropertyRequest,
+    RejectPDU,
+)
+from bacpypes3.app import Application  # type: ignore[import-untyped]
+from bacpypes3.basetypes import (  # type: ignore[import-untyped]
+    EngineeringUnits,
+    PropertyIdentifier,
+    PropertyReference,
+    ReadAccessSpecification,
+)
+from bacpypes3.local.device import DeviceObject  # type: ignore[import-untyped]
+from bacpypes3.local.networkport import NetworkPortObject  # type: ignore[import-untyped]
+from bacpypes3.pdu import Address  # type: ignore[import-untyped]
+from bacpypes3.primitivedata import ObjectIdentifier, ObjectType  # type: ignore[import-untyped]
+
+from appliance.bacnet import sizing
+
+logger = logging.getLogger(__name__)
+
+_OBJECT_ID_RE = re.compile(r"^([a-z][a-z0-9-]*),(\d+)$")
+WILDCARD_DEVICE = 4194303
+
+
+class DeviceError(Exception):
+    """The device as a whole could not be read; the message says why in one line."""
+
+
+class DeviceUnreachable(DeviceError):
+    """No answer at all (offline, wrong address, or a firewall)."""
+
+
+class DeviceNotFound(DeviceError):
+    """Who-Is for a device instance got no I-Am."""
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class PointRef:
+    """One property of one object, e.g. analog-input,1 present-value."""
+
+    object_type: str
+    instance: int
+    prop: str = "present-value"
+    index: int | None = None
+
+    @classmethod
+    def parse(cls, object_id: str, prop: str = "present-value") -> PointRef:
+        object_type, instance = parse_object_id(object_id)
+        PropertyIdentifier(prop)  # raises ValueError on an unknown property name
+        return cls(object_type, instance, prop)
+
+    @property
+    def object_id(self) -> str:
+        return f"{self.object_type},{self.instance}"
+
+    def __str__(self) -> str:
+        suffix = "" if self.index is None else f"[{self.index}]"
+        return f"{self.object_id} {self.prop}{suffix}"
+
+
+def parse_object_id(text: str) -> tuple[str, int]:
+    """'analog-input,1' -> ('analog-input', 1); raises ValueError naming what is wrong."""
+    match = _OBJECT_ID_RE.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not TYPE,INSTANCE such as analog-input,1")
+    object_type, instance = match.group(1), int(match.group(2))
+    try:
+        ObjectType(object_type)
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{object_type!r} is not a BACnet object type") from err
+    if instance > WILDCARD_DEVICE:
+        raise ValueError(f"instance {instance} is above {WILDCARD_DEVICE}")
+    return object_type, instance
+
+
+@dataclasses.dataclass(frozen=True)
+class PointError:
+    """Why one point has no value: a BACnet error code ('unknown-object'), 'timeout', ..."""
+
+    code: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}" if self.detail else self.code
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceTarget:
+    """Where a device is: 'ip:port', 'net:mac' / 'net:ip:port' behind a router, or only its
+    instance (then found with Who-Is and cached)."""
+
+    address: str | None = None
+    device_instance: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.address is None and self.device_instance is None:
+            raise ValueError("a device target needs an address or a device instance")
+
+    def __str__(self) -> str:
+        if self.address and self.device_instance is not None:
+            return f"device {self.device_instance} at {self.address}"
+        return self.address or f"device {self.device_instance}"
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceInfo:
+    device_instance: int
+    address: str
+    max_apdu: int
+    segmentation: bool  # can send segmented answers
+    vendor_id: int | None = None
+    vendor_name: str | None = None
+    object_name: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscoveredDevice:
+    device_instance: int
+    address: str
+    max_apdu: int
+    segmentation: bool
+    vendor_id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectDescription:
+    object_id: str
+    name: str | None
+    units: str | None
+    description: str | None
+
+
+class DeviceClient(Protocol):
+    """What the collector and discovery need from BACnet, nothing more."""
+
+    async def read_points(
+        self, target: DeviceTarget, points: list[PointRef]
+    ) -> dict[PointRef, float | PointError]: ...
+
+    async def read_device_info(self, target: DeviceTarget) -> DeviceInfo: ...
+
+    async def who_is(
+        self, low: int | None = None, high: int | None = None, address: str | None = None
+    ) -> list[DiscoveredDevice]: ...
+
+    async def read_object_list(self, target: DeviceTarget) -> list[str]: ...
+
+    async def describe_objects(
+        self, target: DeviceTarget, object_ids: Sequence[str]
+    ) -> list[ObjectDescription]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientConfig:
+    local_address: str = "0.0.0.0:47808"
+    device_instance: int = 4194300
+    max_apdu: int = 1476
+    timeout_base_s: float = 1.5
+    timeout_per_kb_s: float = 1.0  # added per KiB of request + expected answer
+    retries: int = 1
+    max_in_flight: int = 64
+    max_in_flight_per_device: int = 2
+    who_is_timeout_s: float = 2.0
+    who_is_address: str | None = None  # where instance look-ups go; None = global broadcast
+
+
+@dataclasses.dataclass
+class ClientStats:
+    """Counters the benchmark and tests read to see what went over the wire."""
+
+    rpm_requests: int = 0
+    rp_requests: int = 0
+    timeouts: int = 0
+
+
+@dataclasses.dataclass
+class _DeviceState:
+    address: Address
+    info: DeviceInfo | None = None
+    rpm_supported: bool = True
+    max_points: int = 10_000  # lowered when a device aborts an answer we thought would fit
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    semaphore: asyncio.Semaphore | None = None
+
+
+_Raw = Any  # an undecoded bacpypes3 Any, or a PointError
+_TOO_BIG = {"segmentation-not-supported", "buffer-overflow", "apdu-too-long"}
+
+
+def _nack_code(nack: BaseException) -> str:
+    if isinstance(nack, ErrorPDU):
+        return str(getattr(nack, "errorCode", "error"))
+    if isinstance(nack, RejectPDU | AbortPDU):
+        return str(nack.apduAbortRejectReason)
+    return type(nack).__name__
+
+
+class BacpypesClient:
+    """DeviceClient over bacpypes3; one local UDP port, shared by every device it talks to."""
+
+    def __init__(self, config: ClientConfig | None = None) -> None:
+        self.config = config or ClientConfig()
+        self.stats = ClientStats()
+        self._app: Application | None = None
+        self._devices: dict[DeviceTarget, _DeviceState] = {}
+        self._in_flight = asyncio.Semaphore(self.config.max_in_flight)
+
+    async def start(self) -> None:
+        """Bind the local port; returns only when it is bound, so READY can follow."""
+        host, _, port = self.config.local_address.rpartition(":")
+        if not port_is_free(host, int(port)):
+            raise OSError(f"BACnet port {self.config.local_address} is already in use")
+        device = DeviceObject(
+            objectIdentifier=("device", self.config.device_instance),
+            objectName=f"meterit-{self.config.device_instance}",
+            vendorIdentifier=999,
+            maxApduLengthAccepted=self.config.max_apdu,
+            segmentationSupported="segmented-both",
+            maxSegmentsAccepted=16,
+            # our own asyncio timeouts decide; the stack must not retry behind our back
+            numberOfApduRetries=0,
+            apduTimeout=int(self._max_timeout() * 1000) + 1000,
+        )
+        port_object = NetworkPortObject(
+            self.config.local_address,
+            objectIdentifier=("network-port", 1),
+            objectName="NetworkPort-1",
+        )
+        self._app = Application.from_object_list([device, port_object])
+        await wait_bound(self._app)
+        logger.info("BACnet client bound to %s", self.config.local_address)
+
+    async def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+            self._app = None
+
+    async def __aenter__(self) -> BacpypesClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def app(self) -> Application:
+        if self._app is None:
+            raise RuntimeError("BacpypesClient.start() was not awaited")
+        return self._app
+
+    # ----- timing and transport
+
+    def _max_timeout(self) -> float:
+        return self.config.timeout_base_s + self.config.timeout_per_kb_s * 8
+
+    def _timeout(self, request_bytes: int, response_bytes: int) -> float:
+        kib = (request_bytes + response_bytes) / 1024
+        return self.config.timeout_base_s + self.config.timeout_per_kb_s * kib
+
+    async def _send(self, state: _DeviceState, request: Any, timeout: float) -> Any:
+        """Send one confirmed request; returns the ACK or raises ErrorRejectAbortNack /
+        TimeoutError.  ErrorRejectAbortNack is a BaseException, so callers catch it by name."""
+        assert state.semaphore is not None
+        for attempt in range(self.config.retries + 1):
+            request.pduDestination = state.address
+            request.apduInvokeID = None
+            async with state.semaphore, self._in_flight:
+                try:
+                    return await asyncio.wait_for(self.app.request(request), timeout)
+                except TimeoutError:
+                    self.stats.timeouts += 1
+                    if attempt == self.config.retries:
+                        raise
+        raise AssertionError("unreachable")
+
+    # ----- addressing and device info
+
+    async def _state(self, target: DeviceTarget) -> _DeviceState:
+        state = self._devices.get(target)
+        if state is None:
+            if target.address is not None:
+                address = Address(target.address)
+            else:
+                assert target.device_instance is not None
+                address = await self._resolve(target.device_instance)
+            state = _DeviceState(address)
+            state.semaphore = asyncio.Semaphore(self.config.max_in_flight_per_device)
+            self._devices[target] = state
+        if state.info is None:
+            async with state.lock:
+                if state.info is None:
+                    state.info = await self._fetch_info(target, state)
+        return state
+
+    async def _resolve(self, instance: int) -> Address:
+        found = await self.who_is(instance, instance, self.config.who_is_address)
+        for device in found:
+            if device.device_instance == instance:
+                return Address(device.address)
+        raise DeviceNotFound(f"device {instance}: no I-Am answered Who-Is")
+
+    async def _fetch_info(self, target: DeviceTarget, state: _DeviceState) -> DeviceInfo:
+        instance = target.device_instance
+        if instance is None:
+            instance = await self._instance_at(target, state)
+        props = [
+            "max-apdu-length-accepted",
+            "segmentation-supported",
+            "vendor-identifier",
+            "object-name",
+            "vendor-name",
+        ]
+        refs = [PointRef("device", instance, p) for p in props]
+        raw = await asyncio.gather(*(self._read_one(state, ref) for ref in refs))
+        if all(isinstance(v, PointError) and v.code == "timeout" for v in raw):
+            raise DeviceUnreachable(f"{target}: no answer to ReadProperty of the device object")
+        values = {
+            name: None if isinstance(value, PointError) else sizing.decode_any(value)
+            for name, value in zip(props, raw, strict=True)
+        }
+        max_apdu, segmentation = (
+            values["max-apdu-length-accepted"],
+            values["segmentation-supported"],
+        )
+        vendor, name, vendor_name = (
+            values["vendor-identifier"],
+            values["object-name"],
+            values["vendor-name"],
+        )
+        return DeviceInfo(
+            device_instance=instance,
+            address=str(state.address),
+            # unknown limits: assume a small common one rather than risk aborts
+            max_apdu=int(max_apdu) if max_apdu else 206,
+            segmentation=segmentation is not None and int(segmentation) in (0, 1),
+            vendor_id=int(vendor) if vendor is not None else None,
+            vendor_name=str(vendor_name) if vendor_name is not None else None,
+            object_name=str(name) if name is not None else None,
+        )
+
+    async def _instance_at(self, target: DeviceTarget, state: _DeviceState) -> int:
+        """The device instance at an address: the wildcard device id if the device honours it,
+        else a Who-Is sent to that address."""
+        raw = await self._read_one(state, PointRef("device", WILDCARD_DEVICE, "object-identifier"))
+        if isinstance(raw, PointError):
+            if raw.code == "timeout":
+                raise DeviceUnreachable(f"{target}: no answer to ReadProperty of the device object")
+            found = await self.who_is(address=str(state.address))
+            if not found:
+                raise DeviceNotFound(f"{target}: no device instance (wildcard read: {raw})")
+            return found[0].device_instance
+        return int(sizing.decode_any(raw)[1])
+
+    async def read_device_info(self, target: DeviceTarget) -> DeviceInfo:
+        state = await self._state(target)
+        assert state.info is not None
+        return state.info
+
+    def forget(self, target: DeviceTarget) -> None:
+        """Drop what is cached about a device (address, limits, RPM support), e.g. after its
+        configuration changed."""
+        self._devices.pop(target, None)
+
+    async def who_is(
+        self, low: int | None = None, high: int | None = None, address: str | None = None
+    ) -> list[DiscoveredDevice]:
+        destination = Address(address) if address else None
+        i_ams = await self.app.who_is(low, high, destination, self.config.who_is_timeout_s)
+        return [
+            DiscoveredDevice(
+                device_instance=int(i_am.iAmDeviceIdentifier[1]),
+                address=str(i_am.pduSource),
+                max_apdu=int(i_am.maxAPDULengthAccepted),
+                segmentation=int(i_am.segmentationSupported) in (0, 1),
+                vendor_id=int(i_am.vendorID),
+            )
+            for i_am in i_ams
+        ]
+
+    # ----- reading
+
+    async def read_points(
+        self, target: DeviceTarget, points: list[PointRef]
+    ) -> dict[PointRef, float | PointError]:
+        state = await self._state(target)
+        raw = await self._read_many(state, points)
+        if points and all(isinstance(v, PointError) and v.code == "timeout" for v in raw.values()):
+            if target.address is None:
+                self._devices.pop(target, None)  # it may have moved: Who-Is again next time
+            raise DeviceUnreachable(f"{target}: no answer within the timeout")
+        return {ref: _to_float(value) for ref, value in raw.items()}
+
+    async def read_object_list(self, target: DeviceTarget) -> list[str]:
+        state = await self._state(target)
+        assert state.info is not None
+        device = PointRef("device", state.info.device_instance, "object-list", 0)
+        count = await self._read_one(state, device)
+        if isinstance(count, PointError):
+            raise DeviceError(f"{target}: object-list length unreadable: {count}")
+        size = int(sizing.decode_any(count))
+        refs = [dataclasses.replace(device, index=i) for i in range(1, size + 1)]
+        # ReadProperty, not RPM: bacpypes3 drops the array index from RPM answers, so indexed
+        # elements could not be told apart.
+        raw = await self._read_many_rp(state, refs)
+        result = []
+        for ref in refs:
+            value = raw[ref]
+            if isinstance(value, PointError):
+                raise DeviceError(f"{target}: object-list[{ref.index}] unreadable: {value}")
+            object_type, instance = sizing.decode_any(value)
+            result.append(f"{ObjectType(object_type)},{instance}")
+        return result
+
+    async def describe_objects(
+        self, target: DeviceTarget, object_ids: Sequence[str]
+    ) -> list[ObjectDescription]:
+        state = await self._state(target)
+        props = ("object-name", "units", "description")
+        refs = {oid: [PointRef(*parse_object_id(oid), p) for p in props] for oid in object_ids}
+        raw = await self._read_many(state, [r for rs in refs.values() for r in rs])
+
+        def text(ref: PointRef) -> str | None:
+            value = raw[ref]
+            if isinstance(value, PointError):
+                return None
+            decoded = sizing.decode_any(value)
+            if ref.prop == "units":
+                return str(EngineeringUnits(int(decoded)))
+            return str(decoded)
+
+        return [ObjectDescription(oid, *(text(r) for r in rs)) for oid, rs in refs.items()]
+
+    async def _read_many(self, state: _DeviceState, refs: list[PointRef]) -> dict[PointRef, _Raw]:
+        if not refs:
+            return {}
+        if not state.rpm_supported:
+            values = await asyncio.gather(*(self._read_one(state, ref) for ref in refs))
+            return dict(zip(refs, values, strict=True))
+        assert state.info is not None
+        request_budget = min(state.info.max_apdu, self.config.max_apdu)
+        answer_budget = self.config.max_apdu * 4 if state.info.segmentation else request_budget
+        chunks = sizing.plan_chunks(refs, request_budget, answer_budget, state.max_points)
+        results: dict[PointRef, _Raw] = {}
+        for part in await asyncio.gather(*(self._read_chunk(state, c) for c in chunks)):
+            results.update(part)
+        return results
+
+    async def _read_chunk(self, state: _DeviceState, refs: list[PointRef]) -> dict[PointRef, _Raw]:
+        if not state.rpm_supported:
+            return await self._read_many(state, refs)
+        request = ReadPropertyMultipleRequest(listOfReadAccessSpecs=_access_specs(refs))
+        sizes = sizing.request_bytes(refs), sizing.response_bytes(refs)
+        self.stats.rpm_requests += 1
+        try:
+            ack = await self._send(state, request, self._timeout(*sizes))
+        except TimeoutError:
+            return dict.fromkeys(refs, PointError("timeout", "no answer to ReadPropertyMultiple"))
+        except ErrorRejectAbortNack as nack:
+            code = _nack_code(nack)
+            if isinstance(nack, RejectPDU) and code in ("unrecognized-service", "other"):
+                if state.rpm_supported:
+                    logger.info(
+                        "%s rejects ReadPropertyMultiple; using ReadProperty", state.address
+                    )
+                state.rpm_supported = False
+                return await self._read_many(state, refs)
+            if len(refs) > 1 and (code in _TOO_BIG or isinstance(nack, ErrorPDU)):
+                # too big after all, or one bad object spoiled the lot: halve and retry
+                if code in _TOO_BIG:
+                    state.max_points = max(1, min(state.max_points, len(refs) // 2))
+                half = len(refs) // 2
+                first, second = await asyncio.gather(
+                    self._read_chunk(state, refs[:half]), self._read_chunk(state, refs[half:])
+                )
+                return first | second
+            if len(refs) == 1 and code in _TOO_BIG:
+                return await self._read_many_rp(state, refs)
+            return dict.fromkeys(refs, PointError(code, "ReadPropertyMultiple refused"))
+        if not isinstance(ack, ReadPropertyMultipleACK):
+            return dict.fromkeys(refs, PointError("bad-answer", type(ack).__name__))
+        return _unpack(refs, ack)
+
+    async def _read_many_rp(
+        self, state: _DeviceState, refs: list[PointRef]
+    ) -> dict[PointRef, _Raw]:
+        values = await asyncio.gather(*(self._read_one(state, ref) for ref in refs))
+        return dict(zip(refs, values, strict=True))
+
+    async def _read_one(self, state: _DeviceState, ref: PointRef) -> _Raw:
+        request = ReadPropertyRequest(
+            objectIdentifier=ObjectIdentifier(ref.object_id),
+            propertyIdentifier=PropertyIdentifier(ref.prop),
+        )
+        if ref.index is not None:
+            request.propertyArrayIndex = ref.index
+        sizes = sizing.request_bytes([ref]), sizing.response_bytes([ref])
+        self.stats.rp_requests += 1
+        try:
+            ack = await self._send(state, request, self._timeout(*sizes))
+        except TimeoutError:
+            return PointError("timeout", "no answer to ReadProperty")
+        except ErrorRejectAbortNack as nack:
+            return PointError(_nack_code(nack), "ReadProperty refused")
+        if not isinstance(ack, ReadPropertyACK):
+            return PointError("bad-answer", type(ack).__name__)
+        return ack.propertyValue
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """bacpypes3 binds with SO_REUSEPORT, so a second process on the same port silently shares
+    (and steals) its traffic; binding without it first tells us whether anyone is there."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+async def wait_bound(app: Any, timeout: float = 5.0) -> None:
+    """Block until the app's UDP socket is bound (bacpypes3 binds in a background task and retries
+    forever on error, so without this a bad address hangs silently)."""
+    for link_layer in app.link_layers.values():
+        await asyncio.wait_for(link_layer.server._local_transport_ready.wait(), timeout)
+
+
+def _to_float(value: Any) -> float | PointError:
+    if isinstance(value, PointError):
+        return value
+    decoded = sizing.decode_any(value)
+    if isinstance(decoded, bool | int | float):
+        return float(decoded)
+    return PointError("not-a-number", f"value is {type(decoded).__name__}")
+
+
+def _access_specs(refs: list[PointRef]) -> list[Any]:
+    """One ReadAccessSpecification per object, properties in the order asked."""
+    by_object: dict[str, list[PointRef]] = {}
+    for ref in refs:
+        by_object.setdefault(ref.object_id, []).append(ref)
+    specs = []
+    for object_id, group in by_object.items():
+        prop_refs = []
+        for ref in group:
+            prop_ref = PropertyReference(propertyIdentifier=PropertyIdentifier(ref.prop))
+            if ref.index is not None:
+                prop_ref.propArrayIndex = ref.index
+            prop_refs.append(prop_ref)
+        specs.append(
+            ReadAccessSpecification(
+                objectIdentifier=ObjectIdentifier(object_id), listOfPropertyReferences=prop_refs
+            )
+        )
+    return specs
+
+
+def _unpack(refs: list[PointRef], ack: Any) -> dict[PointRef, _Raw]:
+    wanted = {(r.object_id, PropertyIdentifier(r.prop), r.index): r for r in refs}
+    results: dict[PointRef, _Raw] = {}
+    for access_result in ack.listOfReadAccessResults:
+        object_type, instance = access_result.objectIdentifier
+        object_id = f"{ObjectType(object_type)},{instance}"
+        for element in access_result.listOfResults:
+            key = (object_id, element.propertyIdentifier, element.propertyArrayIndex)
+            ref = wanted.get(key)
+            if ref is None:
+                continue
+            error = element.readResult.propertyAccessError
+            if error is not None:
+                results[ref] = PointError(str(error.errorCode), str(error.errorClass))
+            else:
+                results[ref] = element.readResult.propertyValue
+    for ref in refs:
+        results.setdefault(ref, PointError("missing", "not in the ReadPropertyMultiple answer"))
+    return results

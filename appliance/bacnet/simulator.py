@@ -1,0 +1,445 @@
+"""Simulated BACnet/IP energy meters for tests, the demo and the benchmarks.
+
+Each meter is a real bacpypes3 device on its own UDP port, so the collector is exercised over real
+UDP with real encoding, and the misbehaviours seen in the field (small APDUs without segmentation,
+slow devices, bad points, no ReadPropertyMultiple, devices dropping off the network) can be
+switched on per meter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import math
+import random
+import signal
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from bacpypes3.apdu import APDU, AbortPDU, ComplexAckPDU  # type: ignore[import-untyped]
+from bacpypes3.app import Application  # type: ignore[import-untyped]
+from bacpypes3.appservice import ApplicationServiceAccessPoint  # type: ignore[import-untyped]
+from bacpypes3.basetypes import PropertyIdentifier  # type: ignore[import-untyped]
+from bacpypes3.comm import bind  # type: ignore[import-untyped]
+from bacpypes3.errors import (  # type: ignore[import-untyped]
+    AbortBufferOverflow,
+    PropertyError,
+    SegmentationNotSupported,
+    UnrecognizedService,
+)
+from bacpypes3.local.analog import AnalogInputObject  # type: ignore[import-untyped]
+from bacpypes3.local.device import DeviceObject  # type: ignore[import-untyped]
+from bacpypes3.local.networkport import NetworkPortObject  # type: ignore[import-untyped]
+from bacpypes3.netservice import (  # type: ignore[import-untyped]
+    NetworkServiceAccessPoint,
+    NetworkServiceElement,
+)
+from bacpypes3.primitivedata import ObjectType  # type: ignore[import-untyped]
+
+from appliance.bacnet.client import port_is_free, wait_bound
+from common.logs import setup_logging
+
+logger = logging.getLogger(__name__)
+
+ErrorKind = Literal["unknown-object", "unknown-property"]
+ERROR_KINDS: tuple[str, ...] = ("unknown-object", "unknown-property")
+VENDOR_ID = 999  # bacpypes3's own vendor id: its object classes decode everything we serve
+WILDCARD_INSTANCE = 4194303
+STANDARD_MAX_APDU = (50, 128, 206, 480, 1024, 1476)
+
+
+@dataclasses.dataclass(frozen=True)
+class SimMeterSpec:
+    """One simulated meter; every field is a behaviour a real meter has been seen to have."""
+
+    device_instance: int
+    port: int
+    host: str = "127.0.0.1"
+    points: int = 20
+    max_apdu: int = 1476
+    segmentation: bool = True
+    latency_ms: float = 0.0
+    error_points: Mapping[str, ErrorKind] = dataclasses.field(default_factory=dict)
+    reject_rpm: bool = False
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.max_apdu not in STANDARD_MAX_APDU:
+            raise ValueError(f"max_apdu {self.max_apdu}: expected one of {STANDARD_MAX_APDU}")
+        if not 1 <= self.points <= 500:
+            raise ValueError(f"points {self.points}: expected 1..500")
+        for object_id, kind in self.error_points.items():
+            if kind not in ERROR_KINDS:
+                raise ValueError(f"error_points[{object_id!r}]: {kind!r} not in {ERROR_KINDS}")
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def device_name(self) -> str:
+        return self.name or f"SimMeter-{self.device_instance}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SimPoint:
+    name: str
+    object_id: str  # "analog-input,1"
+    units: str  # BACnet engineering units, hyphenated
+    unit: str  # short display unit for the meters file
+
+
+# name, units, display unit; the first six are what every energy meter offers.
+_CATALOG: tuple[tuple[str, str, str], ...] = (
+    ("energy_kwh", "kilowatt-hours", "kWh"),
+    ("power_kw", "kilowatts", "kW"),
+    ("voltage_l1_v", "volts", "V"),
+    ("current_l1_a", "amperes", "A"),
+    ("power_factor", "no-units", ""),
+    ("frequency_hz", "hertz", "Hz"),
+    ("voltage_l2_v", "volts", "V"),
+    ("voltage_l3_v", "volts", "V"),
+    ("current_l2_a", "amperes", "A"),
+    ("current_l3_a", "amperes", "A"),
+    ("power_l1_kw", "kilowatts", "kW"),
+    ("power_l2_kw", "kilowatts", "kW"),
+    ("power_l3_kw", "kilowatts", "kW"),
+    ("reactive_power_kvar", "kilovolt-amperes-reactive", "kvar"),
+    ("apparent_power_kva", "kilovolt-amperes", "kVA"),
+    ("voltage_l1_l2_v", "volts", "V"),
+    ("voltage_l2_l3_v", "volts", "V"),
+    ("voltage_l3_l1_v", "volts", "V"),
+    ("current_neutral_a", "amperes", "A"),
+    ("energy_export_kwh", "kilowatt-hours", "kWh"),
+)
+
+
+def meter_points(count: int) -> list[SimPoint]:
+    """The points of a simulated meter, in object-instance order; extras beyond the catalog are
+    harmonic-distortion percentages, which real meters expose by the dozen."""
+    points = []
+    for index in range(count):
+        if index < len(_CATALOG):
+            name, units, unit = _CATALOG[index]
+        else:
+            name, units, unit = f"thd_{index - len(_CATALOG) + 1}_pct", "percent", "%"
+        points.append(SimPoint(name, f"analog-input,{index + 1}", units, unit))
+    return points
+
+
+class MeterModel:
+    """Plausible values that move with wall time; energy integrates power so it only increases."""
+
+    def __init__(self, instance: int) -> None:
+        rng = random.Random(instance)
+        self._rng = rng
+        self._base_kw = 20.0 + rng.random() * 80.0
+        self._phase = rng.random() * math.tau
+        self._last = time.monotonic()
+        self.energy_kwh = 1000.0 + rng.random() * 9000.0
+        self.export_kwh = rng.random() * 100.0
+
+    def sample(self) -> dict[str, float]:
+        now = time.monotonic()
+        kw = self._base_kw * (1.0 + 0.25 * math.sin(now / 95.0 + self._phase))
+        kw += self._rng.uniform(-0.5, 0.5)
+        self.energy_kwh += kw * (now - self._last) / 3600.0
+        self.export_kwh += 0.01 * kw * (now - self._last) / 3600.0
+        self._last = now
+        volts = 230.0 + self._rng.uniform(-2.0, 2.0)
+        pf = 0.92 + 0.05 * math.sin(now / 300.0 + self._phase)
+        amps = kw * 1000.0 / (3.0 * volts * pf)
+        values = {
+            "energy_kwh": self.energy_kwh,
+            "power_kw": kw,
+            "power_factor": pf,
+            "frequency_hz": 50.0 + self._rng.uniform(-0.03, 0.03),
+            "reactive_power_kvar": kw * math.tan(math.acos(pf)),
+            "apparent_power_kva": kw / pf,
+            "current_neutral_a": abs(self._rng.gauss(0.0, 1.5)),
+            "energy_export_kwh": self.export_kwh,
+        }
+        for phase in ("l1", "l2", "l3"):
+            values[f"voltage_{phase}_v"] = volts + self._rng.uniform(-1.0, 1.0)
+            values[f"current_{phase}_a"] = amps * (1.0 + self._rng.uniform(-0.05, 0.05))
+            values[f"power_{phase}_kw"] = kw / 3.0
+        for pair in ("l1_l2", "l2_l3", "l3_l1"):
+            values[f"voltage_{pair}_v"] = volts * math.sqrt(3.0)
+        return values
+
+    def value(self, name: str, sample: Mapping[str, float]) -> float:
+        if name in sample:
+            return sample[name]
+        return 2.0 + self._rng.random() * 3.0  # thd_*_pct
+
+
+class _BadPresentValueInput(AnalogInputObject):  # type: ignore[misc]
+    """An analog input whose present-value answers unknown-property, as a misconfigured meter does."""
+
+    async def read_property(self, attr: Any, index: int | None = None) -> Any:
+        name = PropertyIdentifier(attr).attr if isinstance(attr, int) else attr
+        if name == "presentValue":
+            raise PropertyError("unknownProperty")
+        return await super().read_property(attr, index)
+
+
+class _SwitchableASAP(ApplicationServiceAccessPoint):  # type: ignore[misc]
+    """Drops every incoming packet while the meter is offline, so the client sees silence, not an
+    abort (a ServerSSM would abort after its application timeout)."""
+
+    offline = False
+
+    async def confirmation(self, pdu: Any) -> None:
+        if self.offline:
+            return
+        await super().confirmation(pdu)
+
+
+class SimulatedMeter(Application):  # type: ignore[misc]
+    """A bacpypes3 device answering ReadProperty / ReadPropertyMultiple like the spec says."""
+
+    spec: SimMeterSpec
+    model: MeterModel
+    asap: _SwitchableASAP
+    _objects_by_point: dict[str, Any]
+    requests_seen: int
+
+    @classmethod
+    def build(cls, spec: SimMeterSpec) -> SimulatedMeter:
+        device = DeviceObject(
+            objectIdentifier=("device", spec.device_instance),
+            objectName=spec.device_name,
+            vendorIdentifier=VENDOR_ID,
+            vendorName="MeterIT simulator",
+            modelName="SIM-EM",
+            maxApduLengthAccepted=spec.max_apdu,
+            segmentationSupported="segmented-both" if spec.segmentation else "no-segmentation",
+        )
+        port = NetworkPortObject(
+            f"{spec.host}:{spec.port}",
+            objectIdentifier=("network-port", 1),
+            objectName="NetworkPort-1",
+        )
+        # Mirrors Application.from_object_list, which hard-codes the service access point class.
+        app = cls()
+        app.spec = spec
+        app.model = MeterModel(spec.device_instance)
+        app.requests_seen = 0
+        app._objects_by_point = {}
+        app.asap = _SwitchableASAP(device, app.device_info_cache)
+        app.nsap = NetworkServiceAccessPoint()
+        app.nse = NetworkServiceElement()
+        bind(app.nse, app.nsap)
+        bind(app, app.asap, app.nsap)
+        app.add_object(device)
+        app.add_object(port)
+        for point in meter_points(spec.points):
+            kind = spec.error_points.get(point.object_id)
+            if kind == "unknown-object":
+                continue
+            obj_class = _BadPresentValueInput if kind == "unknown-property" else AnalogInputObject
+            obj = obj_class(
+                objectIdentifier=point.object_id,
+                objectName=point.name,
+                presentValue=0.0,
+                statusFlags=[0, 0, 0, 0],
+                eventState="normal",
+                outOfService=False,
+                units=point.units,
+                covIncrement=0.1,
+            )
+            app.add_object(obj)
+            app._objects_by_point[point.name] = obj
+        return app
+
+    def set_offline(self, offline: bool) -> None:
+        self.asap.offline = offline
+
+    @property
+    def offline(self) -> bool:
+        return self.asap.offline
+
+    def _refresh(self) -> None:
+        sample = self.model.sample()
+        for name, obj in self._objects_by_point.items():
+            obj.presentValue = self.model.value(name, sample)
+
+    async def _serve(self, apdu: APDU) -> None:
+        """What every confirmed read goes through: latency, then the device's buffer limit."""
+        self.requests_seen += 1
+        if self.spec.latency_ms > 0:
+            await asyncio.sleep(self.spec.latency_ms / 1000.0)
+        if len(apdu.encode().pduData) > self.spec.max_apdu:
+            raise AbortBufferOverflow()
+        self._refresh()
+
+    def _own_device(self, object_id: Any) -> Any:
+        """bacpypes3 compares the wildcard device id against a tuple of strings, which never
+        matches, so answer device,4194303 as our own device here."""
+        if object_id[0] == ObjectType.device and object_id[1] == WILDCARD_INSTANCE:
+            return self.device_object.objectIdentifier
+        return object_id
+
+    async def do_ReadPropertyRequest(self, apdu: APDU) -> None:
+        await self._serve(apdu)
+        apdu.objectIdentifier = self._own_device(apdu.objectIdentifier)
+        await super().do_ReadPropertyRequest(apdu)
+
+    async def do_ReadPropertyMultipleRequest(self, apdu: APDU) -> None:
+        await self._serve(apdu)
+        if self.spec.reject_rpm:
+            raise UnrecognizedService()
+        for spec in apdu.listOfReadAccessSpecs:
+            spec.objectIdentifier = self._own_device(spec.objectIdentifier)
+        await super().do_ReadPropertyMultipleRequest(apdu)
+
+    async def response(self, apdu: APDU) -> None:
+        """A device without segmentation cannot send more than its own max APDU, whatever the
+        client accepts; bacpypes3 only checks the client's limit, so enforce ours here.
+
+        bacpypes3 also builds the Abort for an AbortException without the server bit, so the
+        client files it under its *server* transactions and never sees it; set the bit."""
+        if isinstance(apdu, AbortPDU):
+            apdu.apduSrv = True
+        if (
+            isinstance(apdu, ComplexAckPDU)
+            and not self.spec.segmentation
+            and len(apdu.encode().pduData) > self.spec.max_apdu
+        ):
+            raise SegmentationNotSupported()
+        await super().response(apdu)
+
+
+class SimulatorHandle:
+    """Running simulated meters: flip them offline/online, close them all."""
+
+    def __init__(self, meters: Sequence[SimulatedMeter]) -> None:
+        self.meters: dict[int, SimulatedMeter] = {m.spec.device_instance: m for m in meters}
+
+    def set_offline(self, instance: int, offline: bool) -> None:
+        self.meters[instance].set_offline(offline)
+        logger.info("simulated meter %s now %s", instance, "offline" if offline else "online")
+
+    def requests_seen(self, instance: int) -> int:
+        return self.meters[instance].requests_seen
+
+    def close(self) -> None:
+        for meter in self.meters.values():
+            meter.close()
+        self.meters.clear()
+
+
+async def run_simulators(specs: Iterable[SimMeterSpec]) -> SimulatorHandle:
+    """Start the meters in the running event loop; they serve until the handle is closed."""
+    specs = list(specs)
+    for spec in specs:
+        if not port_is_free(spec.host, spec.port):
+            raise OSError(f"simulated meter {spec.device_instance}: {spec.address} is in use")
+    meters = [SimulatedMeter.build(spec) for spec in specs]
+    handle = SimulatorHandle(meters)
+    try:
+        for meter in meters:
+            await wait_bound(meter)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def specs_from_args(args: argparse.Namespace) -> list[SimMeterSpec]:
+    if args.specs:
+        raw = json.loads(Path(args.specs).read_text())
+        return [SimMeterSpec(**item) for item in raw]
+    return [
+        SimMeterSpec(
+            device_instance=args.first_instance + i,
+            port=args.base_port + i,
+            host=args.host,
+            points=args.points,
+            max_apdu=args.max_apdu,
+            segmentation=not args.no_segmentation,
+            latency_ms=args.latency_ms,
+        )
+        for i in range(args.count)
+    ]
+
+
+def meters_document(specs: Iterable[SimMeterSpec]) -> list[dict[str, Any]]:
+    """The simulated meters in the meters-file format that ``meters load`` reads."""
+    return [
+        {
+            "external_id": f"sim-{spec.device_instance}",
+            "name": spec.device_name,
+            "address": spec.address,
+            "device_instance": spec.device_instance,
+            "points": [
+                {"name": p.name, "object": p.object_id, "property": "present-value", "unit": p.unit}
+                for p in meter_points(spec.points)
+            ],
+        }
+        for spec in specs
+    ]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="meterit-appliance simulate", description="Run simulated BACnet/IP energy meters."
+    )
+    parser.add_argument("--count", type=int, default=3, help="number of meters")
+    parser.add_argument("--base-port", type=int, default=47901, help="UDP port of the first meter")
+    parser.add_argument("--host", default="127.0.0.1", help="address every meter binds to")
+    parser.add_argument("--first-instance", type=int, default=1000, help="first device instance")
+    parser.add_argument("--points", type=int, default=20, help="points per meter")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before each answer")
+    parser.add_argument("--max-apdu", type=int, default=1476, choices=STANDARD_MAX_APDU)
+    parser.add_argument("--no-segmentation", action="store_true")
+    parser.add_argument("--specs", help="JSON list of SimMeterSpec fields (overrides the above)")
+    parser.add_argument("--write-meters", help="write a meters file describing the simulation")
+    return parser
+
+
+async def _serve_until_signalled(specs: list[SimMeterSpec]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    handle = await run_simulators(specs)
+    for spec in specs:
+        logger.info(
+            "simulated meter %s up at %s: %d points, max APDU %d, segmentation %s, latency %g ms",
+            spec.device_instance,
+            spec.address,
+            spec.points,
+            spec.max_apdu,
+            "yes" if spec.segmentation else "no",
+            spec.latency_ms,
+        )
+    try:
+        await stop.wait()
+    finally:
+        logger.info("stopping %d simulated meters", len(specs))
+        handle.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    setup_logging("meterit-simulate")
+    try:
+        specs = specs_from_args(args)
+    except (OSError, ValueError, TypeError) as err:
+        logger.error("simulate: bad meter specification: %s", err)
+        return 2
+    if args.write_meters:
+        Path(args.write_meters).write_text(json.dumps(meters_document(specs), indent=2) + "\n")
+        logger.info("wrote %d meters to %s", len(specs), args.write_meters)
+    try:
+        asyncio.run(_serve_until_signalled(specs))
+    except OSError as err:
+        logger.error("simulate: %s; pick another --base-port or stop the other process", err)
+        return 1
+    return 0
