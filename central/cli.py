@@ -13,6 +13,14 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 COMMANDS: cli.Commands = {
     "migrate": ("central.cli:migrate", "apply (or --rollback) the central database schema"),
     "config": ("central.cli:show_config", "check the configuration, or --doc to list settings"),
+    "serve": ("central.commands.serve:main", "run the central server under gunicorn"),
+    "tenant": ("central.commands.tenant:main", "tenant create NAME"),
+    "site": (
+        "central.commands.site:main",
+        "site create TENANT NAME (prints the API key once) | site list",
+    ),
+    "key": ("central.commands.key:main", "key rotate SITE_ID | key revoke SITE_ID [--prefix P]"),
+    "user": ("central.commands.user:main", "user create TENANT EMAIL --role admin|operator|viewer"),
 }
 
 

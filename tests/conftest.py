@@ -9,6 +9,8 @@ import redis
 
 from tests import harness
 
+pytest_plugins = ["tests.central_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def pg_admin_url() -> Iterator[str]:

@@ -1,0 +1,84 @@
+"""The central Flask application factory (served by gunicorn: ``central/gunicorn.conf.py``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+from central import errors, metrics
+from central.extensions import db, limiter, limiter_storage_uri
+from central.settings import CentralSettings, load_settings
+
+OPENAPI = Path(__file__).with_name("openapi.json")
+
+
+def settings_config(settings: CentralSettings) -> dict[str, Any]:
+    """Flask config from the typed settings: the app reads only ``app.config``."""
+    return {
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "SECRET_KEY": settings.secret_key or None,
+        "RATE_LIMIT": settings.rate_limit,
+        "RATELIMIT_STORAGE_URI": limiter_storage_uri(settings.redis_url),
+        "MAX_BATCH_BYTES": settings.max_batch_bytes,
+        "MAX_BATCH_READINGS": settings.max_batch_readings,
+        # werkzeug refuses larger bodies before they are read; gzip is never larger than its input
+        "MAX_CONTENT_LENGTH": settings.max_batch_bytes,
+        "KEY_OVERLAP_HOURS": settings.key_overlap_hours,
+        "OPERATOR_TOKEN_HOURS": settings.operator_token_hours,
+        "HEARTBEAT_LATE_S": settings.heartbeat_late_s,
+        "HEARTBEAT_OFFLINE_S": settings.heartbeat_offline_s,
+        # one connection per gunicorn thread, plus one for /health-free housekeeping
+        "DB_POOL_SIZE": settings.web_threads + 1,
+        "JSON_SORT_KEYS": False,
+    }
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__)
+    config = settings_config(load_settings())
+    config.update(test_config or {})
+    app.config.update(config)
+    if not app.config["SECRET_KEY"]:
+        import secrets
+
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    db.init_app(app)
+    limiter.init_app(app)
+    errors.init_app(app)
+
+    from central import health, operator_api, sync_api
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(sync_api.bp)
+    app.register_blueprint(operator_api.bp)
+
+    @app.get("/api/v1/openapi.json")
+    def openapi() -> Response:
+        return Response(OPENAPI.read_bytes(), content_type="application/json")
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        started = g.get("started")
+        if started is not None:
+            metrics.REQUEST_SECONDS.labels(
+                request.endpoint or "unknown", f"{response.status_code // 100}xx"
+            ).observe(time.perf_counter() - started)
+        return response
+
+    return app
+
+
+def openapi_document() -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(OPENAPI.read_text())
+    return doc

@@ -1,0 +1,137 @@
+"""Operator authentication for the JSON API: bearer tokens, or HTTP Basic to obtain them.
+
+``POST /api/v1/auth/token`` with HTTP Basic (e-mail, password; argon2id-verified) returns a bearer
+token valid ``operator_token_hours``; later requests send ``Authorization: Bearer <token>``.
+Basic is also accepted on every endpoint for scripts, at the price of an argon2 check (~50 ms)
+per request, which is why tokens exist. Tokens, like API keys, are stored only as SHA-256 hashes.
+
+Roles are ordered viewer < operator < admin and every user belongs to one tenant: a user sees
+and changes only that tenant's sites.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import psycopg
+from flask import g, request
+
+from central.database import pool
+from central.errors import ApiError
+from central.sites import verify_password
+
+RANK = {"viewer": 0, "operator": 1, "admin": 2}
+TOKEN_PREFIX = "mop_"
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    user_id: int
+    email: str
+    tenant_id: int
+    role: str
+
+    @property
+    def actor(self) -> str:
+        return f"user:{self.email}"
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, message)
+
+
+def check_password(conn: psycopg.Connection[Any], email: str, password: str) -> Operator:
+    row = conn.execute(
+        "SELECT id, email, tenant_id, role, password_hash FROM users WHERE email = %s AND active",
+        (email.strip().lower(),),
+    ).fetchone()
+    if row is None or not verify_password(row[4], password):
+        raise _unauthorized("wrong e-mail or password (or the user is deactivated)")
+    return Operator(row[0], row[1], row[2], row[3])
+
+
+def issue_token(conn: psycopg.Connection[Any], user_id: int, hours: float) -> tuple[str, datetime]:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = conn.execute(
+        """INSERT INTO operator_tokens (user_id, token_hash, expires_at)
+           VALUES (%s, %s, now() + %s) RETURNING expires_at""",
+        (user_id, hashlib.sha256(token.encode()).digest(), timedelta(hours=hours)),
+    ).fetchone()
+    assert row is not None
+    return token, row[0]
+
+
+def basic_credentials() -> tuple[str, str] | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        email, sep, password = (
+            base64.b64decode(value.strip(), validate=True).decode().partition(":")
+        )
+    except (binascii.Error, UnicodeDecodeError):
+        raise _unauthorized(
+            "Authorization: Basic credentials are not valid base64 of email:password"
+        ) from None
+    if not sep:
+        raise _unauthorized("Authorization: Basic credentials must be email:password")
+    return email, password
+
+
+def current_operator() -> Operator:
+    if "operator" in g:
+        op: Operator = g.operator
+        return op
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    with pool().connection() as conn:
+        if scheme.lower() == "bearer" and value.strip():
+            row = conn.execute(
+                """SELECT u.id, u.email, u.tenant_id, u.role FROM operator_tokens t
+                   JOIN users u ON u.id = t.user_id
+                   WHERE t.token_hash = %s AND t.expires_at > now() AND u.active""",
+                (hashlib.sha256(value.strip().encode()).digest(),),
+            ).fetchone()
+            if row is None:
+                raise _unauthorized(
+                    "bearer token unknown or expired; get a new one from POST /api/v1/auth/token"
+                )
+            g.operator = Operator(row[0], row[1], row[2], row[3])
+        else:
+            creds = basic_credentials()
+            if creds is None:
+                raise _unauthorized(
+                    "missing Authorization; send 'Bearer <token>' (from POST /api/v1/auth/token) "
+                    "or HTTP Basic e-mail and password"
+                )
+            g.operator = check_password(conn, *creds)
+    op = g.operator
+    return op
+
+
+def require(role: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """The view needs an operator of at least ``role``; 403 names the role needed."""
+
+    def decorate(view: Callable[P, R]) -> Callable[P, R]:
+        @wraps(view)
+        def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
+            op = current_operator()
+            if RANK[op.role] < RANK[role]:
+                raise ApiError(403, f"this needs the {role} role; {op.email} is {op.role}")
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate

@@ -1,0 +1,32 @@
+"""``meterit-central serve``: the central server under gunicorn with the repo's config.
+
+It replaces itself with gunicorn (exec) so systemd's main PID is gunicorn's master, which does
+the ``Type=notify`` handshake and handles SIGTERM/SIGHUP itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from central.settings import load_settings
+from common.config import ConfigError
+
+CONFIG = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="meterit-central serve", description="Run the central server.")
+    p.add_argument("--bind", help="address:port (default: METERIT_BIND)")
+    args, extra = p.parse_known_args(argv)
+    try:
+        settings = load_settings()  # fail here, in one line, rather than in every worker
+    except ConfigError as err:
+        sys.stderr.write(f"meterit-central serve: configuration error: {err}\n")
+        return 78
+    cmd = [sys.executable, "-m", "gunicorn", "--config", str(CONFIG)]
+    cmd += ["--bind", args.bind or settings.bind, *extra]
+    os.execv(sys.executable, cmd)
+    return 0  # pragma: no cover - exec does not return

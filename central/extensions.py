@@ -1,0 +1,39 @@
+"""The Flask extensions of the central app, created unbound and attached in ``create_app``."""
+
+from __future__ import annotations
+
+from flask import current_app, request
+from flask_limiter import Limiter
+
+from central.database import Database
+from central.ingest import Ingestor
+
+
+def rate_limit_key() -> str:
+    """Limits count per site: the site behind the API key, or the client address without one."""
+    from central.sync_auth import try_current_site
+
+    site = try_current_site()
+    if site is not None:
+        return f"site:{site.site_id}"
+    return f"addr:{request.remote_addr}"
+
+
+def rate_limit_value() -> str:
+    return str(current_app.config["RATE_LIMIT"])
+
+
+def limiter_storage_uri(redis_url: str) -> str:
+    """The ``limits`` library spells a Redis socket ``redis+unix://``."""
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url[len("unix://") :]
+    return redis_url
+
+
+db = Database()
+ingestor = Ingestor()
+# swallow_errors: when Redis is away ingest goes on unlimited (Redis holds no data); /health
+# reports the outage.
+limiter = Limiter(
+    key_func=rate_limit_key, headers_enabled=True, swallow_errors=True, strategy="fixed-window"
+)

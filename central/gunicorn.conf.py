@@ -1,0 +1,55 @@
+"""gunicorn configuration for the central server (``meterit-central serve`` uses it).
+
+Workers are processes (one per CPU by default: validation and JSON are CPU-bound Python); each
+runs a few threads so one worker's database round trips overlap another request's parsing.
+Any value here can still be overridden on the command line or with ``GUNICORN_CMD_ARGS``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from central.settings import load_settings
+from common.logs import setup_logging
+
+_settings = load_settings()
+
+wsgi_app = "central.app:create_app()"
+bind = [_settings.bind]
+workers = _settings.web_workers or (os.cpu_count() or 1)
+worker_class = "gthread"
+threads = _settings.web_threads
+# a 5000-reading batch takes well under a second; a stuck request should not hold a worker long
+timeout = 60
+graceful_timeout = 20
+keepalive = 30
+accesslog = None
+proc_name = "meterit-central"
+# gunicorn's control socket is one fixed path per user: several instances on a host (tests,
+# benchmarks, blue/green) would fight over it, and systemd is the control interface anyway.
+control_socket_disable = True
+
+# Prometheus multiprocess mode: every worker writes its counters here, /metrics sums them.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="meterit-central-metrics-")
+    _owned_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+else:
+    _owned_metrics_dir = ""
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    setup_logging("meterit-central", _settings.log_level)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    if _owned_metrics_dir:
+        shutil.rmtree(_owned_metrics_dir, ignore_errors=True)

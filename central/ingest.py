@@ -1,0 +1,269 @@
+"""The readings writer: validate a batch, then COPY + ``INSERT … ON CONFLICT DO NOTHING``.
+
+Exactly-once storage rests on two keys. The natural key (point_id, ts) makes a reading that
+arrives twice (a retry with a new batch id, an overlap after an edge restore) a counted duplicate
+rather than a second row. The idempotency key makes a replayed *batch* answer what it answered
+the first time and write nothing: its answer is stored in ``sync_batches`` in the same
+transaction as the rows, and the ``sync_batches`` row is inserted first, so a concurrent request
+with the same key waits on that row's unique index and then finds the stored answer.
+
+Speed comes from doing per-reading work once: a per-process (meter, point) -> point_id map per
+site, refreshed only when the site's ``config_version`` changes; one binary COPY into the
+connection's temp staging table; one statement that moves the staged rows into ``readings``
+and folds the rows it actually inserted into ``readings_hourly`` (so the rollup can never count
+a duplicate); month partitions ensured only for months this process has not seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from central import metrics
+from central.keys import SiteIdentity
+from common.logs import fields
+from common.wire import parse_reading
+
+logger = logging.getLogger(__name__)
+
+# Timestamps outside this window are refused: each month needs a partition, and a reading from
+# 1970 or next year is a broken clock, not data worth a table.
+EARLIEST_TS = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_FUTURE = timedelta(days=1)
+
+MOVE_SQL = """
+WITH ins AS (
+    INSERT INTO readings (point_id, ts, value)
+    SELECT point_id, ts, value FROM ingest_staging ORDER BY point_id, ts
+    ON CONFLICT DO NOTHING
+    RETURNING point_id, ts, value
+), agg AS (
+    SELECT point_id, date_trunc('hour', ts) AS hour, count(*)::int AS n, sum(value) AS sum,
+           min(value) AS min, max(value) AS max, min(ts) AS first_ts, max(ts) AS last_ts,
+           (array_agg(value ORDER BY ts))[1] AS first_value,
+           (array_agg(value ORDER BY ts DESC))[1] AS last_value
+    FROM ins GROUP BY 1, 2
+), rollup AS (
+    INSERT INTO readings_hourly AS h
+        (point_id, hour, n, sum, min, max, first_ts, first_value, last_ts, last_value)
+    SELECT point_id, hour, n, sum, min, max, first_ts, first_value, last_ts, last_value
+    FROM agg ORDER BY point_id, hour
+    ON CONFLICT (point_id, hour) DO UPDATE SET
+        n = h.n + EXCLUDED.n,
+        sum = h.sum + EXCLUDED.sum,
+        min = least(h.min, EXCLUDED.min),
+        max = greatest(h.max, EXCLUDED.max),
+        first_value = CASE WHEN EXCLUDED.first_ts < h.first_ts
+                           THEN EXCLUDED.first_value ELSE h.first_value END,
+        first_ts = least(h.first_ts, EXCLUDED.first_ts),
+        last_value = CASE WHEN EXCLUDED.last_ts > h.last_ts
+                          THEN EXCLUDED.last_value ELSE h.last_value END,
+        last_ts = greatest(h.last_ts, EXCLUDED.last_ts)
+)
+SELECT count(*) FROM ins
+"""
+
+
+@dataclass(slots=True)
+class SiteMap:
+    """A site's data points as ingest needs them, valid for one ``config_version``."""
+
+    version: int
+    points: dict[tuple[str, str], tuple[int, str]]  # (meter, point) -> (point_id, unit)
+    meters: set[str]
+
+
+@dataclass(slots=True)
+class Outcome:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def answer(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
+
+
+class Ingestor:
+    """One per process; safe to share between the worker's threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sites: dict[int, SiteMap] = {}
+        self._months: set[tuple[int, int]] = set()
+
+    # -- the (meter, point) map ------------------------------------------------------------
+    def site_map(self, conn: psycopg.Connection[Any], site: SiteIdentity) -> SiteMap:
+        cached = self._sites.get(site.site_id)
+        if cached is not None and cached.version == site.config_version:
+            return cached
+        rows = conn.execute(
+            """SELECT m.external_id, p.name, p.id, p.unit
+               FROM meters m LEFT JOIN meter_points p ON p.meter_id = m.id
+               WHERE m.site_id = %s""",
+            (site.site_id,),
+        ).fetchall()
+        fresh = SiteMap(
+            site.config_version,
+            {(r[0], r[1]): (r[2], r[3]) for r in rows if r[2] is not None},
+            {r[0] for r in rows},
+        )
+        with self._lock:
+            self._sites[site.site_id] = fresh
+        return fresh
+
+    # -- validation ------------------------------------------------------------------------
+    def validate(
+        self, items: list[Any], smap: SiteMap, site: SiteIdentity, now: datetime
+    ) -> tuple[list[tuple[int, datetime, float]], list[dict[str, Any]]]:
+        """(rows to write, rejected items by index and reason); every item is judged alone."""
+        rows: list[tuple[int, datetime, float]] = []
+        rejected: list[dict[str, Any]] = []
+        points = smap.points
+        latest = now + MAX_FUTURE
+        for index, item in enumerate(items):
+            try:
+                r = parse_reading(item)
+            except ValueError as err:
+                rejected.append({"index": index, "reason": str(err)})
+                continue
+            hit = points.get((r.meter, r.point))
+            if hit is None:
+                rejected.append(
+                    {"index": index, "reason": self._unknown(r.meter, r.point, smap, site)}
+                )
+                continue
+            point_id, unit = hit
+            if r.unit and unit and r.unit != unit:
+                rejected.append(
+                    {
+                        "index": index,
+                        "reason": f"unit: {r.unit!r} differs from the unit {unit!r} configured "
+                        f"for {r.meter}/{r.point}; fix the meter configuration",
+                    }
+                )
+                continue
+            if not EARLIEST_TS <= r.ts <= latest:
+                rejected.append(
+                    {
+                        "index": index,
+                        "reason": f"ts: {r.ts.isoformat()} is outside the accepted range "
+                        f"(2000-01-01 to 24 h from now); check the appliance's clock",
+                    }
+                )
+                continue
+            rows.append((point_id, r.ts, r.value))
+        return rows, rejected
+
+    @staticmethod
+    def _unknown(meter: str, point: str, smap: SiteMap, site: SiteIdentity) -> str:
+        if meter not in smap.meters:
+            return (
+                f"meter: {meter!r} is not a meter of site {site.site_name!r} (id {site.site_id}); "
+                "a site may only write its own meters: add it to the site's configuration"
+            )
+        return f"point: meter {meter!r} has no data point {point!r} in the site's configuration"
+
+    # -- partitions --------------------------------------------------------------------------
+    def ensure_partitions(
+        self, conn: psycopg.Connection[Any], rows: list[tuple[int, datetime, float]]
+    ) -> None:
+        """Create missing month partitions, outside the batch's transaction.
+
+        Creating a partition locks the parent table; doing it in its own short transaction
+        (serialised by an advisory lock between workers) keeps that lock off the hot path.
+        """
+        months = {(ts.astimezone(UTC).year, ts.astimezone(UTC).month) for _, ts, _ in rows}
+        todo = sorted(months - self._months)
+        if not todo:
+            return
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('meterit.readings_partitions'))")
+            for year, month in todo:
+                start = datetime(year, month, 1, tzinfo=UTC)
+                conn.execute("SELECT ensure_readings_partitions(%s, %s)", (start, start))
+        with self._lock:
+            self._months.update(todo)
+
+    # -- the batch -----------------------------------------------------------------------------
+    def stored_answer(
+        self, conn: psycopg.Connection[Any], site_id: int, key: str
+    ) -> dict[str, Any] | None:
+        row = conn.execute(
+            "SELECT response FROM sync_batches WHERE site_id = %s AND idempotency_key = %s",
+            (site_id, key),
+        ).fetchone()
+        return None if row is None else dict(row[0])
+
+    def write_batch(
+        self,
+        pool: ConnectionPool[psycopg.Connection[Any]],
+        site: SiteIdentity,
+        key: str,
+        items: list[Any],
+    ) -> tuple[dict[str, Any], bool]:
+        """(the answer, whether it is a replay of an earlier batch with the same key).
+
+        The caller has usually answered plain replays already (``stored_answer``); the claim on
+        ``sync_batches`` here settles the race of two requests carrying the same key.
+        """
+        started = time.perf_counter()
+        with pool.connection() as conn:
+            smap = self.site_map(conn, site)
+            conn.commit()
+            rows, rejected = self.validate(items, smap, site, datetime.now(UTC))
+            self.ensure_partitions(conn, rows)
+            outcome = Outcome(rejected=rejected)
+            with conn.transaction():
+                claimed = conn.execute(
+                    """INSERT INTO sync_batches (site_id, idempotency_key, response)
+                       VALUES (%s, %s, '{}') ON CONFLICT DO NOTHING RETURNING 1""",
+                    (site.site_id, key),
+                ).fetchone()
+                if claimed is None:  # a concurrent request with this key committed first
+                    answer = self.stored_answer(conn, site.site_id, key)
+                    assert answer is not None
+                    metrics.INGEST_BATCHES.labels("replayed").inc()
+                    return answer, True
+                if rows:
+                    with conn.cursor() as cur:
+                        with cur.copy(
+                            "COPY ingest_staging (point_id, ts, value) FROM STDIN (FORMAT BINARY)"
+                        ) as copy:
+                            copy.set_types(["int4", "timestamptz", "float8"])
+                            for row in rows:
+                                copy.write_row(row)
+                        inserted = cur.execute(MOVE_SQL).fetchone()
+                    outcome.accepted = int(inserted[0]) if inserted else 0
+                    outcome.duplicates = len(rows) - outcome.accepted
+                answer = outcome.answer()
+                conn.execute(
+                    """UPDATE sync_batches SET response = %s
+                       WHERE site_id = %s AND idempotency_key = %s""",
+                    (Jsonb(answer), site.site_id, key),
+                )
+        elapsed = time.perf_counter() - started
+        metrics.INGEST_SECONDS.observe(elapsed)
+        metrics.INGEST_BATCHES.labels("written").inc()
+        metrics.INGEST_READINGS.labels("accepted").inc(outcome.accepted)
+        metrics.INGEST_READINGS.labels("duplicate").inc(outcome.duplicates)
+        metrics.INGEST_READINGS.labels("rejected").inc(len(rejected))
+        log = logger.warning if rejected else logger.debug
+        log(
+            "batch %s of site %s: %d accepted, %d duplicates, %d rejected in %.0f ms",
+            key,
+            site.site_id,
+            outcome.accepted,
+            outcome.duplicates,
+            len(rejected),
+            elapsed * 1000,
+            extra=fields(site_id=site.site_id, batch_id=key),
+        )
+        return answer, False

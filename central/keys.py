@@ -1,0 +1,167 @@
+"""Site API keys: generation, hashing at rest, lookup, rotation with overlap, revocation.
+
+A key is shown once when made. Only its SHA-256 hash and a short prefix are stored: the hash
+because a key is a long random secret (no slow password hash needed, and lookup by hash is one
+index probe per request); the prefix so operators and logs can name a key without revealing it.
+The functions here run inside the caller's transaction so the change and its audit entry commit
+together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+
+KEY_PREFIX = "mtk_"
+
+
+class KeyAuthError(Exception):
+    """The request's API key cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class SiteIdentity:
+    """Who is calling the sync API: the site behind a valid key."""
+
+    site_id: int
+    site_name: str
+    tenant_id: int
+    tenant_name: str
+    key_id: int
+    key_prefix: str
+    config_version: int
+    key_expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    key_id: int
+    prefix: str
+    plaintext: str
+
+
+def hash_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+def generate() -> tuple[str, str]:
+    """(plaintext key, lookup prefix); 32 random bytes make guessing hopeless."""
+    ident = secrets.token_hex(4)
+    prefix = f"{KEY_PREFIX}{ident}"
+    return f"{prefix}_{secrets.token_urlsafe(32)}", prefix
+
+
+def create_key(conn: psycopg.Connection[Any], site_id: int) -> NewKey:
+    plaintext, prefix = generate()
+    row = conn.execute(
+        "INSERT INTO api_keys (site_id, prefix, key_hash) VALUES (%s, %s, %s) RETURNING id",
+        (site_id, prefix, hash_key(plaintext)),
+    ).fetchone()
+    assert row is not None
+    return NewKey(row[0], prefix, plaintext)
+
+
+def rotate_key(
+    conn: psycopg.Connection[Any], site_id: int, overlap: timedelta
+) -> tuple[NewKey, list[str]]:
+    """A new key; the site's current keys keep working until ``overlap`` from now.
+
+    The overlap lets an appliance that is offline or mid-upload finish with its old key while
+    the new one is being installed. Keys already ending sooner keep their earlier end.
+    Returns the new key and the prefixes of the keys now set to expire.
+    """
+    rows = conn.execute(
+        """UPDATE api_keys SET expires_at = now() + %s
+           WHERE site_id = %s AND revoked_at IS NULL
+             AND (expires_at IS NULL OR expires_at > now() + %s)
+           RETURNING prefix""",
+        (overlap, site_id, overlap),
+    ).fetchall()
+    return create_key(conn, site_id), [r[0] for r in rows]
+
+
+def revoke_keys(conn: psycopg.Connection[Any], site_id: int, prefix: str | None) -> list[str]:
+    """Revoke one key of the site (by prefix) or all of them; returns the prefixes revoked."""
+    rows = conn.execute(
+        """UPDATE api_keys SET revoked_at = now()
+           WHERE site_id = %s AND revoked_at IS NULL AND (%s::text IS NULL OR prefix = %s)
+           RETURNING prefix""",
+        (site_id, prefix, prefix),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def list_keys(conn: psycopg.Connection[Any], site_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        """SELECT id, prefix, created_at, expires_at, revoked_at,
+                  revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+           FROM api_keys WHERE site_id = %s ORDER BY id""",
+        (site_id,),
+    ).fetchall()
+    return [
+        {
+            "id": r[0],
+            "prefix": r[1],
+            "created_at": r[2].isoformat(),
+            "expires_at": r[3].isoformat() if r[3] else None,
+            "revoked_at": r[4].isoformat() if r[4] else None,
+            "usable": r[5],
+        }
+        for r in rows
+    ]
+
+
+def _shown(key: str) -> str:
+    """What a log or error may say about a presented key: its prefix, never the secret."""
+    return key[: len(KEY_PREFIX) + 8] + "…" if key.startswith(KEY_PREFIX) else "(unrecognised form)"
+
+
+def authenticate(conn: psycopg.Connection[Any], key: str | None) -> SiteIdentity:
+    """The site a presented key belongs to; KeyAuthError with a clear message otherwise."""
+    if not key:
+        raise KeyAuthError(
+            "missing X-API-Key header; send the site's API key "
+            "(printed once by 'meterit-central site create' or 'key rotate')"
+        )
+    row = conn.execute(
+        """SELECT k.id, k.prefix, k.expires_at, k.revoked_at, k.expires_at <= now(),
+                  s.id, s.name, s.active, s.config_version, t.id, t.name
+           FROM api_keys k JOIN sites s ON s.id = k.site_id JOIN tenants t ON t.id = s.tenant_id
+           WHERE k.key_hash = %s""",
+        (hash_key(key),),
+    ).fetchone()
+    if row is None:
+        raise KeyAuthError(
+            f"API key {_shown(key)} is not recognised; check the appliance's configured key "
+            "or ask an operator for a new one ('meterit-central key rotate')"
+        )
+    key_id, prefix, expires_at, revoked_at, expired, site_id, site_name, active = row[:8]
+    if revoked_at is not None:
+        raise KeyAuthError(
+            f"API key {prefix} was revoked at {revoked_at.isoformat()}; "
+            "ask an operator for the site's new key ('meterit-central key rotate')"
+        )
+    if expired:
+        raise KeyAuthError(
+            f"API key {prefix} expired at {expires_at.isoformat()} after a rotation; "
+            "install the site's new key on the appliance"
+        )
+    if not active:
+        raise KeyAuthError(
+            f"site {site_name!r} (id {site_id}) is deactivated; its keys are refused"
+        )
+    return SiteIdentity(
+        site_id=site_id,
+        site_name=site_name,
+        tenant_id=row[9],
+        tenant_name=row[10],
+        key_id=key_id,
+        key_prefix=prefix,
+        config_version=row[8],
+        key_expires_at=expires_at,
+    )

@@ -1,0 +1,319 @@
+"""The operator JSON API: sites, keys, meters and readings of the operator's own tenant.
+
+Authentication and roles are in ``central.auth``. A site or meter of another tenant answers 404,
+not 403, so the API does not reveal what other tenants have.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from central import meters, sites
+from central.auth import basic_credentials, check_password, current_operator, issue_token, require
+from central.body import json_body
+from central.database import pool
+from central.errors import ApiError
+
+bp = Blueprint("operator", __name__, url_prefix="/api/v1")
+
+MAX_PAGE = 10000
+
+
+def _not_found(what: str) -> ApiError:
+    return ApiError(404, f"no {what} visible to you")
+
+
+@bp.post("/auth/token")
+def token() -> Response:
+    creds = basic_credentials()
+    if creds is None:
+        raise ApiError(401, "send HTTP Basic e-mail and password to get a token")
+    with pool().connection() as conn, conn.transaction():
+        op = check_password(conn, *creds)
+        value, expires = issue_token(
+            conn, op.user_id, float(current_app.config["OPERATOR_TOKEN_HOURS"])
+        )
+    return jsonify({"token": value, "expires_at": expires.isoformat(), "role": op.role})
+
+
+def _status(last: datetime | None, now: datetime) -> str:
+    if last is None:
+        return "never"
+    age = (now - last).total_seconds()
+    if age < float(current_app.config["HEARTBEAT_LATE_S"]):
+        return "online"
+    if age < float(current_app.config["HEARTBEAT_OFFLINE_S"]):
+        return "late"
+    return "offline"
+
+
+@bp.get("/sites")
+@require("viewer")
+def list_sites() -> Response:
+    op = current_operator()
+    now = datetime.now(UTC)
+    with pool().connection() as conn:
+        rows = sites.list_sites(conn, op.tenant_id)
+    for row in rows:
+        last = row["last_heartbeat_at"]
+        row["status"] = _status(datetime.fromisoformat(last) if last else None, now)
+    return jsonify({"sites": rows})
+
+
+@bp.post("/sites")
+@require("admin")
+def create_site() -> Response:
+    op = current_operator()
+    body = json_body(request, 64 * 1024)
+    name = body.get("name") if isinstance(body, dict) else None
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise ApiError(
+            422, "name: expected the site's name, 1 to 200 characters", [{"field": "name"}]
+        )
+    with pool().connection() as conn, conn.transaction():
+        try:
+            created = sites.create_site(conn, op.tenant_id, name.strip(), op.actor)
+        except sites.Conflict as err:
+            raise ApiError(409, str(err)) from None
+    response = jsonify(
+        {
+            "site_id": created.site_id,
+            "name": created.name,
+            "api_key": created.key.plaintext,
+            "key_prefix": created.key.prefix,
+        }
+    )
+    response.status_code = 201
+    return response
+
+
+def _own_site(conn: Any, site_id: int, tenant_id: int) -> None:
+    try:
+        sites.site_tenant(conn, site_id, tenant_id)
+    except sites.NotFound:
+        raise _not_found(f"site with id {site_id}") from None
+
+
+@bp.get("/sites/<int:site_id>/status")
+@require("viewer")
+def site_status(site_id: int) -> Response:
+    op = current_operator()
+    with pool().connection() as conn:
+        row = conn.execute(
+            """SELECT id, name, active, last_heartbeat_at, last_status, config_version
+               FROM sites WHERE id = %s AND tenant_id = %s""",
+            (site_id, op.tenant_id),
+        ).fetchone()
+    if row is None:
+        raise _not_found(f"site with id {site_id}")
+    return jsonify(
+        {
+            "id": row[0],
+            "name": row[1],
+            "active": row[2],
+            "status": _status(row[3], datetime.now(UTC)),
+            "last_heartbeat_at": row[3].isoformat() if row[3] else None,
+            "last_status": row[4],
+            "config_version": row[5],
+        }
+    )
+
+
+@bp.get("/sites/<int:site_id>/keys")
+@require("admin")
+def site_keys(site_id: int) -> Response:
+    op = current_operator()
+    with pool().connection() as conn:
+        _own_site(conn, site_id, op.tenant_id)
+        from central.keys import list_keys
+
+        return jsonify({"keys": list_keys(conn, site_id)})
+
+
+@bp.post("/sites/<int:site_id>/keys/rotate")
+@require("admin")
+def rotate(site_id: int) -> Response:
+    op = current_operator()
+    body = json_body(request, 64 * 1024) if request.content_length else {}
+    hours = body.get("overlap_hours") if isinstance(body, dict) else None
+    if hours is None:
+        hours = float(current_app.config["KEY_OVERLAP_HOURS"])
+    if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 <= hours <= 720:
+        raise ApiError(
+            422, "overlap_hours: expected hours from 0 to 720", [{"field": "overlap_hours"}]
+        )
+    with pool().connection() as conn, conn.transaction():
+        _own_site(conn, site_id, op.tenant_id)
+        new = sites.rotate_key(conn, site_id, timedelta(hours=hours), op.actor)
+    response = jsonify({"api_key": new.plaintext, "key_prefix": new.prefix, "overlap_hours": hours})
+    response.status_code = 201
+    return response
+
+
+@bp.post("/sites/<int:site_id>/keys/revoke")
+@require("admin")
+def revoke(site_id: int) -> Response:
+    op = current_operator()
+    body = json_body(request, 64 * 1024) if request.content_length else {}
+    prefix = body.get("prefix") if isinstance(body, dict) else None
+    if prefix is not None and not isinstance(prefix, str):
+        raise ApiError(
+            422, "prefix: expected a key prefix such as mtk_1a2b3c4d, or omit it for all keys"
+        )
+    with pool().connection() as conn, conn.transaction():
+        _own_site(conn, site_id, op.tenant_id)
+        try:
+            revoked = sites.revoke_keys(conn, site_id, prefix, op.actor)
+        except sites.NotFound as err:
+            raise ApiError(404, str(err)) from None
+    return jsonify({"revoked": revoked})
+
+
+@bp.get("/meters")
+@require("viewer")
+def list_meters() -> Response:
+    op = current_operator()
+    site_id = request.args.get("site_id", type=int)
+    if site_id is None:
+        raise ApiError(400, "site_id: the query needs ?site_id=<id>")
+    with pool().connection() as conn:
+        _own_site(conn, site_id, op.tenant_id)
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM meters WHERE site_id = %s ORDER BY external_id", (site_id,)
+            )
+        ]
+        return jsonify({"meters": [meters.meter_json(conn, i) for i in ids]})
+
+
+@bp.post("/meters")
+@require("operator")
+def create_meter() -> Response:
+    op = current_operator()
+    body = json_body(request, 1024 * 1024)
+    site_id = body.get("site_id") if isinstance(body, dict) else None
+    if isinstance(site_id, bool) or not isinstance(site_id, int):
+        raise ApiError(422, "site_id: expected the id of one of your sites", [{"field": "site_id"}])
+    meter = meters.parse_meter(body)
+    with pool().connection() as conn, conn.transaction():
+        _own_site(conn, site_id, op.tenant_id)
+        meter_id = meters.create_meter(conn, site_id, op.tenant_id, meter, op.actor)
+        response = jsonify(meters.meter_json(conn, meter_id))
+    response.status_code = 201
+    return response
+
+
+def _own_meter(conn: Any, meter_id: int, tenant_id: int) -> None:
+    if meters.meter_tenant(conn, meter_id) != tenant_id:
+        raise _not_found(f"meter with id {meter_id}")
+
+
+@bp.get("/meters/<int:meter_id>")
+@require("viewer")
+def get_meter(meter_id: int) -> Response:
+    op = current_operator()
+    with pool().connection() as conn:
+        _own_meter(conn, meter_id, op.tenant_id)
+        return jsonify(meters.meter_json(conn, meter_id))
+
+
+@bp.put("/meters/<int:meter_id>")
+@require("operator")
+def put_meter(meter_id: int) -> Response:
+    op = current_operator()
+    meter = meters.parse_meter(json_body(request, 1024 * 1024))
+    with pool().connection() as conn, conn.transaction():
+        _own_meter(conn, meter_id, op.tenant_id)
+        meters.update_meter(conn, meter_id, op.tenant_id, meter, op.actor)
+        return jsonify(meters.meter_json(conn, meter_id))
+
+
+@bp.delete("/meters/<int:meter_id>")
+@require("operator")
+def delete_meter(meter_id: int) -> Response:
+    op = current_operator()
+    with pool().connection() as conn, conn.transaction():
+        _own_meter(conn, meter_id, op.tenant_id)
+        meters.deactivate_meter(conn, meter_id, op.tenant_id, op.actor)
+        return jsonify(meters.meter_json(conn, meter_id))
+
+
+def _time_arg(name: str) -> datetime | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(raw)
+    except ValueError:
+        ts = None
+    if ts is None or ts.tzinfo is None:
+        raise ApiError(
+            400, f"{name}: expected an ISO 8601 timestamp with zone, e.g. 2026-11-23T10:00:00Z"
+        )
+    return ts
+
+
+@bp.get("/readings")
+@require("viewer")
+def readings() -> Response:
+    """Keyset-paginated by (ts, point_id): ``next`` is the ``after`` of the following page."""
+    op = current_operator()
+    site_id = request.args.get("site_id", type=int)
+    if site_id is None:
+        raise ApiError(400, "site_id: the query needs ?site_id=<id>")
+    start, end = _time_arg("from"), _time_arg("to")
+    limit = request.args.get("limit", default=1000, type=int)
+    if not 1 <= limit <= MAX_PAGE:
+        raise ApiError(400, f"limit: expected 1 to {MAX_PAGE}")
+    after_ts, after_point = None, 0
+    after = request.args.get("after")
+    if after:
+        ts_text, _, point_text = after.rpartition("|")
+        try:
+            after_ts, after_point = datetime.fromisoformat(ts_text), int(point_text)
+        except ValueError:
+            raise ApiError(
+                400, "after: pass the 'next' value of the previous page unchanged"
+            ) from None
+        if after_ts.tzinfo is None:
+            raise ApiError(400, "after: pass the 'next' value of the previous page unchanged")
+    with pool().connection() as conn:
+        _own_site(conn, site_id, op.tenant_id)
+        rows = conn.execute(
+            """SELECT r.ts, r.point_id, m.external_id, p.name, r.value, p.unit
+               FROM readings r JOIN meter_points p ON p.id = r.point_id
+               JOIN meters m ON m.id = p.meter_id
+               WHERE m.site_id = %(site)s
+                 AND (%(meter)s::text IS NULL OR m.external_id = %(meter)s)
+                 AND (%(point)s::text IS NULL OR p.name = %(point)s)
+                 AND (%(start)s::timestamptz IS NULL OR r.ts >= %(start)s)
+                 AND (%(end)s::timestamptz IS NULL OR r.ts < %(end)s)
+                 AND (%(after_ts)s::timestamptz IS NULL OR (r.ts, r.point_id) > (%(after_ts)s, %(after_point)s))
+               ORDER BY r.ts, r.point_id LIMIT %(limit)s""",
+            {
+                "site": site_id,
+                "meter": request.args.get("meter"),
+                "point": request.args.get("point"),
+                "start": start,
+                "end": end,
+                "after_ts": after_ts,
+                "after_point": after_point,
+                "limit": limit,
+            },
+        ).fetchall()
+    items = [
+        {
+            "ts": r[0].isoformat().replace("+00:00", "Z"),
+            "meter": r[2],
+            "point": r[3],
+            "value": r[4],
+            "unit": r[5],
+        }
+        for r in rows
+    ]
+    next_cursor = f"{rows[-1][0].isoformat()}|{rows[-1][1]}" if len(rows) == limit else None
+    return jsonify({"readings": items, "next": next_cursor})

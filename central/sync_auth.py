@@ -1,0 +1,30 @@
+"""Who is calling the sync API: the site behind ``X-API-Key``, looked up once per request."""
+
+from __future__ import annotations
+
+from flask import g, request
+
+from central.database import pool
+from central.errors import ApiError
+from central.keys import KeyAuthError, SiteIdentity, authenticate
+from common.wire import HEADER_API_KEY
+
+
+def try_current_site() -> SiteIdentity | None:
+    """The calling site, or None; the refusal is kept for ``current_site`` to raise."""
+    if "site" not in g:
+        try:
+            with pool().connection() as conn:
+                g.site = authenticate(conn, request.headers.get(HEADER_API_KEY))
+        except KeyAuthError as err:
+            g.site = None
+            g.auth_error = str(err)
+    site: SiteIdentity | None = g.site
+    return site
+
+
+def current_site() -> SiteIdentity:
+    site = try_current_site()
+    if site is None:
+        raise ApiError(401, g.auth_error)
+    return site

@@ -1,0 +1,217 @@
+"""pytest plugin: a REAL central server (gunicorn subprocess) for tests of both sides.
+
+Registered in ``tests/conftest.py`` (``pytest_plugins``). Usage::
+
+    def test_upload(central_server):
+        site = central_server.create_site("plant-1")          # tenant made on first use
+        central_server.add_meter(site.site_id, "main-incomer", [("energy_kwh", "analog-input,1", "kWh")])
+        requests.post(central_server.url("/api/v1/sync/readings"),
+                      headers={"X-API-Key": site.api_key, "Idempotency-Key": "b1"}, ...)
+
+``central_server`` runs on a fresh migrated database (``central_db_url``) and a clean Redis
+(``redis_url``), one gunicorn worker, a free port. For other settings (a small rate limit,
+a short key overlap …) use the factory: ``make_central_server(METERIT_RATE_LIMIT="3/minute")``;
+keyword names are environment variables. Helpers go through the real code (``central.sites``,
+``central.meters``) on the server's database, so what they create is what the CLI would create.
+This interface is shared with the appliance tests: extend it, do not change it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+
+from central import meters, sites
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class SiteKey:
+    site_id: int
+    tenant_id: int
+    api_key: str
+    key_prefix: str
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class CentralServer:
+    base_url: str
+    db_url: str
+    redis_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    _tenants: dict[str, int] = field(default_factory=dict)
+
+    # -- HTTP --------------------------------------------------------------------------------
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def log(self) -> str:
+        """What gunicorn and the app wrote so far (for assertion messages)."""
+        return self.log_path.read_text(errors="replace")
+
+    # -- setup through the real code ------------------------------------------------------------
+    def _tx(self) -> Any:
+        return _Tx(self.db_url)
+
+    def create_tenant(self, name: str = "test-tenant") -> int:
+        if name not in self._tenants:
+            with self._tx() as conn:
+                self._tenants[name] = sites.create_tenant(conn, name, "cli")
+        return self._tenants[name]
+
+    def create_site(self, name: str, tenant: str = "test-tenant") -> SiteKey:
+        """A site and its first API key (plaintext, as ``site create`` prints it)."""
+        tenant_id = self.create_tenant(tenant)
+        with self._tx() as conn:
+            created = sites.create_site(conn, tenant_id, name, "cli")
+        return SiteKey(created.site_id, tenant_id, created.key.plaintext, created.key.prefix)
+
+    def add_meter(
+        self,
+        site_id: int,
+        external_id: str,
+        points: list[tuple[str, str, str]],
+        *,
+        address: str | None = None,
+        device_instance: int | None = None,
+        name: str = "",
+    ) -> int:
+        """A meter with data points given as (name, "object-type,instance", unit)."""
+        body = {
+            "external_id": external_id,
+            "name": name,
+            "address": address,
+            "device_instance": device_instance,
+            "points": [{"name": n, "object": o, "unit": u} for n, o, u in points],
+        }
+        with self._tx() as conn:
+            tenant_id = sites.site_tenant(conn, site_id)
+            return meters.create_meter(conn, site_id, tenant_id, meters.parse_meter(body), "cli")
+
+    def rotate_key(self, site_id: int, overlap: timedelta) -> str:
+        with self._tx() as conn:
+            return sites.rotate_key(conn, site_id, overlap, "cli").plaintext
+
+    def revoke_keys(self, site_id: int, prefix: str | None = None) -> list[str]:
+        with self._tx() as conn:
+            return sites.revoke_keys(conn, site_id, prefix, "cli")
+
+    def create_user(self, email: str, password: str, role: str, tenant: str = "test-tenant") -> int:
+        tenant_id = self.create_tenant(tenant)
+        with self._tx() as conn:
+            return sites.create_user(
+                conn, tenant_id, email=email, password=password, role=role, actor="cli"
+            )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class _Tx:
+    """One committed transaction on the server's database."""
+
+    def __init__(self, url: str) -> None:
+        self.conn = psycopg.connect(url)
+
+    def __enter__(self) -> psycopg.Connection[Any]:
+        return self.conn
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self.conn.commit()
+        else:
+            self.conn.rollback()
+        self.conn.close()
+
+
+def start_central_server(
+    db_url: str, redis_url: str, log_dir: Path, env: dict[str, str] | None = None
+) -> CentralServer:
+    """Start ``meterit-central serve`` and wait until it answers HTTP."""
+    port = free_port()
+    empty_config = log_dir / "central-test.toml"
+    empty_config.touch()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("METERIT_")}
+    environ.update(
+        {
+            "METERIT_DATABASE_URL": db_url,
+            "METERIT_REDIS_URL": redis_url,
+            "METERIT_BIND": f"127.0.0.1:{port}",
+            "METERIT_WEB_WORKERS": "1",
+            # an empty config file: a host's /etc/meterit/central.toml must not leak into tests
+            "METERIT_CONFIG": str(empty_config),
+        }
+    )
+    environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    environ.update(env or {})
+    log_path = log_dir / f"central-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "central", "serve"],
+            cwd=ROOT,
+            env=environ,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = CentralServer(f"http://127.0.0.1:{port}", db_url, redis_url, process, log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"central server exited with {process.returncode}:\n{server.log()}")
+        try:
+            requests.get(server.url("/health"), timeout=2)
+            return server
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"central server did not answer within 30 s:\n{server.log()}")
+
+
+@pytest.fixture
+def make_central_server(
+    central_db_url: str, redis_url: str, tmp_path: Path
+) -> Iterator[Callable[..., CentralServer]]:
+    """Factory: ``make_central_server(METERIT_RATE_LIMIT="3/minute", db_url=...)``."""
+    started: list[CentralServer] = []
+
+    def make(db_url: str | None = None, **env: str) -> CentralServer:
+        server = start_central_server(db_url or central_db_url, redis_url, tmp_path, env)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def central_server(make_central_server: Callable[..., CentralServer]) -> CentralServer:
+    """A real central server (gunicorn) on a fresh database; see the module docstring."""
+    return make_central_server()
