@@ -13,6 +13,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 COMMANDS: cli.Commands = {
     "migrate": ("appliance.cli:migrate", "apply (or --rollback) the edge database schema"),
     "config": ("appliance.cli:show_config", "check the configuration, or --doc to list settings"),
+    "worker": ("appliance.sync.worker:main", "run the sync worker (upload, meter sync, heartbeat)"),
+    "sync-now": ("appliance.sync.commands:sync_now", "upload the unsynced backlog to central now"),
+    "meter-sync": ("appliance.sync.commands:meter_sync", "pull the meter config from central now"),
     "collector": ("appliance.collector.daemon:main", "poll the BACnet meters (daemon)"),
     "discover": ("appliance.discover:main", "find BACnet devices and propose a meters file"),
     "simulate": ("appliance.bacnet.simulator:main", "run simulated BACnet/IP energy meters"),

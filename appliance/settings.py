@@ -51,6 +51,12 @@ class ApplianceSettings:
     upload_time_budget_s: int = setting(
         50, help="seconds one upload run may drain before it yields", minimum=1, maximum=3600
     )
+    upload_retry_backoff_s: float = setting(
+        2.0,
+        help="first wait before retrying a failed upload; doubles on each of the 5 retries",
+        minimum=0,
+        maximum=60,
+    )
     retention_days: int = setting(
         7, help="days synced readings stay on the appliance", minimum=1, maximum=365
     )

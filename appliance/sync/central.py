@@ -1,0 +1,167 @@
+"""The HTTP client for central's sync API (``common.wire`` is the contract).
+
+One ``requests`` session per job, certificate verification always on (``ca_bundle`` replaces the
+system CAs), urllib3 retries with exponential backoff. Retrying a POST is safe: readings batches
+carry an idempotency key and central writes with ``ON CONFLICT DO NOTHING`` on the natural key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from itertools import takewhile
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from appliance.settings import ApplianceSettings
+from common import wire
+
+RETRIES = 5
+RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 60.0
+
+
+class NotEnrolled(Exception):
+    """central_url or api_key is not set: nothing can be synced yet."""
+
+
+class CentralError(Exception):
+    """Central could not be reached or refused the request; the message says what to do."""
+
+    def __init__(self, message: str, status: int | None = None, body: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class _DoublingRetry(Retry):
+    """Waits base, 2·base, 4·base … before the 1st, 2nd, 3rd … retry (urllib3 starts at 0)."""
+
+    def get_backoff_time(self) -> float:
+        consecutive = len(
+            list(takewhile(lambda h: h.redirect_location is None, reversed(self.history)))
+        )
+        if consecutive == 0:
+            return 0
+        return float(min(self.backoff_max, self.backoff_factor * (2 ** (consecutive - 1))))
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any
+    etag: str | None
+
+
+class CentralClient:
+    def __init__(self, settings: ApplianceSettings, retries: int = RETRIES) -> None:
+        if not settings.central_url or not settings.api_key:
+            raise NotEnrolled(
+                "the appliance is not enrolled: set METERIT_CENTRAL_URL and METERIT_API_KEY"
+            )
+        # urllib3 warns on every retry; connectivity.py reports the outage once instead
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+        self.base = settings.central_url.rstrip("/")
+        self.session = requests.Session()
+        retry = _DoublingRetry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            other=retries,
+            allowed_methods=None,  # POSTs too: every write is idempotent
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=settings.upload_retry_backoff_s,
+            backoff_max=600,
+            raise_on_status=False,
+            respect_retry_after_header=True,
+        )
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=2)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.session.verify = settings.ca_bundle or True
+        self.session.headers[wire.HEADER_API_KEY] = settings.api_key
+        self.session.headers["User-Agent"] = "meterit-appliance"
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> CentralClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Response:
+        url = self.base + path
+        try:
+            resp = self.session.request(
+                method, url, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S), **kwargs
+            )
+        except requests.exceptions.SSLError as err:
+            raise CentralError(
+                f"TLS verification of {self.base} failed ({_short(err)}); check the server "
+                "certificate or METERIT_CA_BUNDLE"
+            ) from err
+        except requests.exceptions.RequestException as err:
+            raise CentralError(
+                f"central {self.base} unreachable after {RETRIES} retries ({_short(err)}); "
+                "check the site's internet link and that central is up"
+            ) from err
+        body: Any = None
+        if resp.content:
+            try:
+                body = resp.json()
+            except ValueError:
+                body = resp.text[:500]
+        if resp.status_code >= 400:
+            detail = body.get("error") if isinstance(body, dict) else body
+            if resp.status_code in (401, 403):
+                hint = "check METERIT_API_KEY (revoked or rotated?)"
+            elif resp.status_code in RETRY_STATUSES:
+                hint = f"central is failing; gave up after {RETRIES} retries"
+            else:
+                hint = "central refused the request"
+            raise CentralError(
+                f"{method} {path} answered {resp.status_code}: {detail}; {hint}",
+                resp.status_code,
+                body,
+            )
+        return Response(resp.status_code, body, resp.headers.get("ETag"))
+
+    def post_readings(self, body: bytes, idempotency_key: str) -> Response:
+        return self._request(
+            "POST",
+            wire.SYNC_READINGS,
+            data=body,
+            headers={
+                "Content-Type": "application/json",
+                "Content-Encoding": "gzip",
+                wire.HEADER_IDEMPOTENCY_KEY: idempotency_key,
+            },
+        )
+
+    def get_config(self, etag: str | None) -> Response:
+        headers = {"If-None-Match": etag} if etag else {}
+        return self._request("GET", wire.SYNC_CONFIG, headers=headers)
+
+    def post_heartbeat(self, body: dict[str, Any]) -> Response:
+        return self._request(
+            "POST",
+            wire.SYNC_HEARTBEAT,
+            data=json.dumps(body, default=str).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+
+
+def _short(err: Exception) -> str:
+    text = str(err)
+    # urllib3's MaxRetryError repeats the URL and wraps the cause; the cause is what matters
+    if "Caused by " in text:
+        text = text.split("Caused by ", 1)[1].rstrip(")")
+    return text[:300]

@@ -1,0 +1,92 @@
+"""Heartbeat to central: versions, backlog, meter statuses, dropped readings, pause flags.
+
+Central marks a site offline when heartbeats stop, so this is sent even when the upload is
+paused; its body follows ``common.wire`` (``POST /sync/heartbeat``).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+
+import psycopg
+
+from appliance.settings import ApplianceSettings
+from appliance.sync import connectivity
+from appliance.sync.central import CentralClient, CentralError, NotEnrolled
+from common import db, wire
+
+logger = logging.getLogger(__name__)
+
+
+def versions(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    try:
+        meterit = metadata.version("meterit")
+    except metadata.PackageNotFoundError:  # running from a source tree
+        meterit = "unknown"
+    row = conn.execute("SHOW server_version").fetchone()
+    return {
+        "meterit": meterit,
+        "python": platform.python_version(),
+        "postgresql": str(row[0]) if row else "unknown",
+    }
+
+
+def build(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    """The heartbeat body, from the edge database alone."""
+    backlog_row = conn.execute("SELECT count(*) FROM readings WHERE synced_at IS NULL").fetchone()
+    oldest = conn.execute(
+        "SELECT extract(epoch FROM now() - ts)::float8 FROM readings"
+        " WHERE synced_at IS NULL ORDER BY id LIMIT 1"
+    ).fetchone()
+    state = conn.execute(
+        "SELECT dropped_total, collection_paused, upload_paused FROM appliance_state"
+    ).fetchone()
+    assert backlog_row is not None and state is not None
+    meters = [
+        {
+            "external_id": external_id,
+            "state": status or "unknown",
+            "since": wire.format_ts(since) if since else None,
+            "last_error": last_error,
+        }
+        for external_id, status, since, last_error in conn.execute(
+            """SELECT m.external_id, s.state, s.state_since, s.last_error
+               FROM meters m LEFT JOIN meter_status s ON s.meter_id = m.id
+               WHERE m.active ORDER BY m.external_id"""
+        )
+    ]
+    body = {
+        "sent_at": wire.format_ts(datetime.now(UTC)),
+        "versions": versions(conn),
+        "backlog": int(backlog_row[0]),
+        "oldest_unsynced_age_s": max(0.0, float(oldest[0])) if oldest else None,
+        "dropped_readings": int(state[0]),
+        "collection_paused": bool(state[1]),
+        "upload_paused": bool(state[2]),
+        "meters": meters,
+    }
+    conn.commit()
+    return body
+
+
+def send(settings: ApplianceSettings) -> dict[str, Any] | None:
+    """Build and send one heartbeat; returns the body sent, None when it could not be sent."""
+    with db.connect(settings.database_url, application_name="meterit-heartbeat") as conn:
+        body = build(conn)
+        try:
+            with CentralClient(settings) as client:
+                client.post_heartbeat(body)
+        except NotEnrolled as err:
+            logger.info("heartbeat skipped: %s", err)
+            return None
+        except CentralError as err:
+            connectivity.record_failure(conn, str(err))
+            logger.warning("heartbeat not delivered: %s", err)
+            return None
+        connectivity.record_success(conn)
+    logger.debug("heartbeat sent: backlog %d", body["backlog"])
+    return body

@@ -1,0 +1,305 @@
+"""Meter configuration sync: central is the source of truth for a site's meters.
+
+``GET /sync/config`` (with the last ``ETag``, so an unchanged config costs a 304) and then, in one
+transaction, insert new meters, update changed ones and deactivate the ones central no longer
+lists; meters are never deleted, so their readings keep a meter. Every run is a row in
+``meter_sync_log`` with its counts. A PostgreSQL advisory lock refuses a second run while one
+is going, whichever process starts it (cron, the UI, the CLI).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from appliance.settings import ApplianceSettings
+from appliance.sync import connectivity
+from appliance.sync.central import CentralClient, CentralError, NotEnrolled
+from common import db
+
+logger = logging.getLogger(__name__)
+
+LOCK_KEY = (0x4D55, -1)  # (namespace, key) of the meter-sync advisory lock; upload hashes ids
+
+
+class MeterSyncRefused(Exception):
+    """Another meter sync holds the lock; the message says since when."""
+
+
+class MeterConfigError(ValueError):
+    """Central's config answer does not have the documented shape."""
+
+
+@dataclass(frozen=True)
+class PointConfig:
+    name: str
+    object_type: str
+    object_instance: int
+    property: str
+    unit: str
+
+
+@dataclass(frozen=True)
+class MeterConfig:
+    external_id: str
+    name: str
+    address: str | None
+    device_instance: int | None
+    points: tuple[PointConfig, ...]
+
+
+@dataclass
+class MeterSyncResult:
+    result: str  # ok | unchanged | error | refused
+    inserted: int = 0
+    updated: int = 0
+    deactivated: int = 0
+    log_id: int | None = None
+    error: str | None = None
+
+
+def _text(item: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
+    value = item.get(key, default)
+    if not isinstance(value, str) or not value.strip():
+        raise MeterConfigError(f"{where}.{key}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def parse_config(body: Any) -> list[MeterConfig]:
+    """The meters of a ``/sync/config`` answer (or a meters-file list); MeterConfigError names
+    the first bad field."""
+    meters_raw = body.get("meters") if isinstance(body, dict) else body
+    if not isinstance(meters_raw, list):
+        raise MeterConfigError('expected {"meters": [...]} from /sync/config')
+    meters: list[MeterConfig] = []
+    seen: set[str] = set()
+    for i, m in enumerate(meters_raw):
+        where = f"meters[{i}]"
+        if not isinstance(m, dict):
+            raise MeterConfigError(f"{where}: expected an object")
+        external_id = _text(m, "external_id", where)
+        if external_id in seen:
+            raise MeterConfigError(f"{where}.external_id: {external_id!r} appears twice")
+        seen.add(external_id)
+        address = m.get("address")
+        instance = m.get("device_instance")
+        if address is not None and not isinstance(address, str):
+            raise MeterConfigError(f"{where}.address: expected a string or null")
+        if instance is not None and (isinstance(instance, bool) or not isinstance(instance, int)):
+            raise MeterConfigError(f"{where}.device_instance: expected a whole number or null")
+        if address is None and instance is None:
+            raise MeterConfigError(f"{where}: needs an address or a device_instance")
+        points: list[PointConfig] = []
+        names: set[str] = set()
+        for j, p in enumerate(m.get("points") or []):
+            pw = f"{where}.points[{j}]"
+            if not isinstance(p, dict):
+                raise MeterConfigError(f"{pw}: expected an object")
+            name = _text(p, "name", pw)
+            if name in names:
+                raise MeterConfigError(f"{pw}.name: {name!r} appears twice in the meter")
+            names.add(name)
+            obj = _text(p, "object", pw)
+            otype, _, inst = obj.rpartition(",")
+            if not otype.strip() or not inst.strip().isdigit():
+                raise MeterConfigError(f"{pw}.object: {obj!r} is not TYPE,INSTANCE")
+            unit = p.get("unit") or ""
+            if not isinstance(unit, str):
+                raise MeterConfigError(f"{pw}.unit: expected a string")
+            points.append(
+                PointConfig(
+                    name,
+                    otype.strip(),
+                    int(inst),
+                    _text(p, "property", pw, "present-value"),
+                    unit,
+                )
+            )
+        name = m.get("name") or external_id
+        if not isinstance(name, str):
+            raise MeterConfigError(f"{where}.name: expected a string")
+        meters.append(MeterConfig(external_id, name, address, instance, tuple(points)))
+    return meters
+
+
+def _apply_points(
+    conn: psycopg.Connection[Any], meter_id: int, points: tuple[PointConfig, ...]
+) -> bool:
+    existing = {
+        r[0]: r[1:]
+        for r in conn.execute(
+            "SELECT name, id, object_type, object_instance, property, unit, active"
+            " FROM meter_points WHERE meter_id = %s",
+            (meter_id,),
+        )
+    }
+    changed = False
+    for p in points:
+        want = (p.object_type, p.object_instance, p.property, p.unit, True)
+        have = existing.pop(p.name, None)
+        if have is None:
+            conn.execute(
+                "INSERT INTO meter_points (meter_id, name, object_type, object_instance,"
+                " property, unit) VALUES (%s, %s, %s, %s, %s, %s)",
+                (meter_id, p.name, *want[:4]),
+            )
+            changed = True
+        elif tuple(have[1:]) != want:
+            conn.execute(
+                "UPDATE meter_points SET object_type = %s, object_instance = %s, property = %s,"
+                " unit = %s, active = true WHERE id = %s",
+                (*want[:4], have[0]),
+            )
+            changed = True
+    for _name, (point_id, *_rest, active) in existing.items():
+        if active:
+            conn.execute("UPDATE meter_points SET active = false WHERE id = %s", (point_id,))
+            changed = True
+    return changed
+
+
+def apply_config(
+    conn: psycopg.Connection[Any], meters: list[MeterConfig], source: str = "central"
+) -> tuple[int, int, int]:
+    """Make the local meters match ``meters`` (in the caller's transaction).
+
+    Returns (inserted, updated, deactivated). Meters absent from the list are deactivated,
+    whatever their source: once enrolled, central's list is the whole truth for the site.
+    """
+    existing = {
+        r[0]: r[1:]
+        for r in conn.execute(
+            "SELECT external_id, id, name, address, device_instance, active, source FROM meters"
+        )
+    }
+    inserted = updated = deactivated = 0
+    for m in meters:
+        have = existing.pop(m.external_id, None)
+        if have is None:
+            row = conn.execute(
+                "INSERT INTO meters (external_id, name, address, device_instance, source)"
+                " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                (m.external_id, m.name, m.address, m.device_instance, source),
+            ).fetchone()
+            assert row is not None
+            _apply_points(conn, row[0], m.points)
+            inserted += 1
+            continue
+        meter_id = have[0]
+        fields_changed = tuple(have[1:]) != (m.name, m.address, m.device_instance, True, source)
+        if fields_changed:
+            conn.execute(
+                "UPDATE meters SET name = %s, address = %s, device_instance = %s, active = true,"
+                " source = %s, updated_at = now() WHERE id = %s",
+                (m.name, m.address, m.device_instance, source, meter_id),
+            )
+        points_changed = _apply_points(conn, meter_id, m.points)
+        if points_changed and not fields_changed:
+            conn.execute("UPDATE meters SET updated_at = now() WHERE id = %s", (meter_id,))
+        if fields_changed or points_changed:
+            updated += 1
+    for _external_id, (meter_id, *_rest, active, _source) in existing.items():
+        if active:
+            conn.execute(
+                "UPDATE meters SET active = false, updated_at = now() WHERE id = %s", (meter_id,)
+            )
+            deactivated += 1
+    return inserted, updated, deactivated
+
+
+def _finish(conn: psycopg.Connection[Any], log_id: int, result: MeterSyncResult) -> MeterSyncResult:
+    conn.execute(
+        "UPDATE meter_sync_log SET finished_at = now(), result = %s, inserted = %s, updated = %s,"
+        " deactivated = %s, error = %s WHERE id = %s",
+        (result.result, result.inserted, result.updated, result.deactivated, result.error, log_id),
+    )
+    result.log_id = log_id
+    return result
+
+
+def _refuse(conn: psycopg.Connection[Any]) -> MeterSyncRefused:
+    row = conn.execute(
+        "SELECT started_at FROM meter_sync_log WHERE result = 'running' ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    since = f" since {row[0]:%Y-%m-%d %H:%M:%S %Z}" if row else ""
+    message = (
+        f"another meter sync is running{since}; this one was not started — "
+        "wait for it to finish, then look at the meter sync status"
+    )
+    conn.execute(
+        "INSERT INTO meter_sync_log (finished_at, result, error) VALUES (now(), 'refused', %s)",
+        (message,),
+    )
+    conn.commit()
+    logger.warning("meter sync refused: %s", message)
+    return MeterSyncRefused(message)
+
+
+def sync_meters(settings: ApplianceSettings) -> MeterSyncResult:
+    """One meter-config pull; raises MeterSyncRefused when another run holds the lock."""
+    with db.connect(settings.database_url, application_name="meterit-meter-sync") as conn:
+        got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEY).fetchone()
+        if not got or not got[0]:
+            raise _refuse(conn)
+        try:
+            # a run killed halfway left its row 'running'; we hold the lock, so it is dead
+            conn.execute(
+                "UPDATE meter_sync_log SET result = 'error', finished_at = now(),"
+                " error = 'interrupted (the process running it stopped)'"
+                " WHERE result = 'running'"
+            )
+            row = conn.execute(
+                "INSERT INTO meter_sync_log (result) VALUES ('running') RETURNING id"
+            ).fetchone()
+            assert row is not None
+            log_id = int(row[0])
+            etag_row = conn.execute("SELECT config_etag FROM appliance_state").fetchone()
+            conn.commit()
+            return _run(conn, settings, log_id, etag_row[0] if etag_row else None)
+        finally:
+            conn.rollback()
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEY)
+            conn.commit()
+
+
+def _run(
+    conn: psycopg.Connection[Any], settings: ApplianceSettings, log_id: int, etag: str | None
+) -> MeterSyncResult:
+    try:
+        with CentralClient(settings) as client:
+            resp = client.get_config(etag)
+        connectivity.record_success(conn)
+        if resp.status == 304:
+            result = _finish(conn, log_id, MeterSyncResult("unchanged"))
+            conn.commit()
+            logger.info("meter config unchanged (ETag %s)", etag)
+            return result
+        meters = parse_config(resp.body)
+        inserted, updated, deactivated = apply_config(conn, meters)
+        site_id = resp.body.get("site_id") if isinstance(resp.body, dict) else None
+        conn.execute(
+            "UPDATE appliance_state SET config_etag = %s,"
+            " site_id = COALESCE(%s, site_id), updated_at = now()",
+            (resp.etag, site_id if isinstance(site_id, int) else None),
+        )
+        result = _finish(conn, log_id, MeterSyncResult("ok", inserted, updated, deactivated))
+        conn.commit()
+    except (CentralError, NotEnrolled, MeterConfigError, psycopg.Error) as err:
+        conn.rollback()
+        if isinstance(err, CentralError):
+            connectivity.record_failure(conn, str(err))
+        result = _finish(conn, log_id, MeterSyncResult("error", error=str(err)))
+        conn.commit()
+        logger.error("meter sync failed, local meters unchanged: %s", err)
+        return result
+    logger.info(
+        "meter config applied: %d inserted, %d updated, %d deactivated, %d active",
+        inserted,
+        updated,
+        deactivated,
+        len(meters),
+    )
+    return result

@@ -1,0 +1,115 @@
+"""Retention and overflow: what leaves the edge database other than by upload.
+
+Synced readings stay for ``retention_days`` (the local UI charts them), then are pruned.
+Unsynced readings are never pruned — except past the optional buffer budget, where the oldest
+are dropped, counted per meter and time range in ``dropped_readings`` and in
+``appliance_state.dropped_total`` (reported by the heartbeat and the UI), and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from appliance.settings import ApplianceSettings
+from common import db
+from common.logs import fields
+
+logger = logging.getLogger(__name__)
+
+PRUNE_CHUNK = 50_000  # rows per delete, so a week of backlog never becomes one huge transaction
+
+
+@dataclass
+class RetentionResult:
+    pruned: int = 0
+    dropped: int = 0
+
+
+def prune_synced(conn: psycopg.Connection[Any], retention_days: int) -> int:
+    """Delete synced readings older than the retention window; returns how many."""
+    total = 0
+    while True:
+        cur = conn.execute(
+            """DELETE FROM readings WHERE id IN (
+                   SELECT id FROM readings
+                   WHERE synced_at IS NOT NULL AND synced_at < now() - make_interval(days => %s)
+                   LIMIT %s)""",
+            (retention_days, PRUNE_CHUNK),
+        )
+        conn.commit()
+        total += cur.rowcount
+        if cur.rowcount < PRUNE_CHUNK:
+            break
+    if total:
+        logger.info("pruned %d synced readings older than %d days", total, retention_days)
+    return total
+
+
+def enforce_budget(conn: psycopg.Connection[Any], budget_rows: int) -> int:
+    """Drop the oldest unsynced readings beyond ``budget_rows`` (0 = no budget); returns how many.
+
+    Readings in flight (leased to an upload batch) are never dropped: central may already have
+    them, and dropping them would break the batch's exactly-once settlement.
+    """
+    if budget_rows <= 0:
+        return 0
+    row = conn.execute("SELECT count(*) FROM readings WHERE synced_at IS NULL").fetchone()
+    excess = (int(row[0]) if row else 0) - budget_rows
+    if excess <= 0:
+        conn.commit()
+        return 0
+    per_meter = conn.execute(
+        """WITH doomed AS (
+               SELECT id FROM readings WHERE synced_at IS NULL AND batch_id IS NULL
+               ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED),
+           gone AS (
+               DELETE FROM readings r USING doomed WHERE r.id = doomed.id
+               RETURNING r.meter_id, r.ts)
+           SELECT meter_id, min(ts), max(ts), count(*) FROM gone GROUP BY meter_id
+           ORDER BY meter_id""",
+        (excess,),
+    ).fetchall()
+    dropped = sum(int(r[3]) for r in per_meter)
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO dropped_readings (meter_id, from_ts, to_ts, row_count)"
+            " VALUES (%s, %s, %s, %s)",
+            per_meter,
+        )
+    conn.execute(
+        "UPDATE appliance_state SET dropped_total = dropped_total + %s, updated_at = now()",
+        (dropped,),
+    )
+    conn.commit()
+    for meter_id, from_ts, to_ts, count in per_meter:
+        logger.warning(
+            "buffer budget of %d unsynced readings exceeded: dropped %d readings of meter %d "
+            "from %s to %s; central cannot be reached or is too slow — restore the link or "
+            "raise METERIT_BUFFER_BUDGET_ROWS",
+            budget_rows,
+            count,
+            meter_id,
+            from_ts.isoformat(),
+            to_ts.isoformat(),
+            extra=fields(meter_id=meter_id),
+        )
+    return dropped
+
+
+def run(settings: ApplianceSettings) -> RetentionResult:
+    with db.connect(settings.database_url, application_name="meterit-retention") as conn:
+        return RetentionResult(
+            pruned=prune_synced(conn, settings.retention_days),
+            dropped=enforce_budget(conn, settings.buffer_budget_rows),
+        )
+
+
+def enforce_budget_for(settings: ApplianceSettings) -> int:
+    if settings.buffer_budget_rows <= 0:
+        return 0
+    with db.connect(settings.database_url, application_name="meterit-retention") as conn:
+        return enforce_budget(conn, settings.buffer_budget_rows)

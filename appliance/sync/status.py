@@ -1,0 +1,364 @@
+"""The one place the local web UI and the MCP server ask about sync and act on it.
+
+Reads come straight from the edge database (no worker needs to be running to answer them);
+actions either flip a flag in ``appliance_state`` (the collector and the upload job watch it) or
+queue a job for the worker. Every function takes the appliance settings and returns plain data:
+dicts and lists of str, int, float, bool, None and ``datetime`` (``jsonable`` turns those into
+ISO 8601 strings for JSON answers).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any, TypedDict
+
+import psycopg
+
+from appliance.settings import ApplianceSettings
+from appliance.sync import jobs
+from common import db
+
+logger = logging.getLogger(__name__)
+
+
+class Connectivity(TypedDict):
+    state: str  # unknown | online | offline
+    since: datetime
+    consecutive_failures: int
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+
+
+class SyncError(TypedDict):
+    at: datetime
+    batch_id: str | None
+    row_count: int
+    error: str
+
+
+class SyncStatus(TypedDict):
+    enrolled: bool
+    central_url: str | None
+    backlog: int  # unsynced readings on the edge
+    in_flight: int  # readings in a batch that central has not answered yet
+    oldest_unsynced_ts: datetime | None
+    oldest_unsynced_age_s: float | None
+    last_sync_at: datetime | None  # last batch central answered
+    connectivity: Connectivity
+    upload_paused: bool
+    collection_paused: bool
+    dropped_total: int
+    quarantined: int
+    recent_errors: list[SyncError]
+
+
+class MeterSyncRun(TypedDict):
+    id: int
+    result: str  # running | ok | unchanged | error | refused
+    started_at: datetime
+    finished_at: datetime | None
+    inserted: int
+    updated: int
+    deactivated: int
+    error: str | None
+
+
+class MeterSyncStatus(TypedDict):
+    last_run: MeterSyncRun | None  # the last run that was not refused
+    last_attempt: MeterSyncRun | None  # the last row, refused or not
+    running: bool
+    active_meters: int
+    inactive_meters: int
+    site_id: int | None
+    site_name: str | None
+    config_etag: str | None
+
+
+class MeterStatus(TypedDict):
+    meter_id: int
+    external_id: str
+    name: str
+    address: str | None
+    device_instance: int | None
+    active: bool
+    source: str
+    points: int
+    state: str  # unknown | reachable | unreachable | stale
+    state_since: datetime | None
+    last_reading_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int
+    point_errors: dict[str, str]
+    backlog: int
+
+
+class QuarantinedReading(TypedDict):
+    reading_id: int
+    meter_id: int
+    external_id: str | None
+    point: str | None
+    ts: datetime
+    value: float
+    reason: str
+    batch_id: str | None
+    quarantined_at: datetime
+
+
+def _connect(settings: ApplianceSettings) -> psycopg.Connection[Any]:
+    return db.connect(settings.database_url, application_name="meterit-status", autocommit=True)
+
+
+def get_sync_status(settings: ApplianceSettings, recent_errors: int = 10) -> SyncStatus:
+    """Backlog, last sync, connectivity, pause flags, dropped and quarantined counts, and the
+    most recent upload errors (newest first)."""
+    with _connect(settings) as conn:
+        backlog, in_flight = conn.execute(
+            "SELECT count(*), count(batch_id) FROM readings WHERE synced_at IS NULL"
+        ).fetchone() or (0, 0)
+        oldest = conn.execute(
+            "SELECT ts FROM readings WHERE synced_at IS NULL ORDER BY id LIMIT 1"
+        ).fetchone()
+        st = conn.execute(
+            """SELECT connectivity, connectivity_since, consecutive_failures, last_success_at,
+                      last_error, last_error_at, upload_paused, collection_paused,
+                      dropped_total, now()
+               FROM appliance_state"""
+        ).fetchone()
+        assert st is not None
+        last_sync = conn.execute(
+            "SELECT max(finished_at) FROM sync_log WHERE error IS NULL"
+        ).fetchone()
+        quarantined = conn.execute("SELECT count(*) FROM quarantine").fetchone()
+        errors = conn.execute(
+            """SELECT coalesce(finished_at, started_at), batch_id, row_count, error
+               FROM sync_log WHERE error IS NOT NULL ORDER BY id DESC LIMIT %s""",
+            (recent_errors,),
+        ).fetchall()
+    oldest_ts = oldest[0] if oldest else None
+    return {
+        "enrolled": bool(settings.central_url and settings.api_key),
+        "central_url": settings.central_url,
+        "backlog": int(backlog),
+        "in_flight": int(in_flight),
+        "oldest_unsynced_ts": oldest_ts,
+        "oldest_unsynced_age_s": (
+            max(0.0, (st[9] - oldest_ts).total_seconds()) if oldest_ts else None
+        ),
+        "last_sync_at": (last_sync[0] if last_sync else None) or st[3],
+        "connectivity": {
+            "state": st[0],
+            "since": st[1],
+            "consecutive_failures": int(st[2]),
+            "last_success_at": st[3],
+            "last_error": st[4],
+            "last_error_at": st[5],
+        },
+        "upload_paused": bool(st[6]),
+        "collection_paused": bool(st[7]),
+        "dropped_total": int(st[8]),
+        "quarantined": int(quarantined[0]) if quarantined else 0,
+        "recent_errors": [
+            {
+                "at": at,
+                "batch_id": str(batch_id) if batch_id else None,
+                "row_count": int(rows),
+                "error": error,
+            }
+            for at, batch_id, rows, error in errors
+        ],
+    }
+
+
+_RUN_COLUMNS = "id, result, started_at, finished_at, inserted, updated, deactivated, error"
+
+
+def _run(row: Any) -> MeterSyncRun | None:
+    if row is None:
+        return None
+    return {
+        "id": int(row[0]),
+        "result": row[1],
+        "started_at": row[2],
+        "finished_at": row[3],
+        "inserted": int(row[4]),
+        "updated": int(row[5]),
+        "deactivated": int(row[6]),
+        "error": row[7],
+    }
+
+
+def get_meter_sync_status(settings: ApplianceSettings) -> MeterSyncStatus:
+    """The last meter-config pull (and whether one is running), and how many meters are active."""
+    with _connect(settings) as conn:
+        last_run = conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM meter_sync_log WHERE result <> 'refused'"
+            " ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        last_attempt = conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM meter_sync_log ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        active, inactive = conn.execute(
+            "SELECT count(*) FILTER (WHERE active), count(*) FILTER (WHERE NOT active) FROM meters"
+        ).fetchone() or (0, 0)
+        st = conn.execute("SELECT site_id, site_name, config_etag FROM appliance_state").fetchone()
+    assert st is not None
+    run = _run(last_run)
+    return {
+        "last_run": run,
+        "last_attempt": _run(last_attempt),
+        "running": bool(run and run["result"] == "running"),
+        "active_meters": int(active),
+        "inactive_meters": int(inactive),
+        "site_id": st[0],
+        "site_name": st[1],
+        "config_etag": st[2],
+    }
+
+
+def get_meter_status(
+    settings: ApplianceSettings, include_inactive: bool = False
+) -> list[MeterStatus]:
+    """Every (active) meter with the collector's view of it and its unsynced backlog."""
+    with _connect(settings) as conn:
+        rows = conn.execute(
+            """SELECT m.id, m.external_id, m.name, m.address, m.device_instance, m.active,
+                      m.source,
+                      (SELECT count(*) FROM meter_points p WHERE p.meter_id = m.id AND p.active),
+                      coalesce(s.state, 'unknown'), s.state_since, s.last_reading_at,
+                      s.last_error, s.last_error_at, coalesce(s.consecutive_failures, 0),
+                      coalesce(s.point_errors, '{}'::jsonb), coalesce(b.n, 0)
+               FROM meters m
+               LEFT JOIN meter_status s ON s.meter_id = m.id
+               LEFT JOIN (SELECT meter_id, count(*) AS n FROM readings
+                          WHERE synced_at IS NULL GROUP BY meter_id) b ON b.meter_id = m.id
+               WHERE m.active OR %s
+               ORDER BY m.external_id""",
+            (include_inactive,),
+        ).fetchall()
+    return [
+        {
+            "meter_id": r[0],
+            "external_id": r[1],
+            "name": r[2],
+            "address": r[3],
+            "device_instance": r[4],
+            "active": r[5],
+            "source": r[6],
+            "points": int(r[7]),
+            "state": r[8],
+            "state_since": r[9],
+            "last_reading_at": r[10],
+            "last_error": r[11],
+            "last_error_at": r[12],
+            "consecutive_failures": int(r[13]),
+            "point_errors": dict(r[14]),
+            "backlog": int(r[15]),
+        }
+        for r in rows
+    ]
+
+
+def get_quarantine(settings: ApplianceSettings, limit: int = 100) -> list[QuarantinedReading]:
+    """Readings that will never be sent, newest first, with the reason (for technicians)."""
+    with _connect(settings) as conn:
+        rows = conn.execute(
+            """SELECT q.reading_id, q.meter_id, m.external_id, p.name, q.ts, q.value, q.reason,
+                      q.batch_id, q.quarantined_at
+               FROM quarantine q
+               LEFT JOIN meters m ON m.id = q.meter_id
+               LEFT JOIN meter_points p ON p.id = q.point_id
+               ORDER BY q.id DESC LIMIT %s""",
+            (limit,),
+        ).fetchall()
+    return [
+        {
+            "reading_id": r[0],
+            "meter_id": r[1],
+            "external_id": r[2],
+            "point": r[3],
+            "ts": r[4],
+            "value": r[5],
+            "reason": r[6],
+            "batch_id": str(r[7]) if r[7] else None,
+            "quarantined_at": r[8],
+        }
+        for r in rows
+    ]
+
+
+def sync_now(settings: ApplianceSettings) -> str:
+    """Queue an upload run for the worker at once; returns the job id.
+
+    Safe to call any number of times: concurrent runs never send the same rows twice. While the
+    upload is paused the run does nothing (resume it first).
+    """
+    job_id = jobs.enqueue(settings, "upload")
+    logger.info("upload run requested (job %s)", job_id)
+    return job_id
+
+
+def meter_sync_now(settings: ApplianceSettings) -> str:
+    """Queue a meter-config pull; a second one while one runs is refused and logged."""
+    job_id = jobs.enqueue(settings, "meter_sync")
+    logger.info("meter sync requested (job %s)", job_id)
+    return job_id
+
+
+def _set_flag(settings: ApplianceSettings, column: str, value: bool) -> bool:
+    """Compare-and-set one pause flag; returns whether it changed."""
+    assert column in ("collection_paused", "upload_paused")
+    with _connect(settings) as conn:
+        cur = conn.execute(
+            f"UPDATE appliance_state SET {column} = %s, updated_at = now()"
+            f" WHERE {column} IS DISTINCT FROM %s",
+            (value, value),
+        )
+        changed = cur.rowcount == 1
+    if changed:
+        what = "collection" if column == "collection_paused" else "upload"
+        if value:
+            logger.warning("%s paused from the status API; resume it to go on", what)
+        else:
+            logger.info("%s resumed", what)
+    return changed
+
+
+def pause_collection(settings: ApplianceSettings) -> bool:
+    """Stop polling meters (the collector sees it at once); returns whether it changed."""
+    return _set_flag(settings, "collection_paused", True)
+
+
+def resume_collection(settings: ApplianceSettings) -> bool:
+    return _set_flag(settings, "collection_paused", False)
+
+
+def pause_upload(settings: ApplianceSettings) -> bool:
+    """Hold readings on the appliance (e.g. during central maintenance); collection goes on.
+
+    A run in progress stops after its current batch."""
+    return _set_flag(settings, "upload_paused", True)
+
+
+def resume_upload(settings: ApplianceSettings) -> bool:
+    """Resume uploading and queue a run so the held backlog drains without waiting for cron."""
+    changed = _set_flag(settings, "upload_paused", False)
+    if changed:
+        try:
+            sync_now(settings)
+        except Exception as err:  # the cron run will drain it anyway
+            logger.warning("upload resumed; could not queue a run now (%s), cron will", err)
+    return changed
+
+
+def jsonable(value: Any) -> Any:
+    """The same data with datetimes as UTC ISO 8601 strings, for JSON answers."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value

@@ -1,0 +1,477 @@
+"""Store-and-forward upload: drain the unsynced backlog to central, oldest first, exactly once.
+
+A batch is claimed in one transaction: its rows get the batch id (the lease), a row in
+``upload_batches`` records it, and the claiming session takes an advisory lock on it. Another
+worker skips leased rows (``FOR UPDATE SKIP LOCKED`` and ``batch_id IS NULL``). If the claimer
+dies — SIGKILL, power cut, OOM — PostgreSQL drops its session and with it the lock, so the next
+run finds the batch orphaned and sends the very same rows again under the same idempotency key;
+central answers a replay from its cache, or at worst ``ON CONFLICT DO NOTHING`` counts them as
+duplicates. Rows are marked synced only after central's answer, in one transaction, so a crash
+at any point either leaves the batch to be re-sent or has it fully settled.
+
+Readings the wire cannot carry (NaN, names too long, an unknown point) are quarantined locally
+before a batch is formed, and readings central rejects are quarantined with its reason: a poison
+reading never blocks the backlog behind it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from appliance.settings import ApplianceSettings
+from appliance.sync import connectivity
+from appliance.sync.central import CentralClient, CentralError, NotEnrolled
+from common import db, wire
+from common.logs import fields
+
+logger = logging.getLogger(__name__)
+
+# advisory lock namespace (first key) for upload batches; the second key hashes the batch id
+BATCH_LOCK_CLASS = 0x4D55
+LEASE_S = 600  # informational: liveness comes from the advisory lock, not the clock
+
+
+@dataclass
+class _Row:
+    id: int
+    meter_id: int
+    point_id: int
+    ts: datetime
+    value: float
+    meter: str | None
+    point: str | None
+    unit: str | None
+
+
+@dataclass
+class Batch:
+    id: uuid.UUID
+    rows: list[_Row]
+    resent: bool = False
+
+    @property
+    def first_id(self) -> int:
+        return self.rows[0].id
+
+    @property
+    def last_id(self) -> int:
+        return self.rows[-1].id
+
+
+@dataclass
+class DrainResult:
+    """What one upload run did; ``stopped`` says why it ended."""
+
+    stopped: str = "empty"  # empty | budget | paused | not-enrolled | error
+    batches: int = 0
+    sent: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    quarantined_locally: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    batch_ids: list[str] = field(default_factory=list)
+
+
+_ROW_SELECT = """
+    SELECT r.id, r.meter_id, r.point_id, r.ts, r.value, m.external_id, p.name, p.unit
+    FROM readings r
+    LEFT JOIN meters m ON m.id = r.meter_id
+    LEFT JOIN meter_points p ON p.id = r.point_id
+"""
+
+
+def _unsendable(row: _Row) -> str | None:
+    """Why the wire cannot carry this reading (the same checks as ``wire.parse_reading``)."""
+    if row.meter is None or row.point is None:
+        return "its meter or data point is not configured on this appliance"
+    if not math.isfinite(row.value):
+        return f"value {row.value!r} is not a finite number; the wire carries finite numbers only"
+    if not row.meter.strip() or len(row.meter) > wire.MAX_NAME_LENGTH:
+        return f"meter external id {row.meter!r} is empty or longer than {wire.MAX_NAME_LENGTH}"
+    if not row.point.strip() or len(row.point) > wire.MAX_NAME_LENGTH:
+        return f"point name {row.point!r} is empty or longer than {wire.MAX_NAME_LENGTH}"
+    if len(row.unit or "") > wire.MAX_UNIT_LENGTH:
+        return f"unit {row.unit!r} is longer than {wire.MAX_UNIT_LENGTH} characters"
+    return None
+
+
+def _items(rows: list[_Row]) -> list[dict[str, Any]]:
+    return [
+        wire.reading_item(r.meter or "", r.point or "", r.ts, r.value, r.unit or "") for r in rows
+    ]
+
+
+def _lock(conn: psycopg.Connection[Any], batch_id: uuid.UUID, wait: bool) -> bool:
+    fn = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
+    row = conn.execute(
+        f"SELECT {fn}(%s, hashtext(%s))::text", (BATCH_LOCK_CLASS, str(batch_id))
+    ).fetchone()
+    return wait or (row is not None and row[0] == "true")
+
+
+def _unlock(conn: psycopg.Connection[Any], batch_id: uuid.UUID) -> None:
+    conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (BATCH_LOCK_CLASS, str(batch_id)))
+    conn.commit()
+
+
+def quarantine(
+    conn: psycopg.Connection[Any],
+    rows: list[tuple[_Row, str]],
+    batch_id: uuid.UUID | None = None,
+) -> None:
+    """Move readings to quarantine with their reason (in the caller's transaction)."""
+    if not rows:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO quarantine (reading_id, meter_id, point_id, ts, value, reason, batch_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [(r.id, r.meter_id, r.point_id, r.ts, r.value, reason, batch_id) for r, reason in rows],
+        )
+    conn.execute("DELETE FROM readings WHERE id = ANY(%s)", ([r.id for r, _ in rows],))
+    for r, reason in rows:
+        logger.warning(
+            "reading %d (point %d at %s) quarantined: %s",
+            r.id,
+            r.point_id,
+            r.ts.isoformat(),
+            reason,
+            extra=fields(meter_id=r.meter_id, batch_id=str(batch_id) if batch_id else None),
+        )
+
+
+def release_stray_leases(conn: psycopg.Connection[Any]) -> int:
+    """Free unsynced rows whose batch no longer exists (only a manual edit can cause that)."""
+    cur = conn.execute(
+        """UPDATE readings SET batch_id = NULL
+           WHERE synced_at IS NULL AND batch_id IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM upload_batches b WHERE b.id = readings.batch_id)"""
+    )
+    conn.commit()
+    return cur.rowcount
+
+
+def _reclaim_orphan(conn: psycopg.Connection[Any]) -> Batch | None:
+    """A batch whose claimer is gone (its advisory lock is free): re-send it as it was."""
+    # pg_locks first: a session's own advisory locks are re-entrant, so trying the lock alone
+    # would let a run "reclaim" the batch it is sending itself
+    candidates = conn.execute(
+        """SELECT b.id, b.first_id, b.last_id FROM upload_batches b
+           WHERE NOT EXISTS (
+               SELECT 1 FROM pg_locks l
+               WHERE l.locktype = 'advisory' AND l.database = (
+                         SELECT oid FROM pg_database WHERE datname = current_database())
+                 AND l.classid = %s AND l.objid = hashtext(b.id::text)::oid AND l.objsubid = 2)
+           ORDER BY b.first_id""",
+        (BATCH_LOCK_CLASS,),
+    ).fetchall()
+    conn.commit()
+    for batch_id, first_id, last_id in candidates:
+        if not _lock(conn, batch_id, wait=False):
+            continue  # another run holds it: in flight
+        still = conn.execute("SELECT 1 FROM upload_batches WHERE id = %s", (batch_id,)).fetchone()
+        rows = [
+            _Row(*r)
+            for r in conn.execute(
+                _ROW_SELECT + " WHERE r.id BETWEEN %s AND %s AND r.batch_id = %s"
+                " AND r.synced_at IS NULL ORDER BY r.id",
+                (first_id, last_id, batch_id),
+            )
+        ]
+        if still is None or not rows:
+            conn.execute("DELETE FROM upload_batches WHERE id = %s", (batch_id,))
+            conn.commit()
+            _unlock(conn, batch_id)
+            continue
+        conn.execute(
+            "UPDATE upload_batches SET leased_until = now() + make_interval(secs => %s)"
+            " WHERE id = %s",
+            (LEASE_S, batch_id),
+        )
+        conn.commit()
+        logger.info(
+            "re-sending batch of %d readings left by an interrupted run",
+            len(rows),
+            extra=fields(batch_id=str(batch_id)),
+        )
+        return Batch(batch_id, rows, resent=True)
+    return None
+
+
+def _claim_new(
+    conn: psycopg.Connection[Any], batch_size: int, after_id: int
+) -> tuple[Batch | None, int]:
+    quarantined = 0
+    while True:
+        rows = [
+            _Row(*r)
+            for r in conn.execute(
+                _ROW_SELECT + " WHERE r.synced_at IS NULL AND r.batch_id IS NULL AND r.id > %s"
+                " ORDER BY r.id LIMIT %s FOR UPDATE OF r SKIP LOCKED",
+                (after_id, batch_size),
+            )
+        ]
+        if not rows:
+            conn.commit()
+            return None, quarantined
+        bad: list[tuple[_Row, str]] = []
+        good: list[_Row] = []
+        for r in rows:
+            reason = _unsendable(r)
+            if reason is None:
+                good.append(r)
+            else:
+                bad.append((r, reason))
+        quarantine(conn, bad)
+        quarantined += len(bad)
+        if not good:
+            conn.commit()
+            after_id = rows[-1].id
+            continue
+        batch = Batch(uuid.uuid4(), good)
+        conn.execute(
+            "UPDATE readings SET batch_id = %s WHERE id = ANY(%s)",
+            (batch.id, [r.id for r in good]),
+        )
+        conn.execute(
+            "INSERT INTO upload_batches (id, first_id, last_id, row_count, leased_until)"
+            " VALUES (%s, %s, %s, %s, now() + make_interval(secs => %s))",
+            (batch.id, batch.first_id, batch.last_id, len(good), LEASE_S),
+        )
+        # a session lock taken inside the claiming transaction: no moment where the batch
+        # exists unlocked, and it outlives the commit until we settle the batch or die
+        _lock(conn, batch.id, wait=True)
+        conn.commit()
+        return batch, quarantined
+
+
+def claim_batch(
+    conn: psycopg.Connection[Any], batch_size: int, after_id: int = 0
+) -> tuple[Batch | None, int]:
+    """The next batch to send — an orphaned one first, else the oldest free unsynced rows —
+    and how many unsendable readings were quarantined on the way."""
+    orphan = _reclaim_orphan(conn)
+    if orphan is not None:
+        return orphan, 0
+    return _claim_new(conn, batch_size, after_id)
+
+
+def _parse_answer(body: Any, sent: int) -> tuple[int, int, dict[int, str]]:
+    if not isinstance(body, dict):
+        raise ValueError(f"answer is not an object: {body!r:.200}")
+    accepted, duplicates = body.get("accepted"), body.get("duplicates")
+    if not isinstance(accepted, int) or not isinstance(duplicates, int):
+        raise ValueError(f"answer lacks accepted/duplicates counts: {body!r:.200}")
+    rejected: dict[int, str] = {}
+    for item in body.get("rejected") or []:
+        index = item.get("index") if isinstance(item, dict) else None
+        if not isinstance(index, int) or not 0 <= index < sent:
+            raise ValueError(f"answer names an item outside the batch: {item!r:.200}")
+        rejected[index] = str(item.get("reason") or "rejected by central")
+    if accepted + duplicates + len(rejected) != sent:
+        raise ValueError(
+            f"answer counts {accepted}+{duplicates}+{len(rejected)} do not add up to {sent} sent"
+        )
+    return accepted, duplicates, rejected
+
+
+def _log_attempt(
+    conn: psycopg.Connection[Any],
+    batch: Batch,
+    started: datetime,
+    *,
+    accepted: int = 0,
+    duplicates: int = 0,
+    rejected: int = 0,
+    error: str | None = None,
+) -> None:
+    conn.execute(
+        "INSERT INTO sync_log (batch_id, started_at, finished_at, row_count, accepted,"
+        " duplicates, rejected, error) VALUES (%s, %s, now(), %s, %s, %s, %s, %s)",
+        (batch.id, started, len(batch.rows), accepted, duplicates, rejected, error),
+    )
+
+
+def settle(
+    conn: psycopg.Connection[Any],
+    batch: Batch,
+    started: datetime,
+    *,
+    accepted: int,
+    duplicates: int,
+    rejected: dict[int, str],
+) -> None:
+    """Central has the batch: quarantine what it rejected, mark the rest synced, one transaction."""
+    quarantine(conn, [(batch.rows[i], reason) for i, reason in sorted(rejected.items())], batch.id)
+    conn.execute(
+        "UPDATE readings SET synced_at = now() WHERE id BETWEEN %s AND %s AND batch_id = %s"
+        " AND synced_at IS NULL",
+        (batch.first_id, batch.last_id, batch.id),
+    )
+    conn.execute("DELETE FROM upload_batches WHERE id = %s", (batch.id,))
+    _log_attempt(
+        conn, batch, started, accepted=accepted, duplicates=duplicates, rejected=len(rejected)
+    )
+    conn.commit()
+    _unlock(conn, batch.id)
+
+
+def _unlease(conn: psycopg.Connection[Any], batch: Batch) -> None:
+    """Give the batch's rows back to the backlog (central never stored this batch)."""
+    conn.execute(
+        "UPDATE readings SET batch_id = NULL WHERE id BETWEEN %s AND %s AND batch_id = %s"
+        " AND synced_at IS NULL",
+        (batch.first_id, batch.last_id, batch.id),
+    )
+    conn.execute("DELETE FROM upload_batches WHERE id = %s", (batch.id,))
+
+
+def _refused_items(err: CentralError, sent: int) -> dict[int, str]:
+    """Items a 4xx answer names by index (``details: [{"index": i, "reason": ...}]``)."""
+    out: dict[int, str] = {}
+    details = err.body.get("details") if isinstance(err.body, dict) else None
+    for item in details or []:
+        if isinstance(item, dict) and isinstance(item.get("index"), int):
+            index = item["index"]
+            if 0 <= index < sent:
+                out[index] = str(item.get("reason") or item.get("error") or item)
+    return out
+
+
+def send_batch(
+    conn: psycopg.Connection[Any], client: CentralClient, batch: Batch
+) -> tuple[int, int, int]:
+    """POST one batch and settle it; returns (accepted, duplicates, rejected).
+
+    Raises CentralError when central did not take the batch; the batch then stays leased to
+    nobody (the lock is released) and the next run re-sends it with the same key.
+    """
+    bid = str(batch.id)
+    started = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+    conn.commit()
+    body = wire.encode_batch(_items(batch.rows))
+    try:
+        resp = client.post_readings(body, bid)
+        accepted, duplicates, rejected = _parse_answer(resp.body, len(batch.rows))
+    except (CentralError, ValueError) as err:
+        conn.rollback()
+        refused = _refused_items(err, len(batch.rows)) if isinstance(err, CentralError) else {}
+        if refused and isinstance(err, CentralError) and err.status in (400, 422):
+            # central wrote nothing (a 4xx is all-or-nothing): drop the named items into
+            # quarantine and hand the others back to the backlog for a fresh batch
+            quarantine(conn, [(batch.rows[i], reason) for i, reason in refused.items()], batch.id)
+            _unlease(conn, batch)
+            _log_attempt(conn, batch, started, rejected=len(refused), error=str(err))
+            conn.commit()
+            _unlock(conn, batch.id)
+            return 0, 0, len(refused)
+        _log_attempt(conn, batch, started, error=str(err))
+        conn.commit()
+        _unlock(conn, batch.id)
+        if isinstance(err, ValueError):
+            raise CentralError(f"central's answer to batch {bid} is not understood: {err}") from err
+        raise
+    settle(conn, batch, started, accepted=accepted, duplicates=duplicates, rejected=rejected)
+    logger.debug(
+        "batch of %d readings synced: %d accepted, %d duplicates, %d rejected",
+        len(batch.rows),
+        accepted,
+        duplicates,
+        len(rejected),
+        extra=fields(batch_id=bid),
+    )
+    return accepted, duplicates, len(rejected)
+
+
+def upload_paused(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT upload_paused FROM appliance_state").fetchone()
+    conn.commit()
+    return bool(row and row[0])
+
+
+def drain(
+    settings: ApplianceSettings,
+    *,
+    batch_size: int | None = None,
+    time_budget_s: float | None = None,
+) -> DrainResult:
+    """One upload run: send batches until the backlog is empty or the time budget is spent."""
+    result = DrainResult()
+    t0 = time.monotonic()
+    deadline = t0 + (time_budget_s if time_budget_s is not None else settings.upload_time_budget_s)
+    size = batch_size or settings.upload_batch_size
+    try:
+        client = CentralClient(settings)
+    except NotEnrolled as err:
+        logger.info("upload skipped: %s", err)
+        result.stopped, result.error = "not-enrolled", str(err)
+        return result
+    with client, db.connect(settings.database_url, application_name="meterit-upload") as conn:
+        if upload_paused(conn):
+            logger.info("upload skipped: paused (resume it from the local UI or MCP)")
+            result.stopped = "paused"
+            return result
+        freed = release_stray_leases(conn)
+        if freed:
+            logger.warning(
+                "%d readings held by a vanished batch were returned to the backlog", freed
+            )
+        after_id = 0
+        online_recorded = False
+        while True:
+            if time.monotonic() >= deadline:
+                result.stopped = "budget"
+                break
+            if result.batches and upload_paused(conn):
+                result.stopped = "paused"
+                break
+            batch, quarantined = claim_batch(conn, size, after_id)
+            result.quarantined_locally += quarantined
+            if batch is None:
+                result.stopped = "empty"
+                break
+            if not batch.resent:
+                after_id = batch.last_id
+            try:
+                accepted, duplicates, rejected = send_batch(conn, client, batch)
+            except CentralError as err:
+                result.stopped, result.error = "error", str(err)
+                # said once per change by connectivity, not once a minute for a day-long outage
+                logger.debug("upload stopped: %s", err, extra=fields(batch_id=str(batch.id)))
+                connectivity.record_failure(conn, str(err))
+                break
+            result.batches += 1
+            result.sent += len(batch.rows)
+            result.accepted += accepted
+            result.duplicates += duplicates
+            result.rejected += rejected
+            result.batch_ids.append(str(batch.id))
+            if not online_recorded:
+                connectivity.record_success(conn)
+                online_recorded = True
+        if online_recorded:
+            connectivity.record_success(conn)
+    result.seconds = time.monotonic() - t0
+    if result.batches:
+        logger.info(
+            "upload run: %d readings in %d batches (%d accepted, %d duplicates, %d rejected) "
+            "in %.1f s; stopped: %s",
+            result.sent,
+            result.batches,
+            result.accepted,
+            result.duplicates,
+            result.rejected,
+            result.seconds,
+            result.stopped,
+        )
+    return result
