@@ -1,0 +1,79 @@
+"""The bearer token of the MCP server's HTTP transport.
+
+The appliance has one shared secret (``METERIT_MCP_TOKEN``), not an OAuth server, so the SDK's
+OAuth resource-server machinery does not fit; this small ASGI wrapper checks the token on every
+request before the MCP app sees it. A wrong or missing token gets 401 with a body that says what
+to send, and one log line (without the token) for whoever troubleshoots.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
+
+MIN_TOKEN_LENGTH = 16
+
+
+def check_token(token: str | None) -> str | None:
+    """Why ``token`` cannot protect the HTTP transport, or None when it can."""
+    if not token:
+        return (
+            "METERIT_MCP_TOKEN is not set: the MCP server over HTTP requires a bearer token. "
+            "Set METERIT_MCP_TOKEN (or METERIT_MCP_TOKEN_FILE) to a random secret, e.g. "
+            "'openssl rand -hex 32', or run 'meterit-appliance mcp --stdio' for a local assistant"
+        )
+    if len(token) < MIN_TOKEN_LENGTH:
+        return (
+            f"METERIT_MCP_TOKEN is {len(token)} characters long; use at least "
+            f"{MIN_TOKEN_LENGTH} random characters, e.g. 'openssl rand -hex 32'"
+        )
+    return None
+
+
+class BearerTokenMiddleware:
+    """Let a request through only with ``Authorization: Bearer <token>``."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # lifespan: not a request
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"authorization")
+        if given is not None and hmac.compare_digest(given, self._expected):
+            await self.app(scope, receive, send)
+            return
+        reason = "missing bearer token" if given is None else "wrong bearer token"
+        client = scope.get("client")
+        logger.warning(
+            "MCP request refused (%s) from %s; the client must send the token of "
+            "METERIT_MCP_TOKEN as 'Authorization: Bearer <token>'",
+            reason,
+            client[0] if client else "unknown",
+        )
+        body = json.dumps(
+            {
+                "error": "invalid_token",
+                "error_description": f"{reason}: send 'Authorization: Bearer <token>' with "
+                "the token configured on the appliance as METERIT_MCP_TOKEN",
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b'Bearer realm="meterit-mcp", error="invalid_token"'),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

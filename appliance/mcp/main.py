@@ -1,0 +1,62 @@
+"""``meterit-appliance mcp``: the MCP server for AI assistants (unit ``meterit-mcp``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from appliance.mcp.auth import check_token
+from appliance.mcp.tools import build_server
+from appliance.mcp.transports import BindError, parse_bind, run_http, run_stdio
+from appliance.settings import load_settings
+from common.config import ConfigError
+from common.logs import setup_logging
+
+logger = logging.getLogger(__name__)
+
+EX_CONFIG = 78
+
+
+def _logs_to_stderr() -> None:
+    """In stdio mode stdout is the protocol channel: one log line there breaks the client."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+            handler.setStream(sys.stderr)
+
+
+def _refuse(message: str) -> int:
+    sys.stderr.write(f"meterit-appliance mcp: {message}\n")
+    return EX_CONFIG
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="meterit-appliance mcp",
+        description="Serve the appliance's MCP tools to an AI assistant: streamable HTTP on "
+        "METERIT_MCP_BIND with the bearer token METERIT_MCP_TOKEN, or stdio with --stdio.",
+    )
+    parser.add_argument(
+        "--stdio",
+        action="store_true",
+        help="talk MCP over stdin/stdout (for an assistant started on the appliance)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as err:
+        return _refuse(f"configuration error: {err}")
+    setup_logging("meterit-mcp", settings.log_level)
+    if args.stdio:
+        _logs_to_stderr()
+        run_stdio(build_server(settings))
+        return 0
+    problem = check_token(settings.mcp_token)
+    if problem is not None:
+        return _refuse(problem)
+    try:
+        parse_bind(settings.mcp_bind)
+    except BindError as err:
+        return _refuse(str(err))
+    assert settings.mcp_token is not None
+    return run_http(build_server(settings), settings.mcp_bind, settings.mcp_token)

@@ -1,0 +1,87 @@
+"""How the MCP server is served: stdio for an assistant on the appliance, streamable HTTP for one
+elsewhere (behind the bearer token, on ``METERIT_MCP_BIND``, localhost by default)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import anyio
+import uvicorn
+from mcp.server.mcpserver import MCPServer
+
+from appliance.mcp.auth import BearerTokenMiddleware
+from common.systemd import Notifier
+
+logger = logging.getLogger(__name__)
+
+MCP_PATH = "/mcp"
+
+
+class BindError(ValueError):
+    """METERIT_MCP_BIND is not ``host:port``."""
+
+
+def parse_bind(bind: str) -> tuple[str, int]:
+    """``127.0.0.1:8765``, ``[::1]:8765`` or ``0.0.0.0:8765`` into (host, port)."""
+    host, sep, port_text = bind.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise BindError(
+            f"METERIT_MCP_BIND={bind!r}: expected address:port, e.g. 127.0.0.1:8765 "
+            "(localhost only) or 0.0.0.0:8765 (every interface)"
+        )
+    return host, int(port_text)
+
+
+def run_stdio(server: MCPServer) -> None:
+    """Serve one assistant over stdin/stdout until it closes stdin."""
+    logger.info("MCP server ready on stdio")
+    anyio.run(server.run_stdio_async)
+
+
+def run_http(server: MCPServer, bind: str, token: str) -> int:
+    """Serve streamable HTTP at ``http://<bind>/mcp`` until SIGTERM; the exit status."""
+    host, port = parse_bind(bind)
+    app = BearerTokenMiddleware(server.streamable_http_app(host=host), token)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,  # our logging setup (journald) handles uvicorn's loggers too
+        access_log=False,
+        lifespan="on",
+    )
+    web = uvicorn.Server(config)
+    notifier = Notifier()
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{port}{MCP_PATH}"
+
+    async def announce_ready() -> None:
+        """READY only once the socket is bound and the app has started, as systemd expects."""
+        while not web.started:
+            if web.should_exit:
+                return
+            await asyncio.sleep(0.05)
+        logger.info("MCP server listening on %s (bearer token required)", url)
+        notifier.ready(f"listening on {url}")
+
+    async def serve() -> None:
+        ready = asyncio.create_task(announce_ready())
+        try:
+            await web.serve()
+        finally:
+            ready.cancel()
+
+    try:
+        asyncio.run(serve())
+    except SystemExit as exc:  # uvicorn exits when it cannot bind
+        logger.error(
+            "MCP server cannot listen on %s:%d; is another process using it? "
+            "Change METERIT_MCP_BIND or stop the other process",
+            host,
+            port,
+        )
+        return int(exc.code) if isinstance(exc.code, int) else 1
+    finally:
+        notifier.stopping()
+    return 0
