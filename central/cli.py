@@ -21,6 +21,10 @@ COMMANDS: cli.Commands = {
     ),
     "key": ("central.commands.key:main", "key rotate SITE_ID | key revoke SITE_ID [--prefix P]"),
     "user": ("central.commands.user:main", "user create TENANT EMAIL --role admin|operator|viewer"),
+    "rollup": (
+        "central.commands.rollup:main",
+        "recompute the hourly rollup of the hours ingest wrote",
+    ),
 }
 
 

@@ -10,8 +10,8 @@ with the same key waits on that row's unique index and then finds the stored ans
 Speed comes from doing per-reading work once: a per-process (meter, point) -> point_id map per
 site, refreshed only when the site's ``config_version`` changes; one binary COPY into the
 connection's temp staging table; one statement that moves the staged rows into ``readings``
-and folds the rows it actually inserted into ``readings_hourly`` (so the rollup can never count
-a duplicate); month partitions ensured only for months this process has not seen.
+and marks the hours it actually wrote for the rollup job (``central.rollup``); month partitions
+ensured only for months this process has not seen.
 """
 
 from __future__ import annotations
@@ -39,34 +39,19 @@ logger = logging.getLogger(__name__)
 EARLIEST_TS = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_FUTURE = timedelta(days=1)
 
+# The ORDER BY makes concurrent batches that share rows take their row locks in one order, so
+# they wait for each other instead of deadlocking. Only rows actually inserted mark their hour
+# for the rollup job (``central.rollup``): a batch of duplicates leaves the rollup alone.
 MOVE_SQL = """
 WITH ins AS (
     INSERT INTO readings (point_id, ts, value)
     SELECT point_id, ts, value FROM ingest_staging ORDER BY point_id, ts
     ON CONFLICT DO NOTHING
-    RETURNING point_id, ts, value
-), agg AS (
-    SELECT point_id, date_trunc('hour', ts) AS hour, count(*)::int AS n, sum(value) AS sum,
-           min(value) AS min, max(value) AS max, min(ts) AS first_ts, max(ts) AS last_ts,
-           (array_agg(value ORDER BY ts))[1] AS first_value,
-           (array_agg(value ORDER BY ts DESC))[1] AS last_value
-    FROM ins GROUP BY 1, 2
-), rollup AS (
-    INSERT INTO readings_hourly AS h
-        (point_id, hour, n, sum, min, max, first_ts, first_value, last_ts, last_value)
-    SELECT point_id, hour, n, sum, min, max, first_ts, first_value, last_ts, last_value
-    FROM agg ORDER BY point_id, hour
-    ON CONFLICT (point_id, hour) DO UPDATE SET
-        n = h.n + EXCLUDED.n,
-        sum = h.sum + EXCLUDED.sum,
-        min = least(h.min, EXCLUDED.min),
-        max = greatest(h.max, EXCLUDED.max),
-        first_value = CASE WHEN EXCLUDED.first_ts < h.first_ts
-                           THEN EXCLUDED.first_value ELSE h.first_value END,
-        first_ts = least(h.first_ts, EXCLUDED.first_ts),
-        last_value = CASE WHEN EXCLUDED.last_ts > h.last_ts
-                          THEN EXCLUDED.last_value ELSE h.last_value END,
-        last_ts = greatest(h.last_ts, EXCLUDED.last_ts)
+    RETURNING ts
+), dirty AS (
+    INSERT INTO readings_hourly_dirty (site_id, hour)
+    SELECT DISTINCT %s::int, date_trunc('hour', ts) FROM ins ORDER BY 2
+    ON CONFLICT DO NOTHING
 )
 SELECT count(*) FROM ins
 """
@@ -240,7 +225,7 @@ class Ingestor:
                             copy.set_types(["int4", "timestamptz", "float8"])
                             for row in rows:
                                 copy.write_row(row)
-                        inserted = cur.execute(MOVE_SQL).fetchone()
+                        inserted = cur.execute(MOVE_SQL, (site.site_id,)).fetchone()
                     outcome.accepted = int(inserted[0]) if inserted else 0
                     outcome.duplicates = len(rows) - outcome.accepted
                 answer = outcome.answer()

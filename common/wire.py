@@ -33,9 +33,8 @@ from __future__ import annotations
 import gzip
 import json
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 API_PREFIX = "/api/v1"
 SYNC_AUTH = API_PREFIX + "/sync/auth"
@@ -50,8 +49,10 @@ MAX_NAME_LENGTH = 100
 MAX_UNIT_LENGTH = 32
 
 
-@dataclass(frozen=True, slots=True)
-class WireReading:
+class WireReading(NamedTuple):
+    """One validated reading. A NamedTuple, not a frozen dataclass: central builds one per
+    reading at tens of thousands per second, and a frozen dataclass costs ~8x more to make."""
+
     meter: str
     point: str
     ts: datetime
@@ -105,7 +106,42 @@ def parse_ts(value: Any) -> datetime:
 
 
 def parse_reading(item: Any) -> WireReading:
-    """Validate one batch item; ValueError says which field is wrong and what is expected."""
+    """Validate one batch item; ValueError says which field is wrong and what is expected.
+
+    The common, valid item takes a fast path of exact type checks (JSON only ever yields exact
+    ``str``/``int``/``float``/``dict``); anything else goes through the field-by-field checks
+    below, which produce the error message. Both accept exactly the same items.
+    """
+    if type(item) is dict:
+        meter = item.get("meter")
+        point = item.get("point")
+        ts_text = item.get("ts")
+        value: Any = item.get("value")
+        unit = item.get("unit")
+        value_type = type(value)
+        if (
+            (value_type is float or value_type is int)
+            and type(meter) is str
+            and type(point) is str
+            and type(ts_text) is str
+            and (unit is None or (type(unit) is str and len(unit) <= MAX_UNIT_LENGTH))
+            and 0 < len(meter) <= MAX_NAME_LENGTH
+            and 0 < len(point) <= MAX_NAME_LENGTH
+            and not meter.isspace()
+            and not point.isspace()
+            and math.isfinite(value)
+        ):
+            try:
+                ts = datetime.fromisoformat(ts_text)
+            except ValueError:
+                pass
+            else:
+                if ts.tzinfo is not None:
+                    return WireReading(meter, point, ts, float(value), unit or "")
+    return _parse_reading_checked(item)
+
+
+def _parse_reading_checked(item: Any) -> WireReading:
     if not isinstance(item, dict):
         raise ValueError(
             f"expected an object with meter, point, ts, value, unit; got {type(item).__name__}"

@@ -186,9 +186,9 @@ def start_central_server(
         if process.poll() is not None:
             raise RuntimeError(f"central server exited with {process.returncode}:\n{server.log()}")
         try:
-            requests.get(server.url("/health"), timeout=2)
+            requests.get(server.url("/health"), timeout=5)
             return server
-        except requests.ConnectionError:
+        except requests.RequestException:
             time.sleep(0.1)
     server.stop()
     raise RuntimeError(f"central server did not answer within 30 s:\n{server.log()}")

@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import requests
 
+from central import rollup
 from common.wire import (
     SYNC_AUTH,
     SYNC_CONFIG,
@@ -138,11 +139,22 @@ def test_batch_is_written_and_counted(central_server: CentralServer) -> None:
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"accepted": 50, "duplicates": 0, "rejected": []}
     assert count_readings(central_server) == 50
+
+
+def test_hourly_rollup_counts_each_stored_reading_once(central_server: CentralServer) -> None:
+    site = site_with_meter(central_server)
+    post_batch(central_server, site.api_key, "b1", items(n=90))
+    post_batch(central_server, site.api_key, "b2", items(n=90))  # all duplicates
     with psycopg.connect(central_server.db_url) as conn:
-        n, first, last = conn.execute(
-            "SELECT sum(n), min(first_value), max(last_value) FROM readings_hourly"
-        ).fetchone()  # type: ignore[misc]
-    assert (n, first, last) == (50, 100.0, 149.0)
+        assert rollup.run_all(conn, settle=timedelta(0)) == 2  # 10:00 and 11:00
+        assert rollup.run_all(conn, settle=timedelta(0)) == 0
+        hours = conn.execute(
+            "SELECT n, sum, min, max, first_value, last_value FROM readings_hourly ORDER BY hour"
+        ).fetchall()
+    assert hours == [
+        (60, sum(100.0 + i for i in range(60)), 100.0, 159.0, 100.0, 159.0),
+        (30, sum(100.0 + i for i in range(60, 90)), 160.0, 189.0, 160.0, 189.0),
+    ]
 
 
 def test_replayed_batch_answers_the_same_and_writes_nothing(
@@ -159,7 +171,7 @@ def test_replayed_batch_answers_the_same_and_writes_nothing(
     assert again.json() == {"accepted": 0, "duplicates": 20, "rejected": []}
     assert count_readings(central_server) == 20
     with psycopg.connect(central_server.db_url) as conn:
-        assert scalar(conn, "SELECT sum(n) FROM readings_hourly") == 20
+        assert scalar(conn, "SELECT count(*) FROM sync_batches") == 2
 
 
 def test_concurrent_requests_with_one_idempotency_key_write_once(
@@ -268,7 +280,7 @@ def test_malformed_bodies_get_4xx_naming_the_problem_and_write_nothing(
         (
             _raw_post(server, site.api_key, b'{"readings": [{"value": NaN}]}'),
             400,
-            "NaN is not a JSON value",
+            "not valid JSON",
         ),
         (_raw_post(server, site.api_key, b"{}", **{"Content-Encoding": "br"}), 415, "br"),
     ]

@@ -1,4 +1,5 @@
 -- depends: 0001.central-schema
+DROP TABLE readings_hourly_dirty;
 DROP INDEX api_keys_site;
 DROP TABLE operator_tokens;
 DROP TRIGGER meter_points_bump_config ON meter_points;

@@ -1,5 +1,5 @@
 -- Sync support: a per-site config version (ETag of /sync/config and the ingest cache's
--- invalidation signal) and operator bearer tokens.
+-- invalidation signal), operator bearer tokens, and the hourly rollup's to-do list.
 -- depends: 0001.central-schema
 
 -- Bumped by triggers whenever a meter or data point of the site changes, so appliances get a
@@ -37,3 +37,14 @@ CREATE TABLE operator_tokens (
     expires_at  timestamptz NOT NULL
 );
 CREATE INDEX api_keys_site ON api_keys (site_id);
+
+-- Hours whose readings changed since readings_hourly was last computed for them, per site.
+-- Ingest marks them (a handful of rows per batch); the rollup job recomputes and clears them.
+-- Maintaining readings_hourly inside ingest measured at less than half the ingest rate (one
+-- rollup upsert per reading or so, since a batch holds few readings per point and hour).
+CREATE TABLE readings_hourly_dirty (
+    site_id    integer NOT NULL REFERENCES sites (id),
+    hour       timestamptz NOT NULL,
+    marked_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (site_id, hour)
+);
