@@ -1,0 +1,104 @@
+"""Signing in and out, and changing one's own password."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+from flask import flash, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response
+
+from central.database import pool
+from central.extensions import limiter
+from central.sites import audit, hash_password, verify_password
+from central.ui import bp
+from central.ui.users import authenticate, login_required, login_user, logout_user, me
+
+logger = logging.getLogger(__name__)
+
+MIN_PASSWORD = 8  # as ``central.sites.create_user`` demands
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this server: ``?next=https://evil`` must not turn sign-in into a redirector."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("ui.dashboard")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit("20/minute", methods=["POST"])
+def login() -> Response | str | tuple[str, int]:
+    if request.method == "GET":
+        return render_template("ui/login.html", email="", next=request.args.get("next", ""))
+    email = request.form.get("email", "")
+    with pool().connection() as conn:
+        user = authenticate(conn, email, request.form.get("password", ""))
+    if user is None:
+        logger.warning("UI sign-in refused for %r from %s", email, request.remote_addr)
+        flash("Wrong e-mail or password (or the account is deactivated).", "error")
+        return render_template("ui/login.html", email=email, next=request.form.get("next", "")), 401
+    session.clear()  # a fresh session (and CSRF token) for the new identity
+    login_user(user)
+    logger.info("UI sign-in of %s (tenant %s, %s)", user.email, user.tenant_id, user.role)
+    return redirect(_safe_next(request.form.get("next")))
+
+
+@bp.post("/logout")
+@login_required
+def logout() -> Response:
+    logout_user()
+    session.clear()
+    flash("Signed out.", "info")
+    return redirect(url_for("ui.login"))
+
+
+def change_password(
+    conn: psycopg.Connection[Any], user_id: int, tenant_id: int, password: str, actor: str
+) -> None:
+    """Store a new argon2 hash; other sessions of the user end (their fingerprint no longer
+    matches, see ``central.ui.users``)."""
+    conn.execute(
+        "UPDATE users SET password_hash = %s WHERE id = %s", (hash_password(password), user_id)
+    )
+    audit(conn, tenant_id, actor, "user.password_change", ("user", user_id))
+
+
+def _password_problem(current_ok: bool, new: str, again: str) -> str | None:
+    if not current_ok:
+        return "The current password is wrong."
+    if len(new) < MIN_PASSWORD:
+        return f"Use at least {MIN_PASSWORD} characters for the new password."
+    if new != again:
+        return "The two new passwords differ."
+    return None
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account() -> Response | str | tuple[str, int]:
+    user = me()
+    if request.method == "GET":
+        return render_template("ui/account.html")
+    new = request.form.get("new_password", "")
+    with pool().connection() as conn, conn.transaction():
+        row = conn.execute(
+            "SELECT password_hash FROM users WHERE id = %s", (user.user_id,)
+        ).fetchone()
+        current_ok = row is not None and verify_password(
+            row[0], request.form.get("current_password", "")
+        )
+        problem = _password_problem(current_ok, new, request.form.get("new_password_again", ""))
+        if problem is None:
+            change_password(conn, user.user_id, user.tenant_id, new, user.actor)
+    if problem is not None:
+        flash(problem, "error")
+        return render_template("ui/account.html"), 400
+    with pool().connection() as conn:
+        fresh = authenticate(conn, user.email, new)
+    if fresh is not None:
+        login_user(fresh)  # this session carries on under the new fingerprint
+    logger.info("password of %s changed", user.email)
+    flash("Password changed. Other sessions of this account are signed out.", "success")
+    return redirect(url_for("ui.account"))

@@ -1,0 +1,219 @@
+"""The figures of the fleet dashboard, computed from ``sites`` and the ``readings_hourly`` rollup.
+
+Everything here must stay fast with tens of millions of readings, so no query touches
+``readings``: the rollup (maintained by ingest in the same statement that inserts the rows, see
+``central.ingest``) answers "latest value" and "value at a boundary" with one index probe per
+data point on its primary key (point_id, hour).
+
+Energy is read from cumulative counters: the energy of a period is the last reading in it minus
+the last reading before it (or, for a counter that started inside the period, its first reading).
+Summing per-hour differences would lose the step between one hour's last reading and the next
+hour's first. Each meter contributes one energy point and one power point (by unit; the shortest
+name wins, so ``power_kw`` and not also its phases ``power_l1_kw`` …), so nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+# unit -> (kind, factor to kWh or kW)
+UNITS: dict[str, tuple[str, float]] = {
+    "Wh": ("energy", 0.001),
+    "kWh": ("energy", 1.0),
+    "MWh": ("energy", 1000.0),
+    "W": ("power", 0.001),
+    "kW": ("power", 1.0),
+    "MW": ("power", 1000.0),
+}
+_UNITS_SQL = ", ".join(f"('{u}', '{k}', {f})" for u, (k, f) in UNITS.items())
+
+# One energy and one power point per active meter of the tenant (see the module docstring).
+DESIGNATED = f"""
+designated AS (
+    SELECT DISTINCT ON (p.meter_id, u.kind) p.id, p.meter_id, m.site_id, u.kind, u.factor
+    FROM sites s
+    JOIN meters m ON m.site_id = s.id AND m.active
+    JOIN meter_points p ON p.meter_id = m.id AND p.active
+    JOIN (VALUES {_UNITS_SQL}) AS u (unit, kind, factor) ON u.unit = p.unit
+    WHERE s.tenant_id = %(tenant)s
+    ORDER BY p.meter_id, u.kind, length(p.name), p.name
+)"""
+
+SITE_FIGURES_SQL = f"""
+WITH {DESIGNATED},
+meter_latest AS (
+    SELECT m.id AS meter_id, m.site_id, max(l.last_ts) AS last_ts
+    FROM sites s
+    JOIN meters m ON m.site_id = s.id AND m.active
+    JOIN meter_points p ON p.meter_id = m.id AND p.active
+    CROSS JOIN LATERAL (
+        SELECT h.last_ts FROM readings_hourly h WHERE h.point_id = p.id
+        ORDER BY h.hour DESC LIMIT 1) l
+    WHERE s.tenant_id = %(tenant)s
+    GROUP BY m.id, m.site_id
+),
+figures AS (
+    SELECT d.site_id,
+        sum(d.factor * greatest(0, latest.v - coalesce(before_day.v, first_day.v)))
+            FILTER (WHERE d.kind = 'energy' AND latest.hour >= %(day)s) AS energy_today,
+        sum(d.factor * greatest(0, latest.v - coalesce(before_month.v, first_month.v)))
+            FILTER (WHERE d.kind = 'energy' AND latest.hour >= %(month)s) AS energy_month,
+        sum(d.factor * latest.v)
+            FILTER (WHERE d.kind = 'power' AND latest.ts >= %(recent)s) AS power_now
+    FROM designated d
+    CROSS JOIN LATERAL (
+        SELECT h.hour, h.last_ts AS ts, h.last_value AS v FROM readings_hourly h
+        WHERE h.point_id = d.id ORDER BY h.hour DESC LIMIT 1) latest
+    LEFT JOIN LATERAL (
+        SELECT h.last_value AS v FROM readings_hourly h
+        WHERE d.kind = 'energy' AND h.point_id = d.id AND h.hour < %(day)s
+        ORDER BY h.hour DESC LIMIT 1) before_day ON true
+    LEFT JOIN LATERAL (
+        SELECT h.first_value AS v FROM readings_hourly h
+        WHERE d.kind = 'energy' AND h.point_id = d.id AND h.hour >= %(day)s
+        ORDER BY h.hour LIMIT 1) first_day ON true
+    LEFT JOIN LATERAL (
+        SELECT h.last_value AS v FROM readings_hourly h
+        WHERE d.kind = 'energy' AND h.point_id = d.id AND h.hour < %(month)s
+        ORDER BY h.hour DESC LIMIT 1) before_month ON true
+    LEFT JOIN LATERAL (
+        SELECT h.first_value AS v FROM readings_hourly h
+        WHERE d.kind = 'energy' AND h.point_id = d.id AND h.hour >= %(month)s
+        ORDER BY h.hour LIMIT 1) first_month ON true
+    GROUP BY d.site_id
+)
+SELECT s.id, s.name, s.active, s.created_at, s.last_heartbeat_at, s.last_status,
+       (SELECT count(*) FROM meters m WHERE m.site_id = s.id AND m.active) AS meters,
+       (SELECT count(*) FROM meter_latest ml
+        WHERE ml.site_id = s.id AND ml.last_ts >= %(recent)s) AS reporting,
+       (SELECT max(ml.last_ts) FROM meter_latest ml WHERE ml.site_id = s.id) AS last_reading,
+       f.energy_today, f.energy_month, f.power_now
+FROM sites s LEFT JOIN figures f ON f.site_id = s.id
+WHERE s.tenant_id = %(tenant)s
+ORDER BY s.name
+"""
+
+POWER_SERIES_SQL = f"""
+WITH {DESIGNATED}
+SELECT h.hour, sum(d.factor * h.sum / h.n)
+FROM designated d JOIN readings_hourly h ON h.point_id = d.id
+WHERE d.kind = 'power' AND d.site_id = ANY(%(sites)s) AND h.hour >= %(since)s
+GROUP BY h.hour ORDER BY h.hour
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    late_s: float
+    offline_s: float
+
+
+def connectivity(last: datetime | None, now: datetime, limits: Thresholds) -> str:
+    """online / late / offline from the age of the last heartbeat; never for a silent site."""
+    if last is None:
+        return "never"
+    age = (now - last).total_seconds()
+    if age < limits.late_s:
+        return "online"
+    if age < limits.offline_s:
+        return "late"
+    return "offline"
+
+
+@dataclass(slots=True)
+class SiteFigures:
+    site_id: int
+    name: str
+    active: bool
+    created_at: datetime
+    last_heartbeat_at: datetime | None
+    state: str
+    heartbeat_age_s: float | None
+    backlog: int | None
+    oldest_unsynced_age_s: float | None
+    dropped: int | None
+    unreachable: list[str]
+    meters: int
+    reporting: int
+    last_reading: datetime | None
+    energy_today: float | None
+    energy_month: float | None
+    power_now: float | None
+    versions: dict[str, Any] = field(default_factory=dict)
+    paused: list[str] = field(default_factory=list)
+
+
+def _status_fields(status: dict[str, Any] | None) -> dict[str, Any]:
+    """The parts of the last heartbeat body the dashboard shows (the body was checked at ingest)."""
+    status = status or {}
+    meters = status.get("meters") or []
+    paused = [n for n in ("collection", "upload") if status.get(f"{n}_paused")]
+    return {
+        "backlog": status.get("backlog"),
+        "oldest_unsynced_age_s": status.get("oldest_unsynced_age_s"),
+        "dropped": status.get("dropped_readings"),
+        "unreachable": sorted(
+            str(m.get("external_id", "?"))
+            for m in meters
+            if isinstance(m, dict) and m.get("state") in ("unreachable", "stale")
+        ),
+        "versions": status.get("versions") if isinstance(status.get("versions"), dict) else {},
+        "paused": paused,
+    }
+
+
+def boundaries(now: datetime) -> tuple[datetime, datetime]:
+    """Start of today and of this month, in UTC (the zone every timestamp is stored in)."""
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day, day.replace(day=1)
+
+
+def site_figures(
+    conn: psycopg.Connection[Any], tenant_id: int, now: datetime, limits: Thresholds
+) -> list[SiteFigures]:
+    day, month = boundaries(now)
+    rows = conn.execute(
+        SITE_FIGURES_SQL,
+        {
+            "tenant": tenant_id,
+            "day": day,
+            "month": month,
+            "recent": now - timedelta(seconds=limits.offline_s),
+        },
+    ).fetchall()
+    out = []
+    for r in rows:
+        last = r[4]
+        out.append(
+            SiteFigures(
+                site_id=r[0],
+                name=r[1],
+                active=r[2],
+                created_at=r[3],
+                last_heartbeat_at=last,
+                state=connectivity(last, now, limits) if r[2] else "inactive",
+                heartbeat_age_s=(now - last).total_seconds() if last else None,
+                meters=r[6],
+                reporting=r[7],
+                last_reading=r[8],
+                energy_today=r[9],
+                energy_month=r[10],
+                power_now=r[11],
+                **_status_fields(r[5]),
+            )
+        )
+    return out
+
+
+def power_series(
+    conn: psycopg.Connection[Any], tenant_id: int, site_ids: list[int], since: datetime
+) -> list[tuple[datetime, float]]:
+    """Hourly mean power of the given sites, summed: the fleet's load curve."""
+    rows = conn.execute(
+        POWER_SERIES_SQL, {"tenant": tenant_id, "sites": site_ids, "since": since}
+    ).fetchall()
+    return [(r[0], float(r[1])) for r in rows]

@@ -1,0 +1,262 @@
+"""The site page (meters, heartbeats, keys, recent changes) and site and key management.
+
+All changes go through ``central.sites`` (the same functions as the CLI and the operator API),
+so they are audited the same way. A site of another tenant is a 404, never a 403: the UI does
+not reveal that it exists. A new API key is rendered straight into the answer to the POST that
+made it (never stored in the session, never redirected to), with ``Cache-Control: no-store``:
+once the page is left, the key is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from central import keys, sites
+from central.database import pool
+from central.ui import bp
+from central.ui.dashboard import thresholds
+from central.ui.fleet import connectivity
+from central.ui.users import login_required, me, require
+
+logger = logging.getLogger(__name__)
+
+HEARTBEATS_SHOWN = 96
+AUDIT_SHOWN = 20
+MAX_OVERLAP_HOURS = 720  # as the operator API allows
+
+
+def own_site(conn: psycopg.Connection[Any], site_id: int) -> dict[str, Any]:
+    """The signed-in user's site, or 404 (also for another tenant's site)."""
+    row = conn.execute(
+        """SELECT id, name, active, created_at, last_heartbeat_at, last_status, config_version
+           FROM sites WHERE id = %s AND tenant_id = %s""",
+        (site_id, me().tenant_id),
+    ).fetchone()
+    if row is None:
+        abort(404, f"There is no site with id {site_id} in your organisation.")
+    names = ("id", "name", "active", "created_at", "last_heartbeat_at", "last_status", "version")
+    return dict(zip(names, row, strict=True))
+
+
+def site_meters(conn: psycopg.Connection[Any], site_id: int) -> list[dict[str, Any]]:
+    """Meters with their points and each point's latest value (from the hourly rollup)."""
+    rows = conn.execute(
+        """SELECT m.id, m.external_id, m.name, m.address, m.device_instance, m.active,
+                  p.id, p.name, p.object_type, p.object_instance, p.unit, p.active,
+                  l.last_ts, l.last_value
+           FROM meters m LEFT JOIN meter_points p ON p.meter_id = m.id
+           LEFT JOIN LATERAL (
+               SELECT h.last_ts, h.last_value FROM readings_hourly h
+               WHERE h.point_id = p.id ORDER BY h.hour DESC LIMIT 1) l ON true
+           WHERE m.site_id = %s
+           ORDER BY m.active DESC, m.external_id, p.active DESC, p.name""",
+        (site_id,),
+    ).fetchall()
+    out: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        meter = out.setdefault(
+            r[0],
+            {
+                "id": r[0],
+                "external_id": r[1],
+                "name": r[2],
+                "address": r[3],
+                "device_instance": r[4],
+                "active": r[5],
+                "points": [],
+                "last_ts": None,
+            },
+        )
+        if r[6] is not None:
+            meter["points"].append(
+                {
+                    "id": r[6],
+                    "name": r[7],
+                    "object": f"{r[8]},{r[9]}",
+                    "unit": r[10],
+                    "active": r[11],
+                    "last_ts": r[12],
+                    "value": r[13],
+                }
+            )
+            if r[12] is not None and (meter["last_ts"] is None or r[12] > meter["last_ts"]):
+                meter["last_ts"] = r[12]
+    return list(out.values())
+
+
+def heartbeat_history(conn: psycopg.Connection[Any], site_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        """SELECT received_at, body FROM heartbeats WHERE site_id = %s
+           ORDER BY received_at DESC LIMIT %s""",
+        (site_id, HEARTBEATS_SHOWN),
+    ).fetchall()
+    out = []
+    for received_at, body in rows:
+        meters = body.get("meters") or []
+        out.append(
+            {
+                "at": received_at,
+                "backlog": body.get("backlog"),
+                "oldest_unsynced_age_s": body.get("oldest_unsynced_age_s"),
+                "dropped": body.get("dropped_readings"),
+                "unreachable": sum(
+                    1
+                    for m in meters
+                    if isinstance(m, dict) and m.get("state") in ("unreachable", "stale")
+                ),
+                "meters": len(meters),
+                "version": (body.get("versions") or {}).get("meterit"),
+            }
+        )
+    return out
+
+
+def site_audit(
+    conn: psycopg.Connection[Any], site_id: int, meter_ids: list[int], key_ids: list[int]
+) -> list[tuple[Any, ...]]:
+    """Recent audit entries about the site, its meters and its keys."""
+    return conn.execute(
+        """SELECT at, actor, action, target_type, target_id, details FROM audit_log
+           WHERE tenant_id = %(tenant)s AND (
+               (target_type = 'site' AND target_id = %(site)s)
+               OR details->>'site_id' = %(site)s
+               OR (target_type = 'meter' AND target_id = ANY(%(meters)s))
+               OR (target_type = 'api_key' AND target_id = ANY(%(keys)s)))
+           ORDER BY at DESC, id DESC LIMIT %(limit)s""",
+        {
+            "tenant": me().tenant_id,
+            "site": str(site_id),
+            "meters": [str(i) for i in meter_ids],
+            "keys": [str(i) for i in key_ids],
+            "limit": AUDIT_SHOWN,
+        },
+    ).fetchall()
+
+
+def meter_states(last_status: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """external_id -> the meter's status in the last heartbeat (state, since, last_error)."""
+    meters = (last_status or {}).get("meters") or []
+    return {str(m.get("external_id")): m for m in meters if isinstance(m, dict)}
+
+
+@bp.get("/sites/<int:site_id>")
+@login_required
+def site(site_id: int) -> str:
+    now = datetime.now(UTC)
+    with pool().connection() as conn:
+        row = own_site(conn, site_id)
+        meters = site_meters(conn, site_id)
+        beats = heartbeat_history(conn, site_id)
+        site_keys = keys.list_keys(conn, site_id)
+        audit = site_audit(conn, site_id, [m["id"] for m in meters], [k["id"] for k in site_keys])
+    limits = thresholds()
+    last = row["last_heartbeat_at"]
+    chart = {
+        "x": [int(b["at"].timestamp() * 1000) for b in reversed(beats)],
+        "backlog": [b["backlog"] or 0 for b in reversed(beats)],
+        "unreachable": [b["unreachable"] for b in reversed(beats)],
+    }
+    return render_template(
+        "ui/site.html",
+        site=row,
+        state=connectivity(last, now, limits) if row["active"] else "inactive",
+        heartbeat_age_s=(now - last).total_seconds() if last else None,
+        status=row["last_status"] or {},
+        meter_state=meter_states(row["last_status"]),
+        meters=meters,
+        beats=beats,
+        chart=chart,
+        keys=site_keys,
+        audit=audit,
+        overlap_hours=current_app.config["KEY_OVERLAP_HOURS"],
+        limits=limits,
+        now=now,
+    )
+
+
+@bp.route("/sites/new", methods=["GET", "POST"])
+@require("admin")
+def new_site() -> Response | str | tuple[str, int]:
+    if request.method == "GET":
+        return render_template("ui/site_new.html", name="")
+    user = me()
+    name = request.form.get("name", "").strip()
+    if not name or len(name) > 200:
+        flash("Give the site a name of 1 to 200 characters.", "error")
+        return render_template("ui/site_new.html", name=name), 400
+    try:
+        with pool().connection() as conn, conn.transaction():
+            created = sites.create_site(conn, user.tenant_id, name, user.actor)
+    except sites.Conflict as err:
+        flash(f"{err}; choose another name.", "error")
+        return render_template("ui/site_new.html", name=name), 409
+    logger.info("site %s (%s) registered by %s", created.site_id, name, user.email)
+    return render_template(
+        "ui/key_once.html",
+        site={"id": created.site_id, "name": created.name},
+        key=created.key,
+        reason="created",
+        expiring=[],
+        central_url=request.host_url.rstrip("/"),
+    )
+
+
+def _overlap_hours() -> float:
+    raw = request.form.get("overlap_hours", "").strip()
+    if not raw:
+        return float(current_app.config["KEY_OVERLAP_HOURS"])
+    try:
+        hours = float(raw)
+    except ValueError:
+        hours = -1
+    if not 0 <= hours <= MAX_OVERLAP_HOURS:
+        abort(400, f"Overlap: give hours from 0 to {MAX_OVERLAP_HOURS}.")
+    return hours
+
+
+@bp.post("/sites/<int:site_id>/keys/rotate")
+@require("admin")
+def rotate_key(site_id: int) -> str:
+    user = me()
+    hours = _overlap_hours()
+    with pool().connection() as conn, conn.transaction():
+        row = own_site(conn, site_id)
+        new = sites.rotate_key(conn, site_id, timedelta(hours=hours), user.actor)
+        expiring = [k for k in keys.list_keys(conn, site_id) if k["usable"] and k["expires_at"]]
+    logger.info("key of site %s rotated by %s (overlap %s h)", site_id, user.email, hours)
+    return render_template(
+        "ui/key_once.html",
+        site=row,
+        key=new,
+        reason="rotated",
+        overlap_hours=hours,
+        expiring=expiring,
+        central_url=request.host_url.rstrip("/"),
+    )
+
+
+@bp.post("/sites/<int:site_id>/keys/revoke")
+@require("admin")
+def revoke_key(site_id: int) -> Response:
+    user = me()
+    prefix = request.form.get("prefix", "").strip() or None
+    with pool().connection() as conn, conn.transaction():
+        own_site(conn, site_id)
+        try:
+            revoked = sites.revoke_keys(conn, site_id, prefix, user.actor)
+        except sites.NotFound as err:
+            flash(str(err), "error")
+            revoked = []
+    if revoked:
+        logger.info("keys %s of site %s revoked by %s", revoked, site_id, user.email)
+        flash(
+            f"Revoked {', '.join(revoked)}. The appliance is refused until it gets a new key.",
+            "success",
+        )
+    return redirect(url_for("ui.site", site_id=site_id) + "#keys")
