@@ -86,10 +86,11 @@ def rotate_key(
 
 
 def revoke_keys(conn: psycopg.Connection[Any], site_id: int, prefix: str | None) -> list[str]:
-    """Revoke one key of the site (by prefix) or all of them; returns the prefixes revoked."""
+    """Revoke one key of the site (by prefix) or all still usable; returns the prefixes revoked."""
     rows = conn.execute(
         """UPDATE api_keys SET revoked_at = now()
-           WHERE site_id = %s AND revoked_at IS NULL AND (%s::text IS NULL OR prefix = %s)
+           WHERE site_id = %s AND revoked_at IS NULL
+             AND (prefix = %s OR (%s::text IS NULL AND (expires_at IS NULL OR expires_at > now())))
            RETURNING prefix""",
         (site_id, prefix, prefix),
     ).fetchall()
