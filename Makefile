@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv test lint typecheck pytest demo docs bench clean
+.PHONY: venv test lint typecheck pytest demo docs bench clean deb image test-appliance
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,20 @@ docs: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/meterit-central demo
+
+## make deb: the Debian packages (meterit-common, -appliance, -central) into build/deb, lintian-checked
+DEB_DIR ?= build/deb
+IMAGE_DIR ?= build/image
+deb:
+	packaging/build-deb $(DEB_DIR)
+
+## make image: the appliance rootfs tarball (debootstrap base cached in build/image/cache)
+image: deb
+	packaging/image/build-image $(DEB_DIR) $(IMAGE_DIR)
+
+## make test-appliance: boot the image under systemd-nspawn and check it from outside
+test-appliance: image $(STAMP)
+	packaging/image/boot-test $(IMAGE_DIR)/meterit-appliance-rootfs.tar.gz
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
