@@ -5,11 +5,12 @@ runs exactly the jobs the tools queued."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,11 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_types import CallToolResult
 
+from appliance.bacnet.client import BacpypesClient, ClientConfig
+from appliance.collector.daemon import Collector
+from appliance.settings import load_settings
 from appliance.sync.jobs import QUEUE
+from common.embedded import EmbeddedRedis
 from tests.central_fixtures import free_port
 from tests.sync_helpers import ApplianceProcess
 
@@ -127,3 +132,51 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+def free_udp_port() -> int:
+    """A UDP port nobody holds now (other test runs may poll simulators on this host too)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_collector(edge_db_url: str) -> Collector:
+    """The real collector, polling every second with short timeouts (as tests/test_collector)."""
+    settings = load_settings(
+        {
+            "METERIT_DATABASE_URL": edge_db_url,
+            "METERIT_POLL_INTERVAL_S": "1",
+            "METERIT_REQUEST_TIMEOUT_S": "0.3",
+        }
+    )
+    client = BacpypesClient(
+        ClientConfig(local_address=f"127.0.0.1:{free_udp_port()}", timeout_base_s=0.3, retries=0)
+    )
+    return Collector(settings, client)
+
+
+async def collect(collector: Collector, cycles: int) -> None:
+    """Run the collector until it has completed ``cycles`` poll cycles, then stop it."""
+    task = asyncio.ensure_future(collector.run())
+    try:
+        await eventually(lambda: cycles_done(collector, cycles))
+    finally:
+        collector.stop.set()
+        await task
+
+
+async def cycles_done(collector: Collector, cycles: int) -> bool:
+    return collector.cycles >= cycles
+
+
+@contextmanager
+def private_redis(tmp_path: Path) -> Iterator[str]:
+    """A real Redis of the test's own for tests that queue jobs: the shared test database is
+    flushed by every test session on this host, and another session's worker would run our
+    jobs with its own settings."""
+    server = EmbeddedRedis(tmp_path / "redis")
+    try:
+        yield server.url
+    finally:
+        server.stop()

@@ -11,11 +11,22 @@ from typing import Any
 import psycopg
 
 from appliance.bacnet.simulator import SimMeterSpec, meters_document, run_simulators
-from appliance.collector.daemon import Collector
 from appliance.readings_query import MAX_LIMIT
-from tests.mcp_helpers import TOOLS, count, eventually, ok, refusal, stdio_mcp
+from tests.mcp_helpers import (
+    TOOLS,
+    collect,
+    count,
+    cycles_done,
+    eventually,
+    free_udp_port,
+    make_collector,
+    ok,
+    private_redis,
+    refusal,
+    stdio_mcp,
+)
 from tests.sync_helpers import edge_settings, settings_env
-from tests.test_collector import free_port, insert_meters, make_collector, run
+from tests.test_collector import insert_meters, run
 
 
 def _env(edge_db_url: str, redis_url: str, tmp_path: Path) -> dict[str, str]:
@@ -24,19 +35,6 @@ def _env(edge_db_url: str, redis_url: str, tmp_path: Path) -> dict[str, str]:
 
 def _ts(text: str) -> datetime:
     return datetime.fromisoformat(text)
-
-
-async def _collect(collector: Collector, cycles: int) -> None:
-    task = asyncio.ensure_future(collector.run())
-    try:
-        await eventually(lambda: _at_least(collector, cycles))
-    finally:
-        collector.stop.set()
-        await task
-
-
-async def _at_least(collector: Collector, cycles: int) -> bool:
-    return collector.cycles >= cycles
 
 
 def test_stdio_lists_every_tool_with_a_description_and_typed_schemas(
@@ -68,15 +66,15 @@ def test_readings_the_collector_wrote_are_queried_page_by_page(
     edge_db_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     specs = [
-        SimMeterSpec(device_instance=2401, port=free_port(), points=4),
-        SimMeterSpec(device_instance=2402, port=free_port(), points=3),
+        SimMeterSpec(device_instance=2401, port=free_udp_port(), points=4),
+        SimMeterSpec(device_instance=2402, port=free_udp_port(), points=3),
     ]
     insert_meters(edge_db_url, meters_document(specs))
 
     async def scenario() -> None:
         sims = await run_simulators(specs)
         try:
-            await _collect(make_collector(edge_db_url), cycles=3)
+            await collect(make_collector(edge_db_url), cycles=3)
         finally:
             sims.close()
         with psycopg.connect(edge_db_url) as conn:
@@ -132,7 +130,7 @@ def test_readings_the_collector_wrote_are_queried_page_by_page(
 def test_stop_collection_stops_the_collector_and_start_collection_resumes_it(
     edge_db_url: str, redis_url: str, tmp_path: Path
 ) -> None:
-    spec = SimMeterSpec(device_instance=2501, port=free_port(), points=3)
+    spec = SimMeterSpec(device_instance=2501, port=free_udp_port(), points=3)
     insert_meters(edge_db_url, meters_document([spec]))
     stderr = tmp_path / "mcp-stderr.log"
 
@@ -142,7 +140,7 @@ def test_stop_collection_stops_the_collector_and_start_collection_resumes_it(
         task = asyncio.ensure_future(collector.run())
         try:
             async with stdio_mcp(_env(edge_db_url, redis_url, tmp_path), stderr) as client:
-                await eventually(lambda: _at_least(collector, 1))
+                await eventually(lambda: cycles_done(collector, 1))
                 stopped = ok(await client.call_tool("stop_collection", {}))
                 assert stopped["collection_paused"] is True and stopped["changed"] is True
                 again = ok(await client.call_tool("stop_collection", {}))
@@ -180,7 +178,7 @@ def test_bad_arguments_are_refused_with_what_to_change_and_the_server_goes_on(
 ) -> None:
     insert_meters(
         edge_db_url,
-        meters_document([SimMeterSpec(device_instance=2601, port=free_port(), points=2)]),
+        meters_document([SimMeterSpec(device_instance=2601, port=free_udp_port(), points=2)]),
     )
     t0 = datetime(2026, 11, 23, 10, tzinfo=UTC)
     base = {
@@ -233,16 +231,17 @@ def test_trigger_sync_when_not_enrolled_queues_the_job_and_says_it_will_send_not
 
     from appliance.sync.jobs import QUEUE
 
-    async def scenario() -> None:
-        async with stdio_mcp(_env(edge_db_url, redis_url, tmp_path), tmp_path / "err") as client:
+    async def scenario(queue_url: str) -> None:
+        async with stdio_mcp(_env(edge_db_url, queue_url, tmp_path), tmp_path / "err") as client:
             queued = ok(await client.call_tool("trigger_sync", {}))
             meter_sync = ok(await client.call_tool("trigger_meter_sync", {}))
         assert queued["job"] == "upload" and "not enrolled" in queued["message"]
         assert meter_sync["job"] == "meter_sync"
-        with Redis.from_url(redis_url) as redis:
+        with Redis.from_url(queue_url) as redis:
             assert Queue(QUEUE, connection=redis).job_ids == [
                 queued["job_id"],
                 meter_sync["job_id"],
             ]
 
-    run(scenario)
+    with private_redis(tmp_path) as queue_url:
+        run(lambda: scenario(queue_url))

@@ -2,8 +2,8 @@
 
 The appliance has one shared secret (``METERIT_MCP_TOKEN``), not an OAuth server, so the SDK's
 OAuth resource-server machinery does not fit; this small ASGI wrapper checks the token on every
-request before the MCP app sees it. A wrong or missing token gets 401 with a body that says what
-to send, and one log line (without the token) for whoever troubleshoots.
+request before the MCP app sees it. A wrong or missing token gets 401 with a JSON-RPC error that says
+what to send, and one log line (without the token) for whoever troubleshoots.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 logger = logging.getLogger(__name__)
 
 MIN_TOKEN_LENGTH = 16
+UNAUTHORIZED = -32001  # JSON-RPC code in the implementation-defined server-error range
 
 
 def check_token(token: str | None) -> str | None:
@@ -58,11 +59,16 @@ class BearerTokenMiddleware:
             reason,
             client[0] if client else "unknown",
         )
+        # a JSON-RPC error body: MCP clients show its message to the user instead of a bare 401
         body = json.dumps(
             {
-                "error": "invalid_token",
-                "error_description": f"{reason}: send 'Authorization: Bearer <token>' with "
-                "the token configured on the appliance as METERIT_MCP_TOKEN",
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {
+                    "code": UNAUTHORIZED,
+                    "message": f"{reason}: send 'Authorization: Bearer <token>' with the token "
+                    "configured on the appliance as METERIT_MCP_TOKEN",
+                },
             }
         ).encode()
         await send(

@@ -7,7 +7,6 @@ import logging
 import sys
 
 from appliance.mcp.auth import check_token
-from appliance.mcp.tools import build_server
 from appliance.mcp.transports import BindError, parse_bind, run_http, run_stdio
 from appliance.settings import load_settings
 from common.config import ConfigError
@@ -46,17 +45,21 @@ def main(argv: list[str]) -> int:
         settings = load_settings()
     except ConfigError as err:
         return _refuse(f"configuration error: {err}")
+    if not args.stdio:
+        problem = check_token(settings.mcp_token)
+        if problem is not None:
+            return _refuse(problem)
+        try:
+            parse_bind(settings.mcp_bind)
+        except BindError as err:
+            return _refuse(str(err))
     setup_logging("meterit-mcp", settings.log_level)
+    # imported here: the SDK takes seconds to load, a refused start answers at once
+    from appliance.mcp.tools import build_server
+
     if args.stdio:
         _logs_to_stderr()
         run_stdio(build_server(settings))
         return 0
-    problem = check_token(settings.mcp_token)
-    if problem is not None:
-        return _refuse(problem)
-    try:
-        parse_bind(settings.mcp_bind)
-    except BindError as err:
-        return _refuse(str(err))
     assert settings.mcp_token is not None
     return run_http(build_server(settings), settings.mcp_bind, settings.mcp_token)

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+from types import FrameType
+from typing import TYPE_CHECKING
 
 import anyio
 import uvicorn
-from mcp.server.mcpserver import MCPServer
 
 from appliance.mcp.auth import BearerTokenMiddleware
 from common.systemd import Notifier
+
+if TYPE_CHECKING:  # the SDK takes seconds to import; a refused start should not wait for it
+    from mcp.server.mcpserver import MCPServer
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +39,18 @@ def parse_bind(bind: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+class _Uvicorn(uvicorn.Server):
+    """Stops gracefully on SIGTERM and exits 0 like the other daemons; stock uvicorn re-raises
+    the signal after shutting down, so the process would die by it and skip STOPPING."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        elif not self.should_exit:
+            logger.info("MCP server stopping (%s)", signal.Signals(sig).name)
+            self.should_exit = True
+
+
 def run_stdio(server: MCPServer) -> None:
     """Serve one assistant over stdin/stdout until it closes stdin."""
     logger.info("MCP server ready on stdio")
@@ -52,7 +69,7 @@ def run_http(server: MCPServer, bind: str, token: str) -> int:
         access_log=False,
         lifespan="on",
     )
-    web = uvicorn.Server(config)
+    web = _Uvicorn(config)
     notifier = Notifier()
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}{MCP_PATH}"
 
