@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import re
-import socket
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from bacpypes3.apdu import (  # type: ignore[import-untyped]
     AbortPDU,
+    ComplexAckPDU,
+    ConfirmedRequestPDU,
     ErrorPDU,
     ErrorRejectAbortNack,
     ReadPropertyACK,
-    ReadPropertyMultipleACK,
     ReadPropertyMultipleRequest,
     ReadPropertyRequest,
     RejectPDU,
@@ -40,7 +41,16 @@ from bacpypes3.local.networkport import NetworkPortObject  # type: ignore[import
 from bacpypes3.pdu import Address  # type: ignore[import-untyped]
 from bacpypes3.primitivedata import ObjectIdentifier, ObjectType  # type: ignore[import-untyped]
 
-from appliance.bacnet import sizing
+from appliance.bacnet import codec, sizing, speedups
+from appliance.bacnet.transport import (
+    RawAckServiceAccessPoint,
+    bacpypes_address,
+    build_application,
+    enlarge_receive_buffer,
+    parse_local_address,
+    port_is_free,
+    wait_bound,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +209,24 @@ class ClientStats:
     timeouts: int = 0
 
 
+@dataclasses.dataclass(frozen=True)
+class _Chunk:
+    """One planned ReadPropertyMultiple, encoded once and sent every cycle: building and encoding
+    bacpypes3's typed request objects per poll cost more CPU than the poll itself."""
+
+    refs: list[PointRef]
+    template: Any  # the encoded ConfirmedRequestPDU; copied per send (invoke ids differ)
+    wanted: dict[tuple[int, int, int, int | None], PointRef]
+    timeout: float
+
+    def request(self, destination: Address) -> Any:
+        pdu = ConfirmedRequestPDU()
+        pdu.update(self.template)
+        pdu.put_data(self.template.pduData)
+        pdu.pduDestination = destination
+        return pdu
+
+
 @dataclasses.dataclass
 class _DeviceState:
     address: Address
@@ -207,6 +235,9 @@ class _DeviceState:
     max_points: int = 10_000  # lowered when a device aborts an answer we thought would fit
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
     semaphore: asyncio.Semaphore | None = None
+    plans: dict[tuple[tuple[PointRef, ...], int], list[_Chunk]] = dataclasses.field(
+        default_factory=dict
+    )
 
 
 _Raw = Any  # an undecoded bacpypes3 Any, or a PointError
@@ -225,6 +256,7 @@ class BacpypesClient:
     """DeviceClient over bacpypes3; one local UDP port, shared by every device it talks to."""
 
     def __init__(self, config: ClientConfig | None = None) -> None:
+        speedups.install()
         self.config = config or ClientConfig()
         self.stats = ClientStats()
         self._app: Application | None = None
@@ -233,8 +265,11 @@ class BacpypesClient:
 
     async def start(self) -> None:
         """Bind the local port; returns only when it is bound, so READY can follow."""
-        host, _, port = self.config.local_address.rpartition(":")
-        if not port_is_free(host, int(port)):
+        try:
+            host, _, port = parse_local_address(self.config.local_address)
+        except ValueError as err:
+            raise OSError(f"BACnet local address: {err}") from err
+        if not port_is_free(host, port):
             raise OSError(f"BACnet port {self.config.local_address} is already in use")
         device = DeviceObject(
             objectIdentifier=("device", self.config.device_instance),
@@ -248,12 +283,13 @@ class BacpypesClient:
             apduTimeout=int(self._max_timeout() * 1000) + 1000,
         )
         port_object = NetworkPortObject(
-            self.config.local_address,
+            bacpypes_address(self.config.local_address),
             objectIdentifier=("network-port", 1),
             objectName="NetworkPort-1",
         )
-        self._app = Application.from_object_list([device, port_object])
+        self._app = build_application(device, port_object, Application, RawAckServiceAccessPoint)
         await wait_bound(self._app)
+        enlarge_receive_buffer(self._app)
         logger.info("BACnet client bound to %s", self.config.local_address)
 
     async def close(self) -> None:
@@ -284,15 +320,20 @@ class BacpypesClient:
         return self.config.timeout_base_s + self.config.timeout_per_kb_s * kib
 
     async def _send(self, state: _DeviceState, request: Any, timeout: float) -> Any:
-        """Send one confirmed request; returns the ACK or raises ErrorRejectAbortNack /
-        TimeoutError.  ErrorRejectAbortNack is a BaseException, so callers catch it by name."""
+        """Send one confirmed request (a typed request, or a planned chunk); returns the ACK or
+        raises ErrorRejectAbortNack / TimeoutError.  ErrorRejectAbortNack is a BaseException, so
+        callers catch it by name."""
         assert state.semaphore is not None
         for attempt in range(self.config.retries + 1):
-            request.pduDestination = state.address
-            request.apduInvokeID = None
+            if isinstance(request, _Chunk):
+                pdu = request.request(state.address)
+            else:
+                pdu = request
+                pdu.pduDestination = state.address
+                pdu.apduInvokeID = None
             async with state.semaphore, self._in_flight:
                 try:
-                    return await asyncio.wait_for(self.app.request(request), timeout)
+                    return await asyncio.wait_for(self.app.request(pdu), timeout)
                 except TimeoutError:
                     self.stats.timeouts += 1
                     if attempt == self.config.retries:
@@ -462,23 +503,37 @@ class BacpypesClient:
         if not state.rpm_supported:
             values = await asyncio.gather(*(self._read_one(state, ref) for ref in refs))
             return dict(zip(refs, values, strict=True))
-        assert state.info is not None
-        request_budget = min(state.info.max_apdu, self.config.max_apdu)
-        answer_budget = self.config.max_apdu * 4 if state.info.segmentation else request_budget
-        chunks = sizing.plan_chunks(refs, request_budget, answer_budget, state.max_points)
+        key = (tuple(refs), state.max_points)
+        chunks = state.plans.get(key)
+        if chunks is None:
+            assert state.info is not None
+            request_budget = min(state.info.max_apdu, self.config.max_apdu)
+            answer_budget = self.config.max_apdu * 4 if state.info.segmentation else request_budget
+            planned = sizing.plan_chunks(refs, request_budget, answer_budget, state.max_points)
+            chunks = state.plans[key] = [self._chunk(c) for c in planned]
+        if len(chunks) == 1:
+            return await self._read_chunk(state, chunks[0])
         results: dict[PointRef, _Raw] = {}
         for part in await asyncio.gather(*(self._read_chunk(state, c) for c in chunks)):
             results.update(part)
         return results
 
-    async def _read_chunk(self, state: _DeviceState, refs: list[PointRef]) -> dict[PointRef, _Raw]:
+    def _chunk(self, refs: list[PointRef]) -> _Chunk:
+        template = ReadPropertyMultipleRequest(listOfReadAccessSpecs=_access_specs(refs)).encode()
+        wanted = {
+            (_object_type_number(r.object_type), r.instance, _property_number(r.prop), r.index): r
+            for r in refs
+        }
+        timeout = self._timeout(sizing.request_bytes(refs), sizing.response_bytes(refs))
+        return _Chunk(refs, template, wanted, timeout)
+
+    async def _read_chunk(self, state: _DeviceState, chunk: _Chunk) -> dict[PointRef, _Raw]:
+        refs = chunk.refs
         if not state.rpm_supported:
             return await self._read_many(state, refs)
-        request = ReadPropertyMultipleRequest(listOfReadAccessSpecs=_access_specs(refs))
-        sizes = sizing.request_bytes(refs), sizing.response_bytes(refs)
         self.stats.rpm_requests += 1
         try:
-            ack = await self._send(state, request, self._timeout(*sizes))
+            ack = await self._send(state, chunk, chunk.timeout)
         except TimeoutError:
             return dict.fromkeys(refs, PointError("timeout", "no answer to ReadPropertyMultiple"))
         except ErrorRejectAbortNack as nack:
@@ -494,17 +549,19 @@ class BacpypesClient:
                 # too big after all, or one bad object spoiled the lot: halve and retry
                 if code in _TOO_BIG:
                     state.max_points = max(1, min(state.max_points, len(refs) // 2))
+                state.plans.clear()
                 half = len(refs) // 2
                 first, second = await asyncio.gather(
-                    self._read_chunk(state, refs[:half]), self._read_chunk(state, refs[half:])
+                    self._read_chunk(state, self._chunk(refs[:half])),
+                    self._read_chunk(state, self._chunk(refs[half:])),
                 )
                 return first | second
             if len(refs) == 1 and code in _TOO_BIG:
                 return await self._read_many_rp(state, refs)
             return dict.fromkeys(refs, PointError(code, "ReadPropertyMultiple refused"))
-        if not isinstance(ack, ReadPropertyMultipleACK):
+        if not isinstance(ack, ComplexAckPDU):
             return dict.fromkeys(refs, PointError("bad-answer", type(ack).__name__))
-        return _unpack(refs, ack)
+        return _unpack(chunk, bytes(ack.pduData))
 
     async def _read_many_rp(
         self, state: _DeviceState, refs: list[PointRef]
@@ -532,24 +589,6 @@ class BacpypesClient:
         return ack.propertyValue
 
 
-def port_is_free(host: str, port: int) -> bool:
-    """bacpypes3 binds with SO_REUSEPORT, so a second process on the same port silently shares
-    (and steals) its traffic; binding without it first tells us whether anyone is there."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-async def wait_bound(app: Any, timeout: float = 5.0) -> None:
-    """Block until the app's UDP socket is bound (bacpypes3 binds in a background task and retries
-    forever on error, so without this a bad address hangs silently)."""
-    for link_layer in app.link_layers.values():
-        await asyncio.wait_for(link_layer.server._local_transport_ready.wait(), timeout)
-
-
 def _to_float(value: Any) -> float | PointError:
     if isinstance(value, PointError):
         return value
@@ -570,7 +609,7 @@ def _access_specs(refs: list[PointRef]) -> list[Any]:
         for ref in group:
             prop_ref = PropertyReference(propertyIdentifier=PropertyIdentifier(ref.prop))
             if ref.index is not None:
-                prop_ref.propArrayIndex = ref.index
+                prop_ref.propertyArrayIndex = ref.index
             prop_refs.append(prop_ref)
         specs.append(
             ReadAccessSpecification(
@@ -580,22 +619,31 @@ def _access_specs(refs: list[PointRef]) -> list[Any]:
     return specs
 
 
-def _unpack(refs: list[PointRef], ack: Any) -> dict[PointRef, _Raw]:
-    wanted = {(r.object_id, PropertyIdentifier(r.prop), r.index): r for r in refs}
+@functools.lru_cache(maxsize=1024)
+def _property_number(prop: str) -> int:
+    return int(PropertyIdentifier(prop))
+
+
+@functools.lru_cache(maxsize=256)
+def _object_type_number(object_type: str) -> int:
+    return int(ObjectType(object_type))
+
+
+def _unpack(chunk: _Chunk, data: bytes) -> dict[PointRef, _Raw]:
+    """The chunk's points from the answer's bytes; what the device left out is 'missing'."""
     results: dict[PointRef, _Raw] = {}
-    for access_result in ack.listOfReadAccessResults:
-        object_type, instance = access_result.objectIdentifier
-        object_id = f"{ObjectType(object_type)},{instance}"
-        for element in access_result.listOfResults:
-            key = (object_id, element.propertyIdentifier, element.propertyArrayIndex)
-            ref = wanted.get(key)
-            if ref is None:
-                continue
-            error = element.readResult.propertyAccessError
-            if error is not None:
-                results[ref] = PointError(str(error.errorCode), str(error.errorClass))
-            else:
-                results[ref] = element.readResult.propertyValue
-    for ref in refs:
+    try:
+        items = codec.decode_rpm_ack(data)
+    except codec.DecodeError as err:
+        return dict.fromkeys(chunk.refs, PointError("bad-answer", str(err)))
+    for object_type, instance, prop, index, value in items:
+        ref = chunk.wanted.get((object_type, instance, prop, index))
+        if ref is None:
+            continue
+        if isinstance(value, codec.AccessError):
+            results[ref] = PointError(value.error_code, value.error_class)
+        else:
+            results[ref] = value
+    for ref in chunk.refs:
         results.setdefault(ref, PointError("missing", "not in the ReadPropertyMultiple answer"))
     return results

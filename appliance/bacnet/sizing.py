@@ -8,6 +8,7 @@ Double, a name any length).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,7 @@ def _unsigned_len(value: int) -> int:
     return 1 if value < 0x100 else 2 if value < 0x10000 else 3 if value < 0x1000000 else 4
 
 
+@functools.lru_cache(maxsize=4096)
 def _property_bytes(ref: PointRef) -> int:
     size = 1 + _unsigned_len(int(PropertyIdentifier(ref.prop)))
     if ref.index is not None:

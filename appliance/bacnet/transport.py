@@ -1,0 +1,139 @@
+"""The client's bacpypes3 application and UDP socket: local address parsing, binding checks,
+receive-buffer sizing, and an application layer that hands RPM answers up undecoded.
+
+Kept apart from :mod:`appliance.bacnet.client` so the request logic there does not mix with
+socket and stack plumbing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import re
+import socket
+from typing import Any
+
+from bacpypes3.apdu import APDU, ComplexAckPDU  # type: ignore[import-untyped]
+from bacpypes3.app import Application  # type: ignore[import-untyped]
+from bacpypes3.appservice import ApplicationServiceAccessPoint  # type: ignore[import-untyped]
+from bacpypes3.comm import ServiceAccessPoint, bind  # type: ignore[import-untyped]
+from bacpypes3.local.device import DeviceObject  # type: ignore[import-untyped]
+from bacpypes3.local.networkport import NetworkPortObject  # type: ignore[import-untyped]
+from bacpypes3.netservice import (  # type: ignore[import-untyped]
+    NetworkServiceAccessPoint,
+    NetworkServiceElement,
+)
+
+from appliance.bacnet.codec import SERVICE_READ_PROPERTY_MULTIPLE
+
+logger = logging.getLogger(__name__)
+
+BACNET_PORT = 47808
+# Answers to a whole poll cycle can arrive in one burst while the event loop is busy decoding;
+# the default ~200 KiB buffer overflows with a few hundred meters and the kernel drops answers
+# silently (the request then times out and is retried). 4 MiB holds thousands of answers.
+RECEIVE_BUFFER = 4 * 1024 * 1024
+
+_LOCAL_RE = re.compile(r"^(?P<ip>[0-9.]+)(?:/(?P<prefix>\d{1,2}))?(?::(?P<port>\d{1,5}))?$")
+
+
+def parse_local_address(text: str) -> tuple[str, int | None, int]:
+    """'IP[/PREFIX][:PORT]' -> (ip, prefix or None, port); the port defaults to 47808.
+
+    The prefix only tells bacpypes3 the subnet's broadcast address; binding uses the IP."""
+    match = _LOCAL_RE.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not IP[/PREFIX][:PORT] such as 192.168.1.10/24:47808")
+    try:
+        ip = str(ipaddress.IPv4Address(match["ip"]))
+    except ValueError as err:
+        raise ValueError(f"{text!r}: {match['ip']!r} is not an IPv4 address") from err
+    prefix = int(match["prefix"]) if match["prefix"] is not None else None
+    if prefix is not None and prefix > 32:
+        raise ValueError(f"{text!r}: prefix /{prefix} is above /32")
+    port = int(match["port"]) if match["port"] is not None else BACNET_PORT
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{text!r}: port {port} is not 1..65535")
+    return ip, prefix, port
+
+
+def bacpypes_address(text: str) -> str:
+    """The local address as bacpypes3 wants it, with the port spelled out."""
+    ip, prefix, port = parse_local_address(text)
+    return f"{ip}/{prefix}:{port}" if prefix is not None else f"{ip}:{port}"
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """bacpypes3 binds with SO_REUSEPORT, so a second process on the same port silently shares
+    (and steals) its traffic; binding without it first tells us whether anyone is there."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+async def wait_bound(app: Any, timeout: float = 5.0) -> None:
+    """Block until the app's UDP socket is bound (bacpypes3 binds in a background task and retries
+    forever on error, so without this a bad address hangs silently)."""
+    for link_layer in app.link_layers.values():
+        await asyncio.wait_for(link_layer.server._local_transport_ready.wait(), timeout)
+
+
+def enlarge_receive_buffer(app: Any, size: int = RECEIVE_BUFFER) -> int:
+    """Ask for a ``size`` receive buffer on the app's unicast socket(s); returns what the kernel
+    granted (it caps SO_RCVBUF at net.core.rmem_max unless we may force it)."""
+    granted = 0
+    for link_layer in app.link_layers.values():
+        transport = link_layer.server.local_transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is None:
+            continue
+        force = getattr(socket, "SO_RCVBUFFORCE", None)
+        try:
+            if force is None:
+                raise PermissionError
+            sock.setsockopt(socket.SOL_SOCKET, force, size)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+        granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2  # Linux doubles it
+        if granted < size:
+            logger.info(
+                "UDP receive buffer is %d KiB, not the %d KiB asked for; raise "
+                "net.core.rmem_max if answers are lost under load",
+                granted // 1024,
+                size // 1024,
+            )
+    return granted
+
+
+class RawAckServiceAccessPoint(ApplicationServiceAccessPoint):  # type: ignore[misc]
+    """Hands ReadPropertyMultiple ACKs to the client as bytes; see :mod:`appliance.bacnet.codec`
+    for why. Errors, rejects, aborts and other services are decoded by bacpypes3 as before."""
+
+    async def sap_response(self, apdu: APDU) -> None:
+        if isinstance(apdu, ComplexAckPDU) and apdu.apduService == SERVICE_READ_PROPERTY_MULTIPLE:
+            await ServiceAccessPoint.sap_response(self, apdu)
+            return
+        await super().sap_response(apdu)
+
+
+def build_application(
+    device: DeviceObject,
+    port: NetworkPortObject,
+    app_class: type[Application] = Application,
+    asap_class: type[ApplicationServiceAccessPoint] = ApplicationServiceAccessPoint,
+) -> Any:
+    """``Application.from_object_list`` with our own service access point class (bacpypes3
+    hard-codes its own there)."""
+    app = app_class()
+    app.asap = asap_class(device, app.device_info_cache)
+    app.nsap = NetworkServiceAccessPoint()
+    app.nse = NetworkServiceElement()
+    bind(app.nse, app.nsap)
+    bind(app, app.asap, app.nsap)
+    app.add_object(device)
+    app.add_object(port)
+    return app
