@@ -66,6 +66,9 @@ class SimMeterSpec:
     device_instance: int
     port: int
     host: str = "127.0.0.1"
+    # the subnet prefix: with it the meter also listens on the subnet's broadcast address, so a
+    # broadcast Who-Is finds it (only useful on a real or namespaced network, not on loopback)
+    prefix: int | None = None
     points: int = 20
     max_apdu: int = 1476
     segmentation: bool = True
@@ -255,7 +258,7 @@ class SimulatedMeter(Application):  # type: ignore[misc]
             segmentationSupported="segmented-both" if spec.segmentation else "no-segmentation",
         )
         port = NetworkPortObject(
-            f"{spec.host}:{spec.port}",
+            spec.address if spec.prefix is None else f"{spec.host}/{spec.prefix}:{spec.port}",
             objectIdentifier=("network-port", 1),
             objectName="NetworkPort-1",
         )
@@ -420,15 +423,22 @@ async def run_simulators(specs: Iterable[SimMeterSpec]) -> SimulatorHandle:
     return handle
 
 
+def _host_and_prefix(text: str) -> tuple[str, int | None]:
+    host, _, prefix = text.partition("/")
+    return host, int(prefix) if prefix else None
+
+
 def specs_from_args(args: argparse.Namespace) -> list[SimMeterSpec]:
     if args.specs:
         raw = json.loads(Path(args.specs).read_text())
         return [SimMeterSpec(**item) for item in raw]
+    hosts = [_host_and_prefix(text) for text in args.host or ["127.0.0.1"]]
     return [
         SimMeterSpec(
             device_instance=args.first_instance + i,
-            port=args.base_port + i,
-            host=args.host,
+            port=args.base_port + i // len(hosts),
+            host=hosts[i % len(hosts)][0],
+            prefix=hosts[i % len(hosts)][1],
             points=args.points,
             max_apdu=args.max_apdu,
             segmentation=not args.no_segmentation,
@@ -461,7 +471,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--count", type=int, default=3, help="number of meters")
     parser.add_argument("--base-port", type=int, default=47901, help="UDP port of the first meter")
-    parser.add_argument("--host", default="127.0.0.1", help="address every meter binds to")
+    parser.add_argument(
+        "--host",
+        action="append",
+        help="address the meters bind to, IP[/PREFIX]; repeat it to spread the meters over "
+        "several addresses (round robin); with a prefix they answer broadcast Who-Is",
+    )
     parser.add_argument("--first-instance", type=int, default=1000, help="first device instance")
     parser.add_argument("--points", type=int, default=20, help="points per meter")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before each answer")
