@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -155,3 +157,23 @@ def sync_config(central: CentralServer, api_key: str, etag: str | None = None) -
     if etag:
         headers["If-None-Match"] = etag
     return requests.get(central.url("/api/v1/sync/config"), headers=headers, timeout=10)
+
+
+def run_rollup(central: CentralServer) -> None:
+    """The rollup job as the central worker runs it (``meterit-central rollup``), settled at once."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "central",
+            "rollup",
+            "--settle-minutes",
+            "0",
+            "--database-url",
+            central.db_url,
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )

@@ -70,6 +70,8 @@ def dashboard() -> str:
     top = sorted(shown, key=lambda s: s.energy_today or 0, reverse=True)[:TOP_SITES]
     charts = {
         "power": {
+            "from": int((now - timedelta(hours=CHART_HOURS)).timestamp() * 1000),
+            "to": int(now.timestamp() * 1000),
             "x": [int(h.timestamp() * 1000) for h, _ in series],
             "y": [round(v, 3) for _, v in series],
         },

@@ -168,7 +168,12 @@ def explorer() -> str:
         points=points,
         sel=sel,
         chosen=chosen,
-        chart={"series": chart, "hourly": bool(sel and sel.hourly)},
+        chart={
+            "series": chart,
+            "hourly": bool(sel and sel.hourly),
+            "from": int(sel.start.timestamp() * 1000) if sel else None,
+            "to": int(sel.end.timestamp() * 1000) if sel else None,
+        },
         table=_table(data, chosen),
         rows=sum(len(v) for v in data.values()),
         export_url=export_url,

@@ -1,9 +1,10 @@
 """The figures of the fleet dashboard, computed from ``sites`` and the ``readings_hourly`` rollup.
 
-Everything here must stay fast with tens of millions of readings, so no query touches
-``readings``: the rollup (maintained by ingest in the same statement that inserts the rows, see
-``central.ingest``) answers "latest value" and "value at a boundary" with one index probe per
-data point on its primary key (point_id, hour).
+Everything here must stay fast with tens of millions of readings, so no query scans
+``readings``: each question is one index probe per data point, either into the raw readings'
+primary key (point_id, ts) near "now" (the newest partition only) or into the hourly rollup's
+(point_id, hour) for anything older. The rollup is kept by a job (``central.rollup``) that
+recomputes an hour once it has settled, so the last minutes are always read raw.
 
 Energy is read from cumulative counters: the energy of a period is the last reading in it minus
 the last reading before it (or, for a counter that started inside the period, its first reading).
@@ -43,56 +44,61 @@ designated AS (
     ORDER BY p.meter_id, u.kind, length(p.name), p.name
 )"""
 
+# The latest value of a data point: from the raw readings if it reported within the recent
+# window (one backward probe of the (point_id, ts) key in the current partition), else from the
+# rollup, which the rollup job (``central.rollup``) fills only once an hour has settled.
+LATEST = """
+    LEFT JOIN LATERAL (
+        SELECT r.ts, r.value AS v FROM readings r
+        WHERE r.point_id = {point} AND r.ts >= %(recent)s
+        ORDER BY r.ts DESC LIMIT 1) raw ON true
+    LEFT JOIN LATERAL (
+        SELECT h.last_ts AS ts, h.last_value AS v FROM readings_hourly h
+        WHERE raw.ts IS NULL AND h.point_id = {point}
+        ORDER BY h.hour DESC LIMIT 1) roll ON true"""
+
+
+def _baseline(boundary: str) -> str:
+    """The counter reading a period starts from: the last one before the boundary (settled
+    hours, so the rollup has it), else, for a counter that began inside the period, its first
+    reading. COALESCE evaluates the second subquery only when the first finds nothing."""
+    return f"""coalesce(
+            (SELECT h.last_value FROM readings_hourly h
+             WHERE h.point_id = l.id AND h.hour < %({boundary})s ORDER BY h.hour DESC LIMIT 1),
+            (SELECT r.value FROM readings r
+             WHERE r.point_id = l.id AND r.ts >= %({boundary})s ORDER BY r.ts LIMIT 1))"""
+
+
 SITE_FIGURES_SQL = f"""
 WITH {DESIGNATED},
-meter_latest AS (
-    SELECT m.id AS meter_id, m.site_id, max(l.last_ts) AS last_ts
-    FROM sites s
-    JOIN meters m ON m.site_id = s.id AND m.active
-    JOIN meter_points p ON p.meter_id = m.id AND p.active
-    CROSS JOIN LATERAL (
-        SELECT h.last_ts FROM readings_hourly h WHERE h.point_id = p.id
-        ORDER BY h.hour DESC LIMIT 1) l
-    WHERE s.tenant_id = %(tenant)s
-    GROUP BY m.id, m.site_id
+latest AS (
+    SELECT d.id, d.site_id, d.kind, d.factor,
+           coalesce(raw.ts, roll.ts) AS ts, coalesce(raw.v, roll.v) AS v
+    FROM designated d {LATEST.format(point="d.id")}
 ),
 figures AS (
-    SELECT d.site_id,
-        sum(d.factor * greatest(0, latest.v - coalesce(before_day.v, first_day.v)))
-            FILTER (WHERE d.kind = 'energy' AND latest.hour >= %(day)s) AS energy_today,
-        sum(d.factor * greatest(0, latest.v - coalesce(before_month.v, first_month.v)))
-            FILTER (WHERE d.kind = 'energy' AND latest.hour >= %(month)s) AS energy_month,
-        sum(d.factor * latest.v)
-            FILTER (WHERE d.kind = 'power' AND latest.ts >= %(recent)s) AS power_now
-    FROM designated d
-    CROSS JOIN LATERAL (
-        SELECT h.hour, h.last_ts AS ts, h.last_value AS v FROM readings_hourly h
-        WHERE h.point_id = d.id ORDER BY h.hour DESC LIMIT 1) latest
-    LEFT JOIN LATERAL (
-        SELECT h.last_value AS v FROM readings_hourly h
-        WHERE d.kind = 'energy' AND h.point_id = d.id AND h.hour < %(day)s
-        ORDER BY h.hour DESC LIMIT 1) before_day ON true
-    LEFT JOIN LATERAL (
-        SELECT h.first_value AS v FROM readings_hourly h
-        WHERE d.kind = 'energy' AND h.point_id = d.id AND h.hour >= %(day)s
-        ORDER BY h.hour LIMIT 1) first_day ON true
-    LEFT JOIN LATERAL (
-        SELECT h.last_value AS v FROM readings_hourly h
-        WHERE d.kind = 'energy' AND h.point_id = d.id AND h.hour < %(month)s
-        ORDER BY h.hour DESC LIMIT 1) before_month ON true
-    LEFT JOIN LATERAL (
-        SELECT h.first_value AS v FROM readings_hourly h
-        WHERE d.kind = 'energy' AND h.point_id = d.id AND h.hour >= %(month)s
-        ORDER BY h.hour LIMIT 1) first_month ON true
-    GROUP BY d.site_id
+    SELECT l.site_id,
+        sum(l.factor * greatest(0, l.v - {_baseline("day")}))
+            FILTER (WHERE l.kind = 'energy' AND l.ts >= %(day)s) AS energy_today,
+        sum(l.factor * greatest(0, l.v - {_baseline("month")}))
+            FILTER (WHERE l.kind = 'energy' AND l.ts >= %(month)s) AS energy_month,
+        sum(l.factor * l.v) FILTER (WHERE l.kind = 'power' AND l.ts >= %(recent)s) AS power_now
+    FROM latest l
+    GROUP BY l.site_id
+),
+meter_counts AS (
+    SELECT m.site_id, count(*) AS meters,
+           count(*) FILTER (WHERE EXISTS (
+               SELECT 1 FROM meter_points p JOIN readings r ON r.point_id = p.id
+               WHERE p.meter_id = m.id AND p.active AND r.ts >= %(recent)s)) AS reporting
+    FROM sites s JOIN meters m ON m.site_id = s.id AND m.active
+    WHERE s.tenant_id = %(tenant)s
+    GROUP BY m.site_id
 )
 SELECT s.id, s.name, s.active, s.created_at, s.last_heartbeat_at, s.last_status,
-       (SELECT count(*) FROM meters m WHERE m.site_id = s.id AND m.active) AS meters,
-       (SELECT count(*) FROM meter_latest ml
-        WHERE ml.site_id = s.id AND ml.last_ts >= %(recent)s) AS reporting,
-       (SELECT max(ml.last_ts) FROM meter_latest ml WHERE ml.site_id = s.id) AS last_reading,
+       coalesce(c.meters, 0), coalesce(c.reporting, 0),
        f.energy_today, f.energy_month, f.power_now
-FROM sites s LEFT JOIN figures f ON f.site_id = s.id
+FROM sites s LEFT JOIN figures f ON f.site_id = s.id LEFT JOIN meter_counts c ON c.site_id = s.id
 WHERE s.tenant_id = %(tenant)s
 ORDER BY s.name
 """
@@ -139,7 +145,6 @@ class SiteFigures:
     unreachable: list[str]
     meters: int
     reporting: int
-    last_reading: datetime | None
     energy_today: float | None
     energy_month: float | None
     power_now: float | None
@@ -199,10 +204,9 @@ def site_figures(
                 heartbeat_age_s=(now - last).total_seconds() if last else None,
                 meters=r[6],
                 reporting=r[7],
-                last_reading=r[8],
-                energy_today=r[9],
-                energy_month=r[10],
-                power_now=r[11],
+                energy_today=r[8],
+                energy_month=r[9],
+                power_now=r[10],
                 **_status_fields(r[5]),
             )
         )

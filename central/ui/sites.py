@@ -21,7 +21,7 @@ from central import keys, sites
 from central.database import pool
 from central.ui import bp
 from central.ui.dashboard import thresholds
-from central.ui.fleet import connectivity
+from central.ui.fleet import LATEST, connectivity
 from central.ui.users import login_required, me, require
 
 logger = logging.getLogger(__name__)
@@ -44,19 +44,19 @@ def own_site(conn: psycopg.Connection[Any], site_id: int) -> dict[str, Any]:
     return dict(zip(names, row, strict=True))
 
 
-def site_meters(conn: psycopg.Connection[Any], site_id: int) -> list[dict[str, Any]]:
-    """Meters with their points and each point's latest value (from the hourly rollup)."""
+def site_meters(
+    conn: psycopg.Connection[Any], site_id: int, recent: datetime
+) -> list[dict[str, Any]]:
+    """Meters with their points and each point's latest value (see ``fleet.LATEST``)."""
     rows = conn.execute(
-        """SELECT m.id, m.external_id, m.name, m.address, m.device_instance, m.active,
+        f"""SELECT m.id, m.external_id, m.name, m.address, m.device_instance, m.active,
                   p.id, p.name, p.object_type, p.object_instance, p.unit, p.active,
-                  l.last_ts, l.last_value
+                  coalesce(raw.ts, roll.ts), coalesce(raw.v, roll.v)
            FROM meters m LEFT JOIN meter_points p ON p.meter_id = m.id
-           LEFT JOIN LATERAL (
-               SELECT h.last_ts, h.last_value FROM readings_hourly h
-               WHERE h.point_id = p.id ORDER BY h.hour DESC LIMIT 1) l ON true
-           WHERE m.site_id = %s
+           {LATEST.format(point="p.id")}
+           WHERE m.site_id = %(site)s
            ORDER BY m.active DESC, m.external_id, p.active DESC, p.name""",
-        (site_id,),
+        {"site": site_id, "recent": recent},
     ).fetchall()
     out: dict[int, dict[str, Any]] = {}
     for r in rows:
@@ -151,11 +151,11 @@ def site(site_id: int) -> str:
     now = datetime.now(UTC)
     with pool().connection() as conn:
         row = own_site(conn, site_id)
-        meters = site_meters(conn, site_id)
+        limits = thresholds()
+        meters = site_meters(conn, site_id, now - timedelta(seconds=limits.offline_s))
         beats = heartbeat_history(conn, site_id)
         site_keys = keys.list_keys(conn, site_id)
         audit = site_audit(conn, site_id, [m["id"] for m in meters], [k["id"] for k in site_keys])
-    limits = thresholds()
     last = row["last_heartbeat_at"]
     chart = {
         "x": [int(b["at"].timestamp() * 1000) for b in reversed(beats)],

@@ -20,13 +20,25 @@
     var t = pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes());
     return withDate ? (d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " + t) : t;
   }
-  function timeAxis(span) {
-    var longRange = span > 36 * 3600 * 1000;
+  var HOUR = 3600 * 1000;
+  function timeAxis(span, min, max) {
+    var longRange = span > 36 * HOUR;
+    var steps = [HOUR / 12, HOUR / 4, HOUR / 2, HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, 24 * HOUR, 48 * HOUR, 168 * HOUR];
+    var step = steps.find(function (s) { return span / s <= 9; }) || 336 * HOUR;
     return {
-      type: "linear",
+      type: "linear", min: min, max: max,
+      afterBuildTicks: function (axis) {
+        var ticks = [];
+        for (var v = Math.ceil(axis.min / step) * step; v <= axis.max; v += step) { ticks.push({ value: v }); }
+        axis.ticks = ticks;
+      },
       ticks: {
-        maxTicksLimit: 8,
-        callback: function (v) { return longRange ? fmtTime(v, true).slice(5, 10) : fmtTime(v, false); }
+        autoSkip: false,
+        callback: function (v) {
+          var full = fmtTime(v, true);
+          if (step >= 24 * HOUR) { return full.slice(5, 10); }
+          return longRange ? full.slice(5) : full.slice(11);
+        }
       },
       grid: { display: false }
     };
@@ -61,7 +73,7 @@
       var s = data.power;
       if (!s || !s.x.length) { return empty(canvas, "No power readings in the last 24 h"); }
       var opts = baseOptions();
-      opts.scales = { x: timeAxis(s.x[s.x.length - 1] - s.x[0]),
+      opts.scales = { x: timeAxis(s.to - s.from, s.from, s.to),
                       y: { beginAtZero: true, title: { display: true, text: "kW" } } };
       new Chart(canvas, { type: "line", options: opts, data: { datasets: [{
         label: "Fleet power (kW, hourly mean)", data: points(s.x, s.y), borderColor: palette[0],
@@ -72,10 +84,12 @@
       if (!s || !s.values.length) { return empty(canvas, "No energy recorded today"); }
       var opts = baseOptions();
       opts.indexAxis = "y";
+      canvas.parentNode.style.height = (60 + 30 * s.values.length) + "px";
       opts.scales = { x: { beginAtZero: true, title: { display: true, text: "kWh today" } },
                       y: { grid: { display: false } } };
       new Chart(canvas, { type: "bar", options: opts, data: { labels: s.labels, datasets: [{
-        label: "kWh today", data: s.values, backgroundColor: "#2f9e44", borderRadius: 3 }] } });
+        label: "kWh today", data: s.values, backgroundColor: "#2f9e44", borderRadius: 3,
+        maxBarThickness: 22 }] } });
     },
     states: function (canvas, data) {
       var s = data.states || {};
@@ -93,7 +107,7 @@
       if (!s.x || !s.x.length) { return empty(canvas, "No heartbeat received yet"); }
       var opts = baseOptions();
       opts.plugins.legend = { display: true, position: "top" };
-      opts.scales = { x: timeAxis(s.x[s.x.length - 1] - s.x[0]),
+      opts.scales = { x: timeAxis(s.x[s.x.length - 1] - s.x[0], s.x[0], s.x[s.x.length - 1]),
                       y: { beginAtZero: true, title: { display: true, text: "readings waiting" } },
                       y2: { beginAtZero: true, position: "right", grid: { display: false },
                             ticks: { precision: 0 }, title: { display: true, text: "unreachable meters" } } };
@@ -112,7 +126,7 @@
       series.forEach(function (s) { if (s.x.length) { lo = Math.min(lo, s.x[0]); hi = Math.max(hi, s.x[s.x.length - 1]); } });
       var opts = baseOptions();
       opts.plugins.legend = { display: true, position: "top" };
-      opts.scales = { x: timeAxis(hi - lo) };
+      opts.scales = { x: timeAxis((data.to - data.from) || (hi - lo), data.from || lo, data.to || hi) };
       units.forEach(function (u, i) {
         opts.scales["y" + i] = { position: i % 2 ? "right" : "left", grid: { display: i === 0 },
                                  title: { display: true, text: u || "(no unit)" } };

@@ -1,0 +1,144 @@
+"""The fleet dashboard and site page in a real browser, fed through the real sync API: a site
+is online with its values while it sends heartbeats, then late, then offline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+from tests import ui_browser
+from tests.central_fixtures import CentralServer
+from tests.ui_browser import (
+    PASSWORD,
+    POINTS,
+    Ui,
+    meter_readings,
+    run_rollup,
+    send_heartbeat,
+    send_readings,
+)
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    yield from ui_browser.launch_browser()
+
+
+@pytest.fixture
+def ui(browser: Browser, central_server: CentralServer) -> Iterator[Ui]:
+    yield from ui_browser.open_ui(browser, central_server)
+
+
+def expected_energy_today(items: list[dict[str, object]], now: datetime) -> float:
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    counter = [
+        (datetime.fromisoformat(str(i["ts"])), float(i["value"]))  # type: ignore[arg-type]
+        for i in items
+        if i["point"] == "energy_kwh"
+    ]
+    before = [v for ts, v in counter if ts < day]
+    today = [v for ts, v in counter if ts >= day]
+    return today[-1] - (before[-1] if before else today[0])
+
+
+def test_dashboard_shows_a_site_online_with_its_values(ui: Ui) -> None:
+    central = ui.central
+    site = central.create_site("Riverside Works")
+    for meter in ("main-incomer", "chiller-1"):
+        central.add_meter(site.site_id, meter, POINTS, address="10.0.0.5:47808")
+    quiet = central.create_site("Quiet Yard")  # never sends anything
+    central.create_user("viewer@example.com", PASSWORD, "viewer")
+    now = datetime.now(UTC)
+    items = meter_readings("main-incomer", now) + meter_readings("chiller-1", now)
+    answer = send_readings(central, site.api_key, items)
+    assert answer["accepted"] == len(items) and not answer["rejected"]
+    send_heartbeat(central, site.api_key, backlog=250, unreachable=("chiller-1",))
+    run_rollup(central)
+
+    ui.login("viewer@example.com")
+    row = ui.page.locator("tr[data-site='Riverside Works']")
+    expect(row.locator(".pill")).to_have_text("online")
+    expect(row.get_by_test_id("power")).to_contain_text("240.0")
+    energy = 2 * expected_energy_today(meter_readings("main-incomer", now), now)
+    expect(row.get_by_test_id("energy-today")).to_contain_text(f"{energy:,.1f}")
+    expect(row).to_contain_text("chiller-1")  # unreachable, from the heartbeat
+    expect(row).to_contain_text("250")  # backlog
+    expect(row).to_contain_text("2 / 2")  # meters reporting
+    expect(ui.page.locator("tr[data-site='Quiet Yard'] .pill")).to_have_text("never")
+    expect(ui.page.get_by_test_id("kpi-online")).to_contain_text("1")
+    expect(ui.page.get_by_test_id("kpi-power")).to_contain_text("240.0")
+    ui.page.wait_for_selector("canvas[data-chart='power']")
+    ui.screenshot("ui-dashboard-online")
+
+    # the filter narrows the table and the figures
+    ui.page.fill("#q", "quiet")
+    ui.page.click("button:has-text('Filter')")
+    expect(ui.page.locator("tr[data-site]")).to_have_count(1)
+    expect(ui.page.get_by_test_id("kpi-power")).to_contain_text("0.0")
+    ui.page.select_option("#state", "never")
+    ui.page.fill("#q", "")
+    ui.page.click("button:has-text('Filter')")
+    expect(ui.page.locator("tr[data-site]")).to_have_count(1)
+    expect(ui.page.locator("tr[data-site='Quiet Yard']")).to_be_visible()
+    ui.screenshot("ui-dashboard-filtered")
+
+    # the site page: meters with status and latest values, heartbeat history
+    ui.go(f"/sites/{site.site_id}")
+    incomer = ui.page.locator("[data-meter='main-incomer']")
+    expect(incomer.locator("tr[data-point='energy_kwh'] [data-testid=value]")).to_contain_text(
+        "1,100.00"
+    )
+    expect(incomer.locator("tr[data-point='power_kw'] [data-testid=value]")).to_contain_text(
+        "120.00"
+    )
+    expect(ui.page.locator("[data-meter='chiller-1'] .pill")).to_have_text("unreachable")
+    expect(ui.page.locator("#heartbeats")).to_contain_text("250")
+    expect(ui.page.locator("a:has-text('+ Add a meter')")).to_have_count(0)  # a viewer
+    ui.screenshot("ui-site-page")
+    assert quiet.site_id != site.site_id
+
+
+def wait_for_state(ui: Ui, site: str, state: str, timeout: float) -> None:
+    """Reload the dashboard until the site shows ``state`` (it refreshes itself every minute)."""
+    deadline = time.monotonic() + timeout
+    pill = ui.page.locator(f"tr[data-site='{site}'] .pill")
+    while time.monotonic() < deadline:
+        ui.go("/")
+        if pill.inner_text().strip() == state:
+            return
+        time.sleep(2)
+    raise AssertionError(f"{site} did not turn {state} within {timeout} s: {pill.inner_text()}")
+
+
+@pytest.mark.slow
+def test_site_turns_late_then_offline_when_heartbeats_stop(
+    browser: Browser, make_central_server: Callable[..., CentralServer]
+) -> None:
+    # the smallest thresholds the settings accept: late after 30 s, offline after 60 s
+    central = make_central_server(METERIT_HEARTBEAT_LATE_S="30", METERIT_HEARTBEAT_OFFLINE_S="60")
+    site = central.create_site("Hilltop Farm")
+    central.add_meter(site.site_id, "main-incomer", POINTS)
+    central.create_user("operator@example.com", PASSWORD, "operator")
+    send_readings(central, site.api_key, meter_readings("main-incomer", datetime.now(UTC)))
+    send_heartbeat(central, site.api_key)
+    stopped = time.monotonic()
+    for ui in ui_browser.open_ui(browser, central):
+        ui.login("operator@example.com")
+        expect(ui.page.locator("tr[data-site='Hilltop Farm'] .pill")).to_have_text("online")
+        wait_for_state(ui, "Hilltop Farm", "late", timeout=45)
+        assert time.monotonic() - stopped >= 29
+        row = ui.page.locator("tr[data-site='Hilltop Farm']")
+        expect(row).to_contain_text("since")
+        ui.screenshot("ui-dashboard-late")
+        wait_for_state(ui, "Hilltop Farm", "offline", timeout=45)
+        assert time.monotonic() - stopped >= 59
+        ui.screenshot("ui-dashboard-offline")
+        # a heartbeat brings it back
+        send_heartbeat(central, site.api_key)
+        wait_for_state(ui, "Hilltop Farm", "online", timeout=10)
