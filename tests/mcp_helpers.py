@@ -73,7 +73,7 @@ class HttpMcpServer:
         self.url = f"http://127.0.0.1:{port}/mcp"
         env = env | {"METERIT_MCP_BIND": f"127.0.0.1:{port}"}
         env.setdefault("METERIT_MCP_TOKEN", TOKEN)
-        self.process = ApplianceProcess(["mcp"], env, log_path)
+        self.process = ApplianceProcess(["mcp", "--http"], env, log_path)  # as the unit runs it
         deadline = time.monotonic() + 30
         while "MCP server listening" not in self.process.log():
             if self.process.process.poll() is not None or time.monotonic() > deadline:

@@ -4,8 +4,10 @@ a real RQ worker, to a real central server."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import httpx2
@@ -71,13 +73,22 @@ def test_requests_without_the_right_bearer_token_get_401(server: HttpMcpServer) 
     assert wrong.status_code == 401
     assert "wrong bearer token" in wrong.json()["error"]["message"]
 
-    right = requests.post(
+    basic = requests.post(
         server.url,
         json=INITIALIZE,
-        headers=MCP_HEADERS | {"Authorization": f"Bearer {TOKEN}"},
+        headers=MCP_HEADERS | {"Authorization": f"Basic {TOKEN}"},
         timeout=10,
     )
-    assert right.status_code == 200
+    assert basic.status_code == 401
+
+    for scheme in ("Bearer", "bearer"):  # the scheme is case-insensitive
+        right = requests.post(
+            server.url,
+            json=INITIALIZE,
+            headers=MCP_HEADERS | {"Authorization": f"{scheme} {TOKEN}"},
+            timeout=10,
+        )
+        assert right.status_code == 200
     assert "not-the-token" not in server.process.log(), "tokens are never logged"
     assert "wrong bearer token" in server.process.log()
 
@@ -130,6 +141,54 @@ def test_http_mode_refuses_to_start_without_a_usable_token(
     assert done.returncode == 78
     assert says in done.stderr
     assert "--stdio" in done.stderr or "openssl rand" in done.stderr
+
+
+def test_ready_is_notified_once_listening_and_sigterm_stops_it_cleanly(
+    edge_db_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    # a real notify socket, as systemd gives a Type=notify unit (short path: AF_UNIX limit)
+    with (
+        tempfile.TemporaryDirectory(prefix="mcp-notify-") as short_dir,
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify,
+    ):
+        notify_path = Path(short_dir) / "sock"
+        notify.bind(str(notify_path))
+        notify.settimeout(10)
+        env = settings_env(edge_settings(edge_db_url, redis_url, None, None), tmp_path)
+        server = HttpMcpServer(env | {"NOTIFY_SOCKET": str(notify_path)}, tmp_path / "mcp.log")
+        try:
+            ready = notify.recv(4096).decode()
+            assert ready.startswith("READY=1")
+            assert f"STATUS=listening on {server.url}" in ready
+            answer = requests.post(server.url, json=INITIALIZE, headers=MCP_HEADERS, timeout=10)
+            assert answer.status_code == 401, "READY came before the port answered"
+        finally:
+            assert server.stop() == 0, server.process.log()
+        assert notify.recv(4096).decode() == "STOPPING=1"
+    assert "MCP server stopping (SIGTERM)" in server.process.log()
+
+
+def test_a_port_in_use_stops_the_start_with_a_message_naming_the_setting(
+    edge_db_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = settings_env(edge_settings(edge_db_url, redis_url, None, None), tmp_path)
+        env |= {"METERIT_MCP_BIND": f"127.0.0.1:{port}", "METERIT_MCP_TOKEN": TOKEN}
+        done = subprocess.run(
+            [sys.executable, "-m", "appliance", "mcp", "--http"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stdout + done.stderr
+    assert "METERIT_MCP_BIND" in done.stdout + done.stderr
 
 
 @pytest.mark.slow

@@ -41,14 +41,21 @@ class BearerTokenMiddleware:
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
+
+    def _valid(self, header: bytes | None) -> bool:
+        if header is None:
+            return False
+        scheme, _, given = header.strip().partition(b" ")
+        # the scheme is case-insensitive (RFC 9110); the token is compared in constant time
+        return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self._expected)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan: not a request
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"authorization")
-        if given is not None and hmac.compare_digest(given, self._expected):
+        if self._valid(given):
             await self.app(scope, receive, send)
             return
         reason = "missing bearer token" if given is None else "wrong bearer token"

@@ -35,10 +35,16 @@ def main(argv: list[str]) -> int:
         description="Serve the appliance's MCP tools to an AI assistant: streamable HTTP on "
         "METERIT_MCP_BIND with the bearer token METERIT_MCP_TOKEN, or stdio with --stdio.",
     )
-    parser.add_argument(
+    transport = parser.add_mutually_exclusive_group()
+    transport.add_argument(
         "--stdio",
         action="store_true",
         help="talk MCP over stdin/stdout (for an assistant started on the appliance)",
+    )
+    transport.add_argument(
+        "--http",
+        action="store_true",
+        help="serve streamable HTTP at http://METERIT_MCP_BIND/mcp (the default)",
     )
     args = parser.parse_args(argv)
     try:
