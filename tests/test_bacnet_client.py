@@ -64,11 +64,26 @@ def test_reads_all_points_of_a_meter_in_one_request() -> None:
     run_with([spec], 47861, body)
 
 
+def test_device_info_takes_one_request_and_points_one_more() -> None:
+    spec = SimMeterSpec(2011, 47931)
+
+    async def body(client: BacpypesClient, handle: SimulatorHandle) -> None:
+        meter = DeviceTarget(spec.address, 2011)
+        await client.read_points(meter, POINTS)
+        await client.read_points(meter, POINTS)
+        assert (client.stats.rpm_requests, client.stats.rp_requests) == (3, 0)
+        assert handle.requests_seen(2011) == 3
+
+    # known instance: no wildcard read of the device object either
+    run_with([spec], 47872, body)
+
+
 @pytest.mark.parametrize(("max_apdu", "port"), [(50, 47922), (128, 47923)])
 def test_rpm_is_chunked_to_a_small_apdu_without_segmentation(max_apdu: int, port: int) -> None:
     spec = SimMeterSpec(2002, port, max_apdu=max_apdu, segmentation=False)
 
     async def body(client: BacpypesClient, handle: SimulatorHandle) -> None:
+        await client.read_device_info(target(spec))  # its own request, not counted below
         before = client.stats.rpm_requests
         values = await client.read_points(target(spec), POINTS)
         sent = client.stats.rpm_requests - before

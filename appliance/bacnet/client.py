@@ -378,9 +378,10 @@ class BacpypesClient:
             "vendor-name",
         ]
         refs = [PointRef("device", instance, p) for p in props]
-        raw = await asyncio.gather(*(self._read_one(state, ref) for ref in refs))
+        answers = await self._read_device_object(state, refs)
+        raw = [answers[ref] for ref in refs]
         if all(isinstance(v, PointError) and v.code == "timeout" for v in raw):
-            raise DeviceUnreachable(f"{target}: no answer to ReadProperty of the device object")
+            raise DeviceUnreachable(f"{target}: no answer to a read of the device object")
         values = {
             name: None if isinstance(value, PointError) else sizing.decode_any(value)
             for name, value in zip(props, raw, strict=True)
@@ -404,6 +405,38 @@ class BacpypesClient:
             vendor_name=str(vendor_name) if vendor_name is not None else None,
             object_name=str(name) if name is not None else None,
         )
+
+    async def _read_device_object(
+        self, state: _DeviceState, refs: list[PointRef]
+    ) -> dict[PointRef, _Raw]:
+        """The device object's properties in one ReadPropertyMultiple (a collector start reads
+        every meter's, so five ReadProperty each would make the first cycle several times slower);
+        ReadProperty one by one when the device refuses RPM or the answer does not fit its APDU.
+        Silence means the device is unreachable: no second round of timeouts."""
+        if state.rpm_supported:
+            chunk = self._chunk(refs)
+            self.stats.rpm_requests += 1
+            try:
+                ack = await self._send(state, chunk, chunk.timeout)
+            except TimeoutError:
+                return dict.fromkeys(
+                    refs, PointError("timeout", "no answer to ReadPropertyMultiple")
+                )
+            except ErrorRejectAbortNack as nack:
+                if isinstance(nack, RejectPDU) and _nack_code(nack) in (
+                    "unrecognized-service",
+                    "other",
+                ):
+                    state.rpm_supported = False
+            else:
+                if isinstance(ack, ComplexAckPDU):
+                    values = _unpack(chunk, bytes(ack.pduData))
+                    if not any(
+                        isinstance(v, PointError) and v.code in ("missing", "bad-answer")
+                        for v in values.values()
+                    ):
+                        return values
+        return await self._read_many_rp(state, refs)
 
     async def _instance_at(self, target: DeviceTarget, state: _DeviceState) -> int:
         """The device instance at an address: the wildcard device id if the device honours it,
