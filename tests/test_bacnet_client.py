@@ -7,7 +7,10 @@ with SO_REUSEPORT, so a clash would silently split traffic rather than fail).
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +23,7 @@ from appliance.bacnet.client import (
     PointRef,
 )
 from appliance.bacnet.simulator import SimMeterSpec, SimulatorHandle, run_simulators
+from appliance.bacnet.transport import DATAGRAM_COST, RECEIVE_BUFFER, in_flight_limit
 
 POINTS = [PointRef("analog-input", i) for i in range(1, 21)]
 
@@ -209,3 +213,25 @@ def test_many_meters_with_latency_are_read_concurrently() -> None:
         assert elapsed < 0.5  # 10 x 50 ms serially would be >= 0.5 s
 
     run_with(specs, 47871, body)
+
+
+def test_socket_holds_a_whole_burst_of_answers_and_in_flight_is_bounded_by_it() -> None:
+    """With the kernel's default buffer (~208 KiB) 200 answers arriving at once overflow it and
+    are dropped silently (each then costs a timeout and a retry)."""
+
+    async def body(client: BacpypesClient, handle: SimulatorHandle) -> None:
+        (link_layer,) = client.app.link_layers.values()
+        sock = link_layer.server.local_transport.get_extra_info("socket")
+        capacity = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
+        forced = os.geteuid() == 0
+        assert capacity // 2 >= (RECEIVE_BUFFER if forced else min(RECEIVE_BUFFER, rmem_max))
+        assert client.max_in_flight == min(1000, capacity // DATAGRAM_COST)
+
+    run_with([], 47873, body, max_in_flight=1000)
+
+
+def test_in_flight_limit_keeps_answers_within_the_buffer() -> None:
+    assert in_flight_limit(212_992, 1000) == 212_992 // DATAGRAM_COST
+    assert in_flight_limit(8 * 1024 * 1024, 64) == 64
+    assert in_flight_limit(0, 64) == 8  # never starve the poll loop entirely

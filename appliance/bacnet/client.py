@@ -47,6 +47,7 @@ from appliance.bacnet.transport import (
     bacpypes_address,
     build_application,
     enlarge_receive_buffer,
+    in_flight_limit,
     parse_local_address,
     port_is_free,
     wait_bound,
@@ -261,7 +262,8 @@ class BacpypesClient:
         self.stats = ClientStats()
         self._app: Application | None = None
         self._devices: dict[DeviceTarget, _DeviceState] = {}
-        self._in_flight = asyncio.Semaphore(self.config.max_in_flight)
+        self.max_in_flight = self.config.max_in_flight  # lowered at start to what the socket holds
+        self._in_flight = asyncio.Semaphore(self.max_in_flight)
 
     async def start(self) -> None:
         """Bind the local port; returns only when it is bound, so READY can follow."""
@@ -289,7 +291,11 @@ class BacpypesClient:
         )
         self._app = build_application(device, port_object, Application, RawAckServiceAccessPoint)
         await wait_bound(self._app)
-        enlarge_receive_buffer(self._app)
+        capacity = enlarge_receive_buffer(self._app)
+        limit = in_flight_limit(capacity, self.config.max_in_flight)
+        if limit < self.max_in_flight:
+            self.max_in_flight = limit
+            self._in_flight = asyncio.Semaphore(limit)
         logger.info("BACnet client bound to %s", self.config.local_address)
 
     async def close(self) -> None:

@@ -34,6 +34,9 @@ BACNET_PORT = 47808
 # the default ~200 KiB buffer overflows with a few hundred meters and the kernel drops answers
 # silently (the request then times out and is retried). 4 MiB holds thousands of answers.
 RECEIVE_BUFFER = 4 * 1024 * 1024
+# What one full-size (1476-byte) answer takes of the receive buffer in the kernel's accounting
+# (payload plus socket-buffer overhead); used to bound requests in flight to what fits.
+DATAGRAM_COST = 2304
 
 _LOCAL_RE = re.compile(r"^(?P<ip>[0-9.]+)(?:/(?P<prefix>\d{1,2}))?(?::(?P<port>\d{1,5}))?$")
 
@@ -83,8 +86,9 @@ async def wait_bound(app: Any, timeout: float = 5.0) -> None:
 
 
 def enlarge_receive_buffer(app: Any, size: int = RECEIVE_BUFFER) -> int:
-    """Ask for a ``size`` receive buffer on the app's unicast socket(s); returns what the kernel
-    granted (it caps SO_RCVBUF at net.core.rmem_max unless we may force it)."""
+    """Ask for a ``size`` receive buffer on the app's unicast socket(s); returns the capacity the
+    kernel granted, in its own accounting (it doubles what is asked for to cover overhead, and
+    caps the request at net.core.rmem_max unless the process may force it)."""
     granted = 0
     for link_layer in app.link_layers.values():
         transport = link_layer.server.local_transport
@@ -98,15 +102,21 @@ def enlarge_receive_buffer(app: Any, size: int = RECEIVE_BUFFER) -> int:
             sock.setsockopt(socket.SOL_SOCKET, force, size)
         except OSError:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
-        granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2  # Linux doubles it
-        if granted < size:
+        granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        if granted // 2 < size:
             logger.info(
-                "UDP receive buffer is %d KiB, not the %d KiB asked for; raise "
-                "net.core.rmem_max if answers are lost under load",
-                granted // 1024,
+                "UDP receive buffer is %d KiB, not the %d KiB asked for (net.core.rmem_max); "
+                "requests in flight are bounded to what it holds",
+                granted // 2048,
                 size // 1024,
             )
     return granted
+
+
+def in_flight_limit(receive_capacity: int, wanted: int) -> int:
+    """Requests in flight whose answers, arriving all at once, still fit the receive buffer:
+    past that the kernel drops answers silently and each costs a timeout and a retry."""
+    return max(8, min(wanted, receive_capacity // DATAGRAM_COST))
 
 
 class RawAckServiceAccessPoint(ApplicationServiceAccessPoint):  # type: ignore[misc]
