@@ -45,13 +45,18 @@ TOOLS = {
 
 
 @asynccontextmanager
-async def stdio_mcp(env: dict[str, str], stderr_path: Path) -> AsyncIterator[Client]:
-    """``python -m appliance mcp --stdio`` as the SDK spawns it; its stderr kept in a file."""
+async def stdio_mcp(
+    env: dict[str, str], stderr_path: Path, mode: str = "auto"
+) -> AsyncIterator[Client]:
+    """``python -m appliance mcp --stdio`` as the SDK spawns it; its stderr kept in a file.
+    ``mode="legacy"`` speaks the initialize handshake of today's desktop assistants."""
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "appliance", "mcp", "--stdio"], env=env, cwd=ROOT
     )
     with stderr_path.open("w") as errlog:
-        async with Client(stdio_client(params, errlog=errlog), read_timeout_seconds=60) as client:
+        async with Client(
+            stdio_client(params, errlog=errlog), read_timeout_seconds=60, mode=mode
+        ) as client:
             yield client
 
 

@@ -245,3 +245,21 @@ def test_trigger_sync_when_not_enrolled_queues_the_job_and_says_it_will_send_not
 
     with private_redis(tmp_path) as queue_url:
         run(lambda: scenario(queue_url))
+
+
+def test_a_database_without_schema_and_a_dead_redis_are_tool_errors_naming_the_fix(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    dead_redis = f"redis://127.0.0.1:{free_udp_port()}/0"  # nothing listens on TCP there
+    env = _env(empty_db_url, dead_redis, tmp_path)
+
+    async def scenario() -> None:
+        # the initialize handshake, as desktop assistants connect today
+        async with stdio_mcp(env, tmp_path / "err", mode="legacy") as client:
+            no_schema = refusal(await client.call_tool("get_sync_status", {}))
+            no_redis = refusal(await client.call_tool("trigger_meter_sync", {}))
+            assert len((await client.list_tools()).tools) == len(TOOLS), "still serving"
+        assert "no MeterIT schema yet" in no_schema and "meterit-appliance migrate" in no_schema
+        assert "Redis does not answer" in no_redis and "redis-server" in no_redis
+
+    run(scenario)

@@ -59,6 +59,12 @@ def _answerable(settings: ApplianceSettings) -> Iterator[None]:
             "PostgreSQL is running on the appliance (systemctl status postgresql) and "
             "METERIT_DATABASE_URL"
         ) from err
+    except psycopg.errors.UndefinedTable as err:
+        logger.error("MCP tool finds no edge schema: %s", err.diag.message_primary)
+        raise ToolError(
+            f"the appliance's database has no MeterIT schema yet ({err.diag.message_primary}); "
+            "run 'meterit-appliance migrate' (the meterit-migrate unit does it at boot)"
+        ) from err
     except redis.RedisError as err:
         logger.error("MCP tool cannot queue a job, Redis at %s: %s", settings.redis_url, err)
         raise ToolError(
