@@ -205,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
             folder,
             {
                 "METERIT_RATE_LIMIT": "1000000/minute",
-                "METERIT_WEB_WORKERS": str(args.workers),
-                "METERIT_WEB_THREADS": str(args.threads),
+                "METERIT_GUNICORN_WORKERS": str(args.workers),
+                "METERIT_GUNICORN_THREADS": str(args.threads),
                 "METERIT_LOG_LEVEL": "warning",
             },
         )

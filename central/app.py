@@ -33,7 +33,7 @@ def settings_config(settings: CentralSettings) -> dict[str, Any]:
         "HEARTBEAT_LATE_S": settings.heartbeat_late_s,
         "HEARTBEAT_OFFLINE_S": settings.heartbeat_offline_s,
         # one connection per gunicorn thread, plus one for /health-free housekeeping
-        "DB_POOL_SIZE": settings.web_threads + 1,
+        "DB_POOL_SIZE": settings.gunicorn_threads + 1,
         "JSON_SORT_KEYS": False,
     }
 

@@ -19,9 +19,9 @@ _settings = load_settings()
 
 wsgi_app = "central.app:create_app()"
 bind = [_settings.bind]
-workers = _settings.web_workers or (os.cpu_count() or 1)
+workers = _settings.gunicorn_workers or (os.cpu_count() or 1)
 worker_class = "gthread"
-threads = _settings.web_threads
+threads = _settings.gunicorn_threads
 # a 5000-reading batch takes well under a second; a stuck request should not hold a worker long
 timeout = 60
 graceful_timeout = 20

@@ -113,38 +113,37 @@ class Ingestor:
         rejected: list[dict[str, Any]] = []
         points = smap.points
         latest = now + MAX_FUTURE
+        append = rows.append
         for index, item in enumerate(items):
             try:
-                r = parse_reading(item)
+                meter, point, ts, value, unit = parse_reading(item)
             except ValueError as err:
                 rejected.append({"index": index, "reason": str(err)})
                 continue
-            hit = points.get((r.meter, r.point))
+            hit = points.get((meter, point))
             if hit is None:
-                rejected.append(
-                    {"index": index, "reason": self._unknown(r.meter, r.point, smap, site)}
-                )
+                rejected.append({"index": index, "reason": self._unknown(meter, point, smap, site)})
                 continue
-            point_id, unit = hit
-            if r.unit and unit and r.unit != unit:
+            point_id, configured_unit = hit
+            if unit and configured_unit and unit != configured_unit:
                 rejected.append(
                     {
                         "index": index,
-                        "reason": f"unit: {r.unit!r} differs from the unit {unit!r} configured "
-                        f"for {r.meter}/{r.point}; fix the meter configuration",
+                        "reason": f"unit: {unit!r} differs from the unit {configured_unit!r} "
+                        f"configured for {meter}/{point}; fix the meter configuration",
                     }
                 )
                 continue
-            if not EARLIEST_TS <= r.ts <= latest:
+            if not EARLIEST_TS <= ts <= latest:
                 rejected.append(
                     {
                         "index": index,
-                        "reason": f"ts: {r.ts.isoformat()} is outside the accepted range "
+                        "reason": f"ts: {ts.isoformat()} is outside the accepted range "
                         f"(2000-01-01 to 24 h from now); check the appliance's clock",
                     }
                 )
                 continue
-            rows.append((point_id, r.ts, r.value))
+            append((point_id, ts, value))
         return rows, rejected
 
     @staticmethod
@@ -165,7 +164,17 @@ class Ingestor:
         Creating a partition locks the parent table; doing it in its own short transaction
         (serialised by an advisory lock between workers) keeps that lock off the hot path.
         """
-        months = {(ts.astimezone(UTC).year, ts.astimezone(UTC).month) for _, ts, _ in rows}
+        if not rows:
+            return
+        # every month from the earliest to the latest reading: two passes of min/max are far
+        # cheaper than converting each timestamp, and a batch rarely spans more than two months
+        first = min(r[1] for r in rows).astimezone(UTC)
+        last = max(r[1] for r in rows).astimezone(UTC)
+        months: set[tuple[int, int]] = set()
+        year, month = first.year, first.month
+        while (year, month) <= (last.year, last.month):
+            months.add((year, month))
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
         todo = sorted(months - self._months)
         if not todo:
             return

@@ -47,10 +47,10 @@ class CentralSettings:
     heartbeat_offline_s: int = setting(
         1800, help="seconds without a heartbeat before a site shows as offline", minimum=60
     )
-    web_workers: int = setting(
+    gunicorn_workers: int = setting(
         0, help="gunicorn worker processes; 0 means one per CPU", minimum=0, maximum=64
     )
-    web_threads: int = setting(
+    gunicorn_threads: int = setting(
         4, help="threads per gunicorn worker (each holds one database connection)", minimum=1
     )
     operator_token_hours: float = setting(

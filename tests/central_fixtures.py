@@ -164,7 +164,7 @@ def start_central_server(
             "METERIT_DATABASE_URL": db_url,
             "METERIT_REDIS_URL": redis_url,
             "METERIT_BIND": f"127.0.0.1:{port}",
-            "METERIT_WEB_WORKERS": "1",
+            "METERIT_GUNICORN_WORKERS": "1",
             # an empty config file: a host's /etc/meterit/central.toml must not leak into tests
             "METERIT_CONFIG": str(empty_config),
         }
