@@ -1,11 +1,14 @@
-"""The device interface the poll loop and discovery depend on, and its bacpypes3 implementation.
+"""The bacpypes3 implementation of the device interface (:mod:`appliance.bacnet.device`).
 
-The poll loop only sees :class:`DeviceClient` and plain dataclasses (DESIGN convention 5), so it
-can be tested and reasoned about without the BACnet library.  The implementation builds requests
-from bacpypes3's typed objects (BAC0's string-parsed ``readMultiple`` mis-parses generated
-requests), sizes each ReadPropertyMultiple so request and answer fit what the device accepts, and
-degrades per device: RPM rejected -> ReadProperty, answer too big -> smaller chunks, one bad
-point -> an error for that point only.
+It builds requests from bacpypes3's typed objects (BAC0's string-parsed ``readMultiple``
+mis-parses generated requests), sizes each ReadPropertyMultiple so request and answer fit what
+the device accepts, and degrades per device: RPM rejected -> ReadProperty, answer too big ->
+smaller chunks, one bad point -> an error for that point only.
+
+The poll path is built for throughput: each device's requests are planned and encoded once and
+reused every cycle, answers are decoded from bytes (:mod:`appliance.bacnet.codec`), and the
+socket's receive buffer is sized for a whole cycle's burst of answers
+(:mod:`appliance.bacnet.transport`).
 """
 
 from __future__ import annotations
@@ -14,9 +17,8 @@ import asyncio
 import dataclasses
 import functools
 import logging
-import re
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from bacpypes3.apdu import (  # type: ignore[import-untyped]
     AbortPDU,
@@ -42,6 +44,20 @@ from bacpypes3.pdu import Address  # type: ignore[import-untyped]
 from bacpypes3.primitivedata import ObjectIdentifier, ObjectType  # type: ignore[import-untyped]
 
 from appliance.bacnet import codec, sizing, speedups
+from appliance.bacnet.device import (
+    WILDCARD_DEVICE,
+    DeviceClient,
+    DeviceError,
+    DeviceInfo,
+    DeviceNotFound,
+    DeviceTarget,
+    DeviceUnreachable,
+    DiscoveredDevice,
+    ObjectDescription,
+    PointError,
+    PointRef,
+    parse_object_id,
+)
 from appliance.bacnet.transport import (
     RawAckServiceAccessPoint,
     bacpypes_address,
@@ -55,136 +71,24 @@ from appliance.bacnet.transport import (
 
 logger = logging.getLogger(__name__)
 
-_OBJECT_ID_RE = re.compile(r"^([a-z][a-z0-9-]*),(\d+)$")
-WILDCARD_DEVICE = 4194303
-
-
-class DeviceError(Exception):
-    """The device as a whole could not be read; the message says why in one line."""
-
-
-class DeviceUnreachable(DeviceError):
-    """No answer at all (offline, wrong address, or a firewall)."""
-
-
-class DeviceNotFound(DeviceError):
-    """Who-Is for a device instance got no I-Am."""
-
-
-@dataclasses.dataclass(frozen=True, order=True)
-class PointRef:
-    """One property of one object, e.g. analog-input,1 present-value."""
-
-    object_type: str
-    instance: int
-    prop: str = "present-value"
-    index: int | None = None
-
-    @classmethod
-    def parse(cls, object_id: str, prop: str = "present-value") -> PointRef:
-        object_type, instance = parse_object_id(object_id)
-        PropertyIdentifier(prop)  # raises ValueError on an unknown property name
-        return cls(object_type, instance, prop)
-
-    @property
-    def object_id(self) -> str:
-        return f"{self.object_type},{self.instance}"
-
-    def __str__(self) -> str:
-        suffix = "" if self.index is None else f"[{self.index}]"
-        return f"{self.object_id} {self.prop}{suffix}"
-
-
-def parse_object_id(text: str) -> tuple[str, int]:
-    """'analog-input,1' -> ('analog-input', 1); raises ValueError naming what is wrong."""
-    match = _OBJECT_ID_RE.match(text.strip())
-    if not match:
-        raise ValueError(f"{text!r} is not TYPE,INSTANCE such as analog-input,1")
-    object_type, instance = match.group(1), int(match.group(2))
-    try:
-        ObjectType(object_type)
-    except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{object_type!r} is not a BACnet object type") from err
-    if instance > WILDCARD_DEVICE:
-        raise ValueError(f"instance {instance} is above {WILDCARD_DEVICE}")
-    return object_type, instance
-
-
-@dataclasses.dataclass(frozen=True)
-class PointError:
-    """Why one point has no value: a BACnet error code ('unknown-object'), 'timeout', ..."""
-
-    code: str
-    detail: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.detail}" if self.detail else self.code
-
-
-@dataclasses.dataclass(frozen=True)
-class DeviceTarget:
-    """Where a device is: 'ip:port', 'net:mac' / 'net:ip:port' behind a router, or only its
-    instance (then found with Who-Is and cached)."""
-
-    address: str | None = None
-    device_instance: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.address is None and self.device_instance is None:
-            raise ValueError("a device target needs an address or a device instance")
-
-    def __str__(self) -> str:
-        if self.address and self.device_instance is not None:
-            return f"device {self.device_instance} at {self.address}"
-        return self.address or f"device {self.device_instance}"
-
-
-@dataclasses.dataclass(frozen=True)
-class DeviceInfo:
-    device_instance: int
-    address: str
-    max_apdu: int
-    segmentation: bool  # can send segmented answers
-    vendor_id: int | None = None
-    vendor_name: str | None = None
-    object_name: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class DiscoveredDevice:
-    device_instance: int
-    address: str
-    max_apdu: int
-    segmentation: bool
-    vendor_id: int
-
-
-@dataclasses.dataclass(frozen=True)
-class ObjectDescription:
-    object_id: str
-    name: str | None
-    units: str | None
-    description: str | None
-
-
-class DeviceClient(Protocol):
-    """What the collector and discovery need from BACnet, nothing more."""
-
-    async def read_points(
-        self, target: DeviceTarget, points: list[PointRef]
-    ) -> dict[PointRef, float | PointError]: ...
-
-    async def read_device_info(self, target: DeviceTarget) -> DeviceInfo: ...
-
-    async def who_is(
-        self, low: int | None = None, high: int | None = None, address: str | None = None
-    ) -> list[DiscoveredDevice]: ...
-
-    async def read_object_list(self, target: DeviceTarget) -> list[str]: ...
-
-    async def describe_objects(
-        self, target: DeviceTarget, object_ids: Sequence[str]
-    ) -> list[ObjectDescription]: ...
+# the interface types are re-exported: callers import the client and its types from one place
+__all__ = [
+    "WILDCARD_DEVICE",
+    "BacpypesClient",
+    "ClientConfig",
+    "ClientStats",
+    "DeviceClient",
+    "DeviceError",
+    "DeviceInfo",
+    "DeviceNotFound",
+    "DeviceTarget",
+    "DeviceUnreachable",
+    "DiscoveredDevice",
+    "ObjectDescription",
+    "PointError",
+    "PointRef",
+    "parse_object_id",
+]
 
 
 @dataclasses.dataclass(frozen=True)
