@@ -235,3 +235,20 @@ def test_in_flight_limit_keeps_answers_within_the_buffer() -> None:
     assert in_flight_limit(212_992, 1000) == 212_992 // DATAGRAM_COST
     assert in_flight_limit(8 * 1024 * 1024, 64) == 64
     assert in_flight_limit(0, 64) == 8  # never starve the poll loop entirely
+
+
+def test_client_binds_the_default_wildcard_address_with_a_prefix() -> None:
+    """The setting's default form, 0.0.0.0/PREFIX:PORT, binds (it used to fail on the prefix)."""
+    spec = SimMeterSpec(2012, 47932, points=3)
+
+    async def main() -> None:
+        handle = await run_simulators([spec])
+        try:
+            config = ClientConfig(local_address="0.0.0.0/24:47874")
+            async with BacpypesClient(config) as client:
+                values = await client.read_points(target(spec), POINTS[:3])
+                assert all(isinstance(v, float) for v in values.values()), values
+        finally:
+            handle.close()
+
+    asyncio.run(asyncio.wait_for(main(), 60))

@@ -172,9 +172,14 @@ class BacpypesClient:
     async def start(self) -> None:
         """Bind the local port; returns only when it is bound, so READY can follow."""
         try:
-            host, _, port = parse_local_address(self.config.local_address)
+            host, prefix, port = parse_local_address(self.config.local_address)
         except ValueError as err:
             raise OSError(f"BACnet local address: {err}") from err
+        if host == "0.0.0.0" and prefix is not None:
+            logger.info(
+                "BACnet bound to all interfaces: broadcast Who-Is (discovery, devices given by "
+                "instance only) needs this interface's IP/PREFIX, e.g. 192.168.1.10/24"
+            )
         if not port_is_free(host, port):
             raise OSError(f"BACnet port {self.config.local_address} is already in use")
         device = DeviceObject(

@@ -62,9 +62,15 @@ def parse_local_address(text: str) -> tuple[str, int | None, int]:
 
 
 def bacpypes_address(text: str) -> str:
-    """The local address as bacpypes3 wants it, with the port spelled out."""
+    """The local address as bacpypes3 wants it, with the port spelled out.
+
+    A prefix on the wildcard address is dropped: there is no subnet to broadcast to (bacpypes3
+    would compute 0.0.0.255 and retry binding a listener there forever), and a socket bound to
+    0.0.0.0 already receives broadcasts. Broadcast Who-Is needs the interface's own IP/PREFIX."""
     ip, prefix, port = parse_local_address(text)
-    return f"{ip}/{prefix}:{port}" if prefix is not None else f"{ip}:{port}"
+    if prefix is not None and ip != "0.0.0.0":
+        return f"{ip}/{prefix}:{port}"
+    return f"{ip}:{port}"
 
 
 def port_is_free(host: str, port: int) -> bool:
