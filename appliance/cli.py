@@ -19,6 +19,8 @@ COMMANDS: cli.Commands = {
     "collector": ("appliance.collector.daemon:main", "poll the BACnet meters (daemon)"),
     "discover": ("appliance.discover:main", "find BACnet devices and propose a meters file"),
     "simulate": ("appliance.bacnet.simulator:main", "run simulated BACnet/IP energy meters"),
+    "web": ("web.serve:main", "run the local web UI (gunicorn)"),
+    "web-password": ("web.password:main", "set or generate the local web UI admin password"),
     "mcp": ("appliance.mcp.main:main", "serve the MCP tools to AI assistants (HTTP, or --stdio)"),
 }
 

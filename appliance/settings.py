@@ -75,6 +75,26 @@ class ApplianceSettings:
     web_secret_key: str | None = setting(
         None, help="key signing local UI sessions; generated at first start if unset", secret=True
     )
+    web_password_hash_file: str = setting(
+        "/var/lib/meterit/web-password.argon2",
+        help="argon2 hash of the local web UI's admin password ('meterit-appliance web-password' sets it)",
+    )
+    web_initial_password_file: str = setting(
+        "/var/lib/meterit/ui-password",
+        help="first-boot plaintext password, hashed into web_password_hash_file when that is missing",
+    )
+    web_cookie_secure: bool = setting(
+        False, help="send the session cookie over HTTPS only (turn on when the UI is behind TLS)"
+    )
+    web_session_hours: int = setting(
+        12, help="hours a local web UI login lasts", minimum=1, maximum=720
+    )
+    web_refresh_s: int = setting(
+        5, help="seconds between the local web UI pages' refreshes", minimum=1, maximum=300
+    )
+    web_workers: int = setting(
+        2, help="gunicorn worker processes of the local web UI", minimum=1, maximum=16
+    )
     mcp_bind: str = setting("127.0.0.1:8765", help="address:port of the MCP server (HTTP mode)")
     mcp_token: str | None = setting(
         None, help="bearer token MCP clients must present over HTTP", secret=True

@@ -1,0 +1,143 @@
+"""Login, logout, and the guard in front of every page and JSON endpoint but ``/health``.
+
+Browsers log in with the form and get a signed session cookie (HttpOnly, SameSite=Lax, Secure
+when configured); every state-changing request from a session must carry the CSRF token (form
+field, or ``X-CSRFToken`` header from the page's JavaScript). Scripts may instead send HTTP
+Basic credentials on ``/api/local/*``: no cookie is involved, so there is nothing to forge.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_wtf.csrf import CSRFError, CSRFProtect  # type: ignore[import-untyped]
+from werkzeug.wrappers.response import Response
+
+from web import password
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("auth", __name__)
+csrf = CSRFProtect()
+# per worker and in memory: enough to make guessing slow without another moving part
+limiter = Limiter(key_func=get_remote_address, storage_uri="memory://", default_limits=[])
+
+PUBLIC_ENDPOINTS = {"auth.login", "health.health", "static"}
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _hash_path() -> Path:
+    return Path(current_app.config["PASSWORD_HASH_FILE"])
+
+
+def _is_api() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _basic_auth_ok() -> bool:
+    auth = request.authorization
+    if auth is None or auth.type != "basic" or not _is_api():
+        return False
+    ok = password.verify(_hash_path(), auth.username or "", auth.password or "")
+    if not ok:
+        logger.warning("API login with a wrong password from %s", request.remote_addr)
+    return ok
+
+
+def _session_ok() -> bool:
+    return session.get("user") == password.USERNAME and session.get("pw") == password.fingerprint(
+        _hash_path()
+    )
+
+
+def guard() -> Any:
+    """Runs before every request: who is asking, and is a state change forged?"""
+    g.basic_auth = False
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        if request.method in UNSAFE_METHODS:
+            csrf.protect()
+        return None
+    if _session_ok():
+        if request.method in UNSAFE_METHODS:
+            csrf.protect()
+        return None
+    if _basic_auth_ok():
+        g.basic_auth = True
+        return None
+    if _is_api():
+        return {"error": "log in first (or send HTTP Basic credentials for user 'admin')"}, 401
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site: never bounce a fresh login to another host."""
+    if target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and target.startswith("/"):
+            return target
+    return url_for("pages.dashboard")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit("10/minute", methods=["POST"])
+def login() -> Any:
+    if request.method == "GET":
+        return render_template("login.html", next=request.args.get("next", ""))
+    given = request.form.get("password", "")
+    if not password.verify(_hash_path(), password.USERNAME, given):
+        logger.warning("local UI login with a wrong password from %s", request.remote_addr)
+        flash("Wrong password.", "error")
+        return render_template("login.html", next=request.form.get("next", "")), 401
+    session.clear()  # a new session: nothing from before the login carries over
+    session.permanent = True
+    session["user"] = password.USERNAME
+    session["pw"] = password.fingerprint(_hash_path())
+    logger.info("local UI login from %s", request.remote_addr)
+    return redirect(_safe_next(request.form.get("next")))
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    session.clear()
+    flash("Logged out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+def _csrf_refused(err: CSRFError) -> Any:
+    logger.warning("refused %s %s: %s", request.method, request.path, err.description)
+    if _is_api():
+        return {"error": f"CSRF check failed: {err.description}"}, 400
+    return render_template("error.html", title="Request refused", message=err.description), 400
+
+
+def _too_many(_: Any) -> Any:
+    if _is_api():
+        return {"error": "too many login attempts; wait a minute"}, 429
+    flash("Too many login attempts; wait a minute and try again.", "error")
+    return render_template("login.html", next=""), 429
+
+
+def init_app(app: Flask) -> None:
+    csrf.init_app(app)
+    limiter.init_app(app)
+    app.before_request(guard)
+    app.register_error_handler(CSRFError, _csrf_refused)
+    app.register_error_handler(429, _too_many)
+    app.register_blueprint(bp)

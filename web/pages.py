@@ -1,0 +1,96 @@
+"""The three pages: dashboard (every meter), one meter, and sync.
+
+Each page is rendered with its data embedded as JSON, so it paints complete at once; the
+page's script then keeps it current by polling the ``/api/local`` endpoints, without reloads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from werkzeug.wrappers.response import Response
+
+from appliance.sync import status
+from web import api
+
+bp = Blueprint("pages", __name__)
+
+ACTION_DONE = {
+    "sync_now": "Upload run queued: the backlog drains in the background.",
+    "pause_upload": "Upload paused: readings are kept on the appliance.",
+    "resume_upload": "Upload resumed.",
+    "pause_collection": "Collection paused: the meters are no longer polled.",
+    "resume_collection": "Collection resumed.",
+}
+
+
+def _common() -> dict[str, Any]:
+    s = api.settings()
+    return {
+        "poll_ms": current_app.config["POLL_INTERVAL_MS"],
+        "retention_days": s.retention_days,
+        "poll_interval_s": s.poll_interval_s,
+    }
+
+
+@bp.get("/")
+def dashboard() -> str:
+    data = status.jsonable({"now": api._now(), "meters": api.meters_with_values()})
+    return render_template("dashboard.html", data=data, **_common())
+
+
+@bp.get("/meters/<external_id>")
+def meter(external_id: str) -> str:
+    found = [m for m in api.meters_with_values_all() if m["external_id"] == external_id]
+    if not found:
+        abort(404, f"no meter {external_id!r} on this appliance")
+    data = status.jsonable({"now": api._now(), "meter": found[0]})
+    return render_template("meter.html", data=data, meter=found[0], **_common())
+
+
+@bp.get("/sync")
+def sync() -> str:
+    data = status.jsonable(
+        {
+            "sync": api.sync_overview(),
+            "meter_sync": status.get_meter_sync_status(api.settings()),
+        }
+    )
+    return render_template("sync.html", data=data, **_common())
+
+
+@bp.post("/sync/action")
+def sync_action() -> Response:
+    """The sync page's buttons without JavaScript: act, then show the page again."""
+    action = request.form.get("action", "")
+    if action not in api.ACTIONS:
+        abort(400, f"unknown action {action!r}")
+    try:
+        api.ACTIONS[action](api.settings())
+        flash(ACTION_DONE[action], "info")
+    except redis.RedisError as err:
+        flash(f"The job queue (Redis) does not answer: {err}.", "error")
+    return redirect(url_for("pages.sync"))
+
+
+def _error_page(err: Any) -> tuple[str, int]:
+    code = getattr(err, "code", 500) or 500
+    message = getattr(err, "description", "") or "Something went wrong."
+    return render_template("error.html", title=f"Error {code}", message=message), code
+
+
+def init_app(app: Flask) -> None:
+    for code in (400, 404, 405):
+        app.register_error_handler(code, _error_page)
