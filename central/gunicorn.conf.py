@@ -8,6 +8,7 @@ Any value here can still be overridden on the command line or with ``GUNICORN_CM
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from typing import Any
@@ -16,6 +17,12 @@ from central.settings import load_settings
 from common.logs import setup_logging
 
 _settings = load_settings()
+
+# Every worker must sign operator sessions (central/ui) with the same key, or a session made by
+# one worker is refused by the next. Without a configured key the master makes one here, before
+# forking, and the workers inherit it (sessions then end with a restart: configure one to keep them).
+if not _settings.secret_key:
+    os.environ["METERIT_SECRET_KEY"] = secrets.token_hex(32)
 
 wsgi_app = "central.app:create_app()"
 bind = [_settings.bind]

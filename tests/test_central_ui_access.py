@@ -3,7 +3,7 @@ against central under gunicorn."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -155,3 +155,18 @@ def test_forms_need_the_csrf_token_and_the_json_apis_do_not(ui: Ui) -> None:
     )
     assert created.status_code == 201, created.text
     assert send_heartbeat(central, created.json()["api_key"])["received_at"]
+
+
+def test_a_session_holds_across_gunicorn_workers(
+    browser: Browser, make_central_server: Callable[..., CentralServer]
+) -> None:
+    """Without a configured secret key every worker must still sign sessions with the same one."""
+    central = make_central_server(METERIT_GUNICORN_WORKERS="2")
+    central.create_user("viewer@example.com", PASSWORD, "viewer")
+    for ui in ui_browser.open_ui(browser, central):
+        ui.login("viewer@example.com")
+        for _ in range(12):  # new connections land on either worker
+            response = ui.page.request.get(
+                central.url("/audit"), headers={"Connection": "close"}, max_redirects=0
+            )
+            assert response.status == 200, "signed out by another worker"

@@ -23,6 +23,7 @@ from psycopg_pool import ConnectionPool
 
 from central.database import pool
 from central.ui import bp
+from central.ui.fleet import no_jit
 from central.ui.sites import own_site
 from central.ui.users import login_required, me
 
@@ -93,6 +94,7 @@ def site_points(conn: psycopg.Connection[Any], site_id: int) -> list[tuple[Any, 
 
 def series(conn: psycopg.Connection[Any], sel: Selection) -> dict[int, list[tuple[Any, ...]]]:
     """point id -> [(ts, value, min, max)], from the rollup or the raw readings."""
+    no_jit(conn)
     if sel.hourly:
         rows = conn.execute(
             """SELECT point_id, hour, sum / n, min, max FROM readings_hourly

@@ -1,0 +1,379 @@
+"""Operator UI benchmark: the fleet dashboard and a month's chart of one meter, over HTTP.
+
+Run with ``.venv/bin/python -m bench.dashboard`` (``--help`` for sizes). It makes a fresh
+database on the PostgreSQL the tests use (``tests/harness.py``), fills it in SQL (sites, keys
+and meters through ``central.sites`` / ``central.meters``; readings with ``generate_series``;
+the hourly rollup with the rollup job's own aggregate), starts ``meterit-central serve``
+(gunicorn, one worker per CPU), signs in like a browser and times, one request after another:
+
+1. ``GET /`` — the fleet dashboard of a tenant holding every site;
+2. ``GET /explorer?site=…&point=…&range=30d`` — a month's chart (and table) of one meter;
+3. ``GET /sites/<id>`` — a site page.
+
+In the same run it times the bare SQL of the same pages (the UI's own query functions on one
+direct connection) as the reference, and prints p50 / p95 for both.
+Target (DESIGN.md): p95 < 100 ms with 20 million readings across 200 sites.
+``--keep`` leaves the database (its URL is printed) and ``--database-url`` reuses one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import requests
+from psycopg.types.json import Jsonb
+
+from central import meters, sites
+from central.ui import explorer, fleet
+from central.ui import sites as site_pages
+from common import db
+from tests import harness
+from tests.central_fixtures import CentralServer, start_central_server
+
+logger = logging.getLogger("bench.dashboard")
+
+PASSWORD = "bench password"
+EMAIL = "operator@bench.example"
+# name, object, unit: what a typical energy meter is polled for
+POINTS = [
+    ("energy_kwh", "analog-input,1", "kWh"),
+    ("power_kw", "analog-input,2", "kW"),
+    ("voltage_l1_v", "analog-input,3", "V"),
+    ("current_l1_a", "analog-input,4", "A"),
+]
+SPAN = timedelta(days=35)  # so "this month" and "the last 30 days" are full of data
+LATE_S, OFFLINE_S = 600, 1800
+
+# Each point's series is a pure function of its id and the step number, so the whole table is
+# one INSERT … SELECT: an energy counter rising with a daily load curve, power following that
+# curve, mains voltage and a current around their nominal values.
+READINGS_SQL = """
+INSERT INTO readings (point_id, ts, value)
+SELECT p.id, %(start)s + g.k * %(step)s,
+       CASE p.name
+         WHEN 'energy_kwh' THEN 1000 * (p.id %% 97) + g.k * %(hours)s * (40 + (p.id %% 13))
+         WHEN 'power_kw' THEN (40 + (p.id %% 13)) * (1 + 0.4 * sin(2 * pi() * g.k * %(hours)s / 24))
+                              + random() * 3
+         WHEN 'voltage_l1_v' THEN 230 + random() * 4 - 2
+         ELSE 60 + 25 * sin(2 * pi() * g.k * %(hours)s / 24) + random() * 5
+       END
+FROM meter_points p CROSS JOIN generate_series(%(k0)s, %(n)s - 1) AS g (k)
+WHERE p.id BETWEEN %(lo)s AND %(hi)s
+ORDER BY p.id, g.k
+"""
+
+
+# the same aggregate as central.rollup.RECOMPUTE_SQL, over many points at once
+HOURLY_SQL = """
+INSERT INTO readings_hourly AS h
+    (point_id, hour, n, sum, min, max, first_ts, first_value, last_ts, last_value)
+SELECT point_id, date_trunc('hour', ts), count(*), sum(value), min(value), max(value),
+       min(ts), (array_agg(value ORDER BY ts))[1], max(ts), (array_agg(value ORDER BY ts DESC))[1]
+FROM readings WHERE point_id BETWEEN %(lo)s AND %(hi)s AND ts >= %(since)s
+GROUP BY 1, 2
+ON CONFLICT (point_id, hour) DO UPDATE SET
+    n = EXCLUDED.n, sum = EXCLUDED.sum, min = EXCLUDED.min, max = EXCLUDED.max,
+    first_ts = EXCLUDED.first_ts, first_value = EXCLUDED.first_value,
+    last_ts = EXCLUDED.last_ts, last_value = EXCLUDED.last_value
+"""
+
+
+def populate(url: str, n_sites: int, n_meters: int, total: int, now: datetime) -> dict[str, Any]:
+    """Sites, meters, readings, rollup and heartbeats; returns what the timings need."""
+    started = time.perf_counter()
+    points_per_site = n_meters * len(POINTS)
+    per_point = max(2, total // (n_sites * points_per_site))
+    step = SPAN / per_point
+    start = now - step * (per_point - 1)
+    with psycopg.connect(url) as conn:
+        tenant = sites.create_tenant(conn, "bench", "cli")
+        sites.create_user(conn, tenant, email=EMAIL, password=PASSWORD, role="admin", actor="cli")
+        for s in range(n_sites):
+            created = sites.create_site(conn, tenant, f"site-{s:03d}", "cli")
+            for m in range(n_meters):
+                body = {
+                    "external_id": f"meter-{m:02d}",
+                    "address": f"10.{s // 250}.{s % 250}.{m + 10}:47808",
+                    "points": [{"name": n, "object": o, "unit": u} for n, o, u in POINTS],
+                }
+                meters.create_meter(conn, created.site_id, tenant, meters.parse_meter(body), "cli")
+        conn.execute("SELECT ensure_readings_partitions(%s, %s)", (start, now))
+        lo, hi = conn.execute("SELECT min(id), max(id) FROM meter_points").fetchone() or (0, 0)
+    logger.info("%d sites x %d meters x %d points made", n_sites, n_meters, len(POINTS))
+    chunk = 200
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET synchronous_commit = off")
+        conn.execute("SET work_mem = '256MB'")
+        for first in range(lo, hi + 1, chunk):
+            conn.execute(
+                READINGS_SQL,
+                {
+                    "start": start,
+                    "step": step,
+                    "hours": step.total_seconds() / 3600,
+                    "n": per_point,
+                    "k0": 0,
+                    "lo": first,
+                    "hi": min(hi, first + chunk - 1),
+                },
+            )
+            done = min(hi, first + chunk - 1) - lo + 1
+            logger.info("readings: %d of %d points", done, hi - lo + 1)
+        loaded = time.perf_counter()
+        for first in range(lo, hi + 1, chunk * 4):
+            conn.execute(
+                HOURLY_SQL, {"lo": first, "hi": min(hi, first + chunk * 4 - 1), "since": start}
+            )
+        rolled = time.perf_counter()
+        heartbeats(conn, now)
+        conn.execute("ANALYZE")
+        count = harness.scalar(conn, "SELECT count(*) FROM readings")
+        hourly = harness.scalar(conn, "SELECT count(*) FROM readings_hourly")
+    print(
+        f"generated {count:,} readings ({per_point:,} per point, every {step.total_seconds():.0f} s "
+        f"over {SPAN.days} days) in {loaded - started:.0f} s; {hourly:,} hourly rows in "
+        f"{rolled - loaded:.0f} s"
+    )
+    return {"readings": count}
+
+
+def freshen(url: str, now: datetime) -> None:
+    """Bring a kept database up to ``now``: continue every series to the present, roll the new
+    hours up and move the heartbeats forward, so a reused database looks live again."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET synchronous_commit = off")
+        lo, hi = conn.execute("SELECT min(id), max(id) FROM meter_points").fetchone() or (0, 0)
+        first, last, n = conn.execute(
+            "SELECT min(ts), max(ts), count(*) FROM readings WHERE point_id = %s", (lo,)
+        ).fetchone() or (now, now, 1)
+        step = (last - first) / max(1, n - 1)
+        upto = int((now - first) / step) + 1
+        if upto > n:
+            conn.execute("SELECT ensure_readings_partitions(%s, %s)", (last, now))
+            conn.execute(
+                READINGS_SQL,
+                {
+                    "start": first,
+                    "step": step,
+                    "hours": step.total_seconds() / 3600,
+                    "n": upto,
+                    "k0": n,
+                    "lo": lo,
+                    "hi": hi,
+                },
+            )
+            since = last.replace(minute=0, second=0, microsecond=0)
+            conn.execute(HOURLY_SQL, {"lo": lo, "hi": hi, "since": since})
+        beat = conn.execute("SELECT max(last_heartbeat_at) FROM sites").fetchone()
+        if beat and beat[0]:
+            gap = now - beat[0] - timedelta(seconds=20)
+            conn.execute("UPDATE heartbeats SET received_at = received_at + %s", (gap,))
+            conn.execute("UPDATE sites SET last_heartbeat_at = last_heartbeat_at + %s", (gap,))
+        conn.execute("ANALYZE")
+        logger.info("freshened to %s: %d more readings per point", now, max(0, upto - n))
+
+
+def heartbeats(conn: psycopg.Connection[Any], now: datetime) -> None:
+    """A day of heartbeats per site; most online, some late or offline, a few meters down."""
+    site_ids = [r[0] for r in conn.execute("SELECT id FROM sites ORDER BY id")]
+    rows = []
+    for i, site_id in enumerate(site_ids):
+        silence = 20 if i % 10 else (900 if i % 20 else 7200)
+        for beat in range(288):
+            at = now - timedelta(seconds=silence + 300 * beat)
+            body = {
+                "versions": {"meterit": "0.1.0"},
+                "backlog": (i * 37 + beat) % 500,
+                "oldest_unsynced_age_s": float((i * 7 + beat) % 300),
+                "dropped_readings": 0 if i % 25 else 12,
+                "collection_paused": False,
+                "upload_paused": False,
+                "meters": [
+                    {
+                        "external_id": f"meter-{m:02d}",
+                        "state": "unreachable" if (i + m) % 17 == 0 else "reachable",
+                        "since": None,
+                        "last_error": None,
+                    }
+                    for m in range(5)
+                ],
+            }
+            rows.append((site_id, at, Jsonb(body)))
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO heartbeats (site_id, received_at, body) VALUES (%s, %s, %s)", rows
+        )
+        conn.execute(
+            """UPDATE sites s SET last_heartbeat_at = h.received_at, last_status = h.body
+               FROM (SELECT DISTINCT ON (site_id) site_id, received_at, body FROM heartbeats
+                     ORDER BY site_id, received_at DESC) h WHERE h.site_id = s.id"""
+        )
+
+
+def sign_in(server: CentralServer) -> requests.Session:
+    """A browser-like session: the login form's CSRF token, then the form POST."""
+    session = requests.Session()
+    page = session.get(server.url("/login"), timeout=30).text
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, "no CSRF token on the sign-in page"
+    answer = session.post(
+        server.url("/login"),
+        data={"email": EMAIL, "password": PASSWORD, "csrf_token": match.group(1), "next": ""},
+        timeout=30,
+    )
+    assert answer.ok and "Fleet" in answer.text, answer.status_code
+    return session
+
+
+def timed(fn: Callable[[], Any], runs: int, warmup: int = 5) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def p(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--readings", type=int, default=20_000_000)
+    parser.add_argument("--sites", type=int, default=200)
+    parser.add_argument("--meters", type=int, default=5, help="meters per site")
+    parser.add_argument("--runs", type=int, default=200, help="timed requests per page")
+    parser.add_argument("--database-url", help="an already populated database to reuse")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+
+    admin = harness.admin_postgres_url()
+    redis_url = harness.redis_server_url()
+    name = None
+    url = args.database_url
+    folder = Path(tempfile.mkdtemp(prefix="meterit-bench-ui-"))
+    server: CentralServer | None = None
+    now = datetime.now(UTC)
+    try:
+        if url is None:
+            name = harness.create_database(admin, prefix="meterit_bench_ui")
+            url = harness.with_database(admin, name)
+            db.migrate(url, harness.CENTRAL_MIGRATIONS)
+            populate(url, args.sites, args.meters, args.readings, now)
+        else:
+            freshen(url, now)
+        with psycopg.connect(url) as conn:
+            count = harness.scalar(conn, "SELECT count(*) FROM readings")
+            n_sites = harness.scalar(conn, "SELECT count(*) FROM sites")
+            tenant = harness.scalar(conn, "SELECT tenant_id FROM users WHERE email = %s", (EMAIL,))
+            site_id, meter_id = conn.execute(
+                "SELECT site_id, id FROM meters ORDER BY site_id DESC, id LIMIT 1"
+            ).fetchone() or (0, 0)
+            point_ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM meter_points WHERE meter_id = %s ORDER BY id", (meter_id,)
+                )
+            ]
+        server = start_central_server(
+            url,
+            redis_url,
+            folder,
+            {
+                "METERIT_GUNICORN_WORKERS": str(os.cpu_count() or 1),
+                "METERIT_LOG_LEVEL": "warning",
+                "METERIT_HEARTBEAT_LATE_S": str(LATE_S),
+                "METERIT_HEARTBEAT_OFFLINE_S": str(OFFLINE_S),
+            },
+        )
+        session = sign_in(server)
+        month_query = "&".join(f"point={i}" for i in point_ids)
+        pages = {
+            "dashboard  GET /": "/",
+            "month chart GET /explorer (1 meter, 30 d)": f"/explorer?site={site_id}&{month_query}&range=30d",
+            "site page  GET /sites/<id>": f"/sites/{site_id}",
+        }
+
+        def fetch(path: str) -> Callable[[], None]:
+            def go() -> None:
+                answer = session.get(server.url(path), timeout=30)  # type: ignore[union-attr]
+                assert answer.status_code == 200, (path, answer.status_code)
+
+            return go
+
+        limits = fleet.Thresholds(LATE_S, OFFLINE_S)
+        sql_conn = psycopg.connect(url)
+        sql_conn.execute("SET TIME ZONE 'UTC'")
+
+        def sql_dashboard() -> None:
+            at = datetime.now(UTC)
+            figures = fleet.site_figures(sql_conn, tenant, at, limits)
+            fleet.power_series(
+                sql_conn, tenant, [f.site_id for f in figures], at - timedelta(hours=24)
+            )
+            sql_conn.rollback()
+
+        def sql_month() -> None:
+            at = datetime.now(UTC)
+            sel = explorer.Selection(site_id, point_ids, at - timedelta(days=30), at, "30d")
+            explorer.site_points(sql_conn, site_id)
+            explorer.series(sql_conn, sel)
+            sql_conn.rollback()
+
+        def sql_site() -> None:
+            at = datetime.now(UTC)
+            site_pages.site_meters(sql_conn, site_id, at - timedelta(seconds=OFFLINE_S))
+            site_pages.heartbeat_history(sql_conn, site_id)
+            sql_conn.rollback()
+
+        references = [sql_dashboard, sql_month, sql_site]
+        print(
+            f"{count:,} readings, {n_sites} sites in one tenant; {args.runs} sequential requests "
+            f"per page through gunicorn ({os.cpu_count()} workers) over HTTP, signed in"
+        )
+        print(f"{'page':44} {'HTTP p50':>9} {'p95':>8}   {'bare SQL p50':>12} {'p95':>8}")
+        ok = True
+        for (label, path), reference in zip(pages.items(), references, strict=True):
+            http = timed(fetch(path), args.runs)
+            bare = timed(reference, args.runs)
+            print(
+                f"{label:44} {p(http, 50):7.1f}ms {p(http, 95):6.1f}ms   "
+                f"{p(bare, 50):10.1f}ms {p(bare, 95):6.1f}ms"
+            )
+            if "/sites/<id>" not in label:
+                ok = ok and p(http, 95) < 100
+        sql_conn.close()
+        print("target met (p95 < 100 ms)" if ok else "TARGET MISSED (p95 < 100 ms)")
+        if args.keep and name:
+            print(f"kept the database: {url}")
+        return 0 if ok else 1
+    finally:
+        if server is not None:
+            server.stop()
+        if name and not args.keep:
+            harness.drop_database(admin, name)
+        harness.stop_embedded()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
