@@ -8,6 +8,7 @@ import inspect
 
 import pytest
 from bacpypes3.apdu import (  # type: ignore[import-untyped]
+    ReadPropertyACK,
     ReadPropertyMultipleACK,
     ReadPropertyMultipleRequest,
 )
@@ -19,6 +20,7 @@ from bacpypes3.basetypes import (  # type: ignore[import-untyped]
     ReadAccessResultElement,
     ReadAccessResultElementChoice,
     ReadAccessSpecification,
+    StatusFlags,
 )
 from bacpypes3.constructeddata import Any  # type: ignore[import-untyped]
 from bacpypes3.primitivedata import (  # type: ignore[import-untyped]
@@ -141,6 +143,46 @@ def test_rpm_request_decodes_objects_properties_and_indexes() -> None:
         (0, 5, [(85, None), (117, None)]),
         (8, 70000, [(76, 2)]),
     ]
+
+
+@pytest.mark.parametrize(
+    ("object_id", "prop", "index", "value", "expected"),
+    [
+        ("analog-input,3", "present-value", None, Real(230.5), 230.5),
+        ("device,12", "object-list", 0, Unsigned(21), 21),
+        ("device,12", "object-list", 4, ObjectIdentifier("analog-value,9"), (2, 9)),
+        ("device,12", "object-name", None, CharacterString("Main meter"), "Main meter"),
+    ],
+    ids=["real", "array-length", "array-element", "string"],  # bacpypes3 strings break auto ids
+)
+def test_rp_ack_decodes_like_bacpypes3_encodes(
+    object_id: str, prop: str, index: int | None, value: object, expected: object
+) -> None:
+    ack = ReadPropertyACK(
+        objectIdentifier=ObjectIdentifier(object_id),
+        propertyIdentifier=PropertyIdentifier(prop),
+        propertyArrayIndex=index,
+        propertyValue=Any(value),
+    )
+    object_type, instance = ObjectIdentifier(object_id)
+    assert codec.decode_rp_ack(bytes(ack.encode().pduData)) == (
+        int(object_type),
+        instance,
+        int(PropertyIdentifier(prop)),
+        index,
+        expected,
+    )
+
+
+def test_a_constructed_value_stays_opaque() -> None:
+    flags = StatusFlags([0, 1, 0, 0])
+    ack = ReadPropertyACK(
+        objectIdentifier=ObjectIdentifier("analog-input,1"),
+        propertyIdentifier=PropertyIdentifier("status-flags"),
+        propertyValue=Any(flags),
+    )
+    value = codec.decode_rp_ack(bytes(ack.encode().pduData))[4]
+    assert isinstance(value, codec.Opaque)
 
 
 def test_truncated_answers_raise_decode_error() -> None:

@@ -26,7 +26,6 @@ from bacpypes3.apdu import (  # type: ignore[import-untyped]
     ConfirmedRequestPDU,
     ErrorPDU,
     ErrorRejectAbortNack,
-    ReadPropertyACK,
     ReadPropertyMultipleRequest,
     ReadPropertyRequest,
     RejectPDU,
@@ -145,7 +144,7 @@ class _DeviceState:
     )
 
 
-_Raw = Any  # an undecoded bacpypes3 Any, or a PointError
+_Raw = Any  # a value decoded by appliance.bacnet.codec, or a PointError
 _TOO_BIG = {"segmentation-not-supported", "buffer-overflow", "apdu-too-long"}
 
 
@@ -532,9 +531,12 @@ class BacpypesClient:
             return PointError("timeout", "no answer to ReadProperty")
         except ErrorRejectAbortNack as nack:
             return PointError(_nack_code(nack), "ReadProperty refused")
-        if not isinstance(ack, ReadPropertyACK):
+        if not isinstance(ack, ComplexAckPDU):
             return PointError("bad-answer", type(ack).__name__)
-        return ack.propertyValue
+        try:
+            return codec.decode_rp_ack(bytes(ack.pduData))[4]
+        except codec.DecodeError as err:
+            return PointError("bad-answer", str(err))
 
 
 def _to_float(value: Any) -> float | PointError:

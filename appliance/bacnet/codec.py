@@ -1,4 +1,4 @@
-"""Byte-level encoding of the one hot service: ReadPropertyMultiple and its ACK.
+"""Byte-level encoding of the hot services: ReadPropertyMultiple and ReadProperty answers.
 
 bacpypes3 turns every answer into a tree of typed objects (hundreds per 20-point answer), which
 profiling showed to be most of the client's CPU per request; a poll only needs numbers. So the
@@ -19,6 +19,7 @@ from collections.abc import Iterable
 
 from bacpypes3.basetypes import ErrorClass, ErrorCode  # type: ignore[import-untyped]
 
+SERVICE_READ_PROPERTY = 12
 SERVICE_READ_PROPERTY_MULTIPLE = 14
 _OPENING, _CLOSING = 6, 7
 _INSTANCE_BITS = 22
@@ -196,6 +197,29 @@ def decode_rpm_ack(data: bytes) -> list[ResultItem]:
             else:
                 raise DecodeError(f"expected a property value or error at byte {i}")
     return results
+
+
+def decode_rp_ack(data: bytes) -> ResultItem:
+    """(object type, instance, property, index, value) of a ReadProperty ACK's service data."""
+    tag = _tag(data, 0)
+    if not tag.context or tag.number != 0 or tag.lvt != 4:
+        raise DecodeError("expected an object identifier at byte 0")
+    oid = _unsigned(data, tag)
+    tag = _tag(data, tag.end)
+    if not tag.context or tag.number != 1 or tag.kind != 0:
+        raise DecodeError("expected a property identifier")
+    prop = _unsigned(data, tag)
+    tag = _tag(data, tag.end)
+    index = None
+    if tag.context and tag.number == 2 and tag.kind == 0:
+        index = _unsigned(data, tag)
+        tag = _tag(data, tag.end)
+    if not (tag.context and tag.number == 3 and tag.kind == _OPENING):
+        raise DecodeError("expected the property value")
+    value, end = _property_value(data, tag.end, 3)
+    if end != len(data):
+        raise DecodeError("trailing bytes after the property value")
+    return (oid >> _INSTANCE_BITS, oid & _INSTANCE_MASK, prop, index, value)
 
 
 # ----- encoding, for the simulator's answers

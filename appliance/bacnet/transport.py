@@ -25,7 +25,7 @@ from bacpypes3.netservice import (  # type: ignore[import-untyped]
     NetworkServiceElement,
 )
 
-from appliance.bacnet.codec import SERVICE_READ_PROPERTY_MULTIPLE
+from appliance.bacnet.codec import SERVICE_READ_PROPERTY, SERVICE_READ_PROPERTY_MULTIPLE
 
 logger = logging.getLogger(__name__)
 
@@ -125,12 +125,15 @@ def in_flight_limit(receive_capacity: int, wanted: int) -> int:
     return max(8, min(wanted, receive_capacity // DATAGRAM_COST))
 
 
+RAW_SERVICES = frozenset({SERVICE_READ_PROPERTY, SERVICE_READ_PROPERTY_MULTIPLE})
+
+
 class RawAckServiceAccessPoint(ApplicationServiceAccessPoint):  # type: ignore[misc]
-    """Hands ReadPropertyMultiple ACKs to the client as bytes; see :mod:`appliance.bacnet.codec`
+    """Hands ReadProperty(Multiple) ACKs to the client as bytes; see :mod:`appliance.bacnet.codec`
     for why. Errors, rejects, aborts and other services are decoded by bacpypes3 as before."""
 
     async def sap_response(self, apdu: APDU) -> None:
-        if isinstance(apdu, ComplexAckPDU) and apdu.apduService == SERVICE_READ_PROPERTY_MULTIPLE:
+        if isinstance(apdu, ComplexAckPDU) and apdu.apduService in RAW_SERVICES:
             await ServiceAccessPoint.sap_response(self, apdu)
             return
         await super().sap_response(apdu)
