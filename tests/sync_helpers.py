@@ -188,10 +188,30 @@ class ApplianceProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def descendants(self) -> list[int]:
+        """Every process below ours (RQ's work horse puts itself in a process group of its own)."""
+        children: dict[int, list[int]] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        out: list[int] = []
+        todo = [self.process.pid]
+        while todo:
+            for child in children.get(todo.pop(), []):
+                out.append(child)
+                todo.append(child)
+        return out
+
     def kill(self) -> None:
-        """SIGKILL the whole process group: nothing gets to clean up."""
+        """SIGKILL the process and all below it, as systemd does to a unit's cgroup: nothing
+        gets to clean up."""
+        victims = self.descendants()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.process.wait(timeout=10)
 
     def stop(self, timeout: float = 30) -> int:

@@ -59,7 +59,12 @@ class Response:
 
 
 class CentralClient:
-    def __init__(self, settings: ApplianceSettings, retries: int = RETRIES) -> None:
+    def __init__(
+        self,
+        settings: ApplianceSettings,
+        retries: int = RETRIES,
+        read_timeout_s: float = READ_TIMEOUT_S,
+    ) -> None:
         if not settings.central_url or not settings.api_key:
             raise NotEnrolled(
                 "the appliance is not enrolled: set METERIT_CENTRAL_URL and METERIT_API_KEY"
@@ -67,6 +72,8 @@ class CentralClient:
         # urllib3 warns on every retry; connectivity.py reports the outage once instead
         logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
         self.base = settings.central_url.rstrip("/")
+        self.retries = retries
+        self.read_timeout_s = read_timeout_s
         self.session = requests.Session()
         retry = _DoublingRetry(
             total=retries,
@@ -84,7 +91,9 @@ class CentralClient:
         adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=2)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
-        self.session.verify = settings.ca_bundle or True
+        # passed with every request: a session's ``verify`` loses to REQUESTS_CA_BUNDLE from
+        # the environment, and the configured CA must win
+        self.verify: str | bool = settings.ca_bundle or True
         self.session.headers[wire.HEADER_API_KEY] = settings.api_key
         self.session.headers["User-Agent"] = "meterit-appliance"
 
@@ -101,7 +110,11 @@ class CentralClient:
         url = self.base + path
         try:
             resp = self.session.request(
-                method, url, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S), **kwargs
+                method,
+                url,
+                timeout=(CONNECT_TIMEOUT_S, self.read_timeout_s),
+                verify=self.verify,
+                **kwargs,
             )
         except requests.exceptions.SSLError as err:
             raise CentralError(
@@ -110,7 +123,7 @@ class CentralClient:
             ) from err
         except requests.exceptions.RequestException as err:
             raise CentralError(
-                f"central {self.base} unreachable after {RETRIES} retries ({_short(err)}); "
+                f"central {self.base} unreachable after {self.retries} retries ({_short(err)}); "
                 "check the site's internet link and that central is up"
             ) from err
         body: Any = None
@@ -124,7 +137,7 @@ class CentralClient:
             if resp.status_code in (401, 403):
                 hint = "check METERIT_API_KEY (revoked or rotated?)"
             elif resp.status_code in RETRY_STATUSES:
-                hint = f"central is failing; gave up after {RETRIES} retries"
+                hint = f"central is failing; gave up after {self.retries} retries"
             else:
                 hint = "central refused the request"
             raise CentralError(

@@ -78,7 +78,9 @@ def send(settings: ApplianceSettings) -> dict[str, Any] | None:
     with db.connect(settings.database_url, application_name="meterit-heartbeat") as conn:
         body = build(conn)
         try:
-            with CentralClient(settings) as client:
+            # one quick retry: the next heartbeat is minutes away, and a heartbeat stuck on a
+            # bad link must not hold the worker (and the uploads queued behind it)
+            with CentralClient(settings, retries=1, read_timeout_s=15) as client:
                 client.post_heartbeat(body)
         except NotEnrolled as err:
             logger.info("heartbeat skipped: %s", err)

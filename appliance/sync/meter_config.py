@@ -269,7 +269,7 @@ def _run(
     conn: psycopg.Connection[Any], settings: ApplianceSettings, log_id: int, etag: str | None
 ) -> MeterSyncResult:
     try:
-        with CentralClient(settings) as client:
+        with CentralClient(settings, retries=2, read_timeout_s=30) as client:
             resp = client.get_config(etag)
         connectivity.record_success(conn)
         if resp.status == 304:

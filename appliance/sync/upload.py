@@ -21,7 +21,7 @@ import math
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -357,8 +357,7 @@ def send_batch(
     nobody (the lock is released) and the next run re-sends it with the same key.
     """
     bid = str(batch.id)
-    started = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
-    conn.commit()
+    started = datetime.now(UTC)
     body = wire.encode_batch(_items(batch.rows))
     try:
         resp = client.post_readings(body, bid)

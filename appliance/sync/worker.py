@@ -17,6 +17,9 @@ from typing import Any
 import redis
 from rq import Queue, Worker
 from rq.cron import CronScheduler
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.utils import now as rq_now
 
 from appliance.settings import ApplianceSettings, load_settings
 from appliance.sync import jobs
@@ -52,6 +55,35 @@ def schedule(settings: ApplianceSettings) -> list[tuple[str, int]]:
     ]
 
 
+def _pending(job_id: str | None, connection: redis.Redis) -> bool:
+    """Whether a job is still waiting or running."""
+    if job_id is None:
+        return False
+    try:
+        job = Job.fetch(job_id, connection=connection)
+    except NoSuchJobError:  # expired, or Redis was flushed
+        return False
+    return job.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.STARTED)
+
+
+def _enqueue_due(cron: CronScheduler, connection: redis.Redis, last: dict[str, str]) -> bool:
+    """RQ's ``enqueue_jobs``, except that a job whose previous run (queued by this process) is
+    still waiting or running is not queued again: a long upload run during an outage must not
+    pile up runs behind it. Runs queued by an earlier, killed process do not count, so a
+    restart always starts an upload at once."""
+    enqueued = False
+    for cron_job in cron.get_jobs():
+        if not cron_job.should_run():
+            continue
+        if _pending(last.get(cron_job.name), connection):
+            logger.debug("%s: previous run still pending, not queued again", cron_job.name)
+        else:
+            last[cron_job.name] = cron_job.enqueue(connection).id
+            enqueued = True
+        cron_job.set_enqueue_time(rq_now())
+    return enqueued
+
+
 def _cron_loop(settings: ApplianceSettings, stop: threading.Event) -> None:
     connection = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
     cron = CronScheduler(connection=connection, logging_level=settings.log_level.upper())
@@ -63,16 +95,17 @@ def _cron_loop(settings: ApplianceSettings, stop: threading.Event) -> None:
             queue_name=jobs.QUEUE,
             interval=interval,
             job_timeout=timeout,
-            ttl=max(interval, 60),
+            ttl=interval,
             result_ttl=3600,
             failure_ttl=86400,
         )
     failing = False
+    last: dict[str, str] = {}
     while not stop.is_set():
         try:
             if failing:
                 cron.register_birth()
-            if cron.enqueue_jobs():
+            if _enqueue_due(cron, connection, last):
                 cron.save()
             cron.heartbeat()
             if failing:
@@ -88,7 +121,8 @@ def _cron_loop(settings: ApplianceSettings, stop: threading.Event) -> None:
                 )
             failing = True
         stop.wait(min(max(cron.calculate_sleep_interval(), 0.2), 5.0))
-    with contextlib.suppress(redis.RedisError):
+    # gone already when Redis was flushed; nothing to tidy then
+    with contextlib.suppress(Exception):
         cron.register_death()
 
 

@@ -1,0 +1,136 @@
+"""Retention and the buffer budget on a real edge database; heartbeat and status to a real
+central; the queue actions through real Redis."""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+import pytest
+import redis
+from rq import Queue
+
+from appliance.sync import heartbeat, jobs, retention, status
+from appliance.sync.meter_config import sync_meters
+from appliance.sync.upload import drain
+from tests.central_fixtures import CentralServer
+from tests.harness import scalar
+from tests.sync_helpers import add_readings, edge_settings, site_with_meters, unsynced
+
+
+@pytest.fixture
+def enrolled(central_server: CentralServer, edge_db_url: str, redis_url: str):
+    site = site_with_meters(central_server)
+    settings = edge_settings(edge_db_url, redis_url, central_server, site)
+    assert sync_meters(settings).result == "ok"
+    return central_server, site, settings
+
+
+def test_synced_readings_are_pruned_after_retention_unsynced_never(enrolled) -> None:
+    _, _, settings = enrolled
+    add_readings(settings.database_url, 100)
+    drain(settings)
+    add_readings(settings.database_url, 50)  # unsynced, however old
+    with psycopg.connect(settings.database_url) as conn:
+        conn.execute(
+            "UPDATE readings SET synced_at = now() - interval '8 days'"
+            " WHERE id IN (SELECT id FROM readings WHERE synced_at IS NOT NULL ORDER BY id LIMIT 60)"
+        )
+        conn.execute("UPDATE readings SET ts = ts - interval '30 days' WHERE synced_at IS NULL")
+    result = retention.run(settings)
+    assert (result.pruned, result.dropped) == (60, 0)
+    with psycopg.connect(settings.database_url) as conn:
+        assert scalar(conn, "SELECT count(*) FROM readings WHERE synced_at IS NOT NULL") == 40
+    assert unsynced(settings.database_url) == 50
+
+
+def test_buffer_budget_drops_oldest_unsynced_counted_per_meter(
+    enrolled, caplog: pytest.LogCaptureFixture
+) -> None:
+    central, _, settings = enrolled
+    add_readings(settings.database_url, 1000)
+    with psycopg.connect(settings.database_url) as conn:
+        oldest = [r[0] for r in conn.execute("SELECT id FROM readings ORDER BY id LIMIT 300")]
+    caplog.set_level(logging.WARNING, logger=retention.__name__)
+    budget = retention.RetentionResult()
+    with psycopg.connect(settings.database_url) as conn:
+        budget.dropped = retention.enforce_budget(conn, 700)
+        assert scalar(conn, "SELECT min(id) FROM readings") == oldest[-1] + 1
+        per_meter = conn.execute(
+            "SELECT meter_id, row_count, from_ts <= to_ts FROM dropped_readings ORDER BY meter_id"
+        ).fetchall()
+        assert scalar(conn, "SELECT dropped_total FROM appliance_state") == 300
+    assert budget.dropped == 300
+    assert [(n, ok) for _, n, ok in per_meter] == [(150, True), (150, True)]
+    assert len([r for r in caplog.records if "buffer budget" in r.getMessage()]) == 2
+    assert status.get_sync_status(settings)["dropped_total"] == 300
+    body = heartbeat.send(settings)
+    assert body is not None and body["dropped_readings"] == 300 and body["backlog"] == 700
+    with psycopg.connect(central.db_url) as conn:
+        last = scalar(
+            conn, "SELECT last_status FROM sites ORDER BY last_heartbeat_at DESC NULLS LAST LIMIT 1"
+        )
+    assert last["dropped_readings"] == 300
+
+
+def test_in_flight_readings_are_never_dropped_by_the_budget(enrolled) -> None:
+    _, _, settings = enrolled
+    add_readings(settings.database_url, 100)
+    with psycopg.connect(settings.database_url) as conn:
+        conn.execute(
+            "UPDATE readings SET batch_id = gen_random_uuid() WHERE id IN (SELECT id FROM readings ORDER BY id LIMIT 50)"
+        )
+        conn.commit()
+        assert retention.enforce_budget(conn, 10) == 50
+        assert scalar(conn, "SELECT count(*) FROM readings WHERE batch_id IS NOT NULL") == 50
+
+
+def test_heartbeat_reports_backlog_meters_and_pause(enrolled) -> None:
+    central, site, settings = enrolled
+    add_readings(settings.database_url, 20)
+    status.pause_collection(settings)
+    body = heartbeat.send(settings)
+    assert body is not None
+    assert body["backlog"] == 20 and body["oldest_unsynced_age_s"] > 0
+    assert body["collection_paused"] is True and body["upload_paused"] is False
+    assert body["versions"]["meterit"] and body["versions"]["postgresql"]
+    assert [m["external_id"] for m in body["meters"]] == ["meter-0", "meter-1"]
+    assert all(m["state"] == "unknown" for m in body["meters"])
+    with psycopg.connect(central.db_url) as conn:
+        stored = scalar(conn, "SELECT last_status FROM sites WHERE id = %s", (site.site_id,))
+    assert stored["backlog"] == 20 and stored["collection_paused"] is True
+
+
+def test_pause_and_resume_collection_notify_the_collector(enrolled) -> None:
+    _, _, settings = enrolled
+    with psycopg.connect(settings.database_url, autocommit=True) as listener:
+        listener.execute("LISTEN collection_paused")
+        assert status.pause_collection(settings) is True
+        assert status.get_sync_status(settings)["collection_paused"] is True
+        assert status.resume_collection(settings) is True
+        payloads = [n.payload for n in listener.notifies(timeout=2, stop_after=2)]
+    assert payloads == ["true", "false"]
+
+
+def test_sync_now_and_meter_sync_now_queue_jobs_for_the_worker(enrolled) -> None:
+    _, _, settings = enrolled
+    upload_id = status.sync_now(settings)
+    meter_id = status.meter_sync_now(settings)
+    conn = redis.Redis.from_url(settings.redis_url)
+    queued = Queue(jobs.QUEUE, connection=conn).job_ids
+    conn.close()
+    assert queued == [upload_id, meter_id]
+
+
+def test_status_reads_meters_with_their_backlog(enrolled) -> None:
+    _, _, settings = enrolled
+    add_readings(settings.database_url, 8)  # 4 points, 2 per meter
+    meters = status.get_meter_status(settings)
+    assert [(m["external_id"], m["points"], m["backlog"], m["state"]) for m in meters] == [
+        ("meter-0", 2, 4, "unknown"),
+        ("meter-1", 2, 4, "unknown"),
+    ]
+    js = status.jsonable(status.get_sync_status(settings))
+    assert isinstance(js["connectivity"]["since"], str) and js["connectivity"]["since"].endswith(
+        "Z"
+    )

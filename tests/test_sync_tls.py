@@ -1,0 +1,74 @@
+"""Certificate verification is always on: a central with a certificate the appliance cannot
+verify is refused, and the CA file named by METERIT_CA_BUNDLE makes it trusted.
+
+Central runs plain HTTP behind a TLS terminator in production; here a real TLS HTTP server
+(Python's ``ssl`` over ``http.server``) stands in for that terminator."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from appliance.sync.central import CentralClient, CentralError
+from tests.sync_helpers import edge_settings, with_settings
+
+
+class _Ok(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.dumps({"received_at": "2026-11-23T10:00:00Z"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl to make a certificate")
+    cert, key = tmp_path / "central.pem", tmp_path / "central.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"https://127.0.0.1:{server.server_port}", cert
+    finally:
+        server.shutdown()
+
+
+def test_unverifiable_certificate_is_refused(tls_server, edge_db_url: str, redis_url: str) -> None:
+    url, _ = tls_server
+    settings = with_settings(edge_settings(edge_db_url, redis_url, url, None), api_key="k")
+    with CentralClient(settings, retries=0) as client, pytest.raises(CentralError) as err:
+        client.post_heartbeat({})
+    assert "TLS verification" in str(err.value) and "METERIT_CA_BUNDLE" in str(err.value)
+
+
+def test_ca_bundle_makes_central_trusted(tls_server, edge_db_url: str, redis_url: str) -> None:
+    url, cert = tls_server
+    settings = with_settings(
+        edge_settings(edge_db_url, redis_url, url, None), api_key="k", ca_bundle=str(cert)
+    )
+    with CentralClient(settings, retries=0) as client:
+        assert client.post_heartbeat({}).status == 200
