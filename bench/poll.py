@@ -273,7 +273,8 @@ def _run_async(fn: Any, *args: Any) -> Any:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer meters")
-    parser.add_argument("--seconds", type=float, default=8.0, help="length of each throughput run")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each throughput run")
+    parser.add_argument("--rounds", type=int, default=2, help="throughput rounds per client")
     parser.add_argument("--meters", type=int, default=50, help="meters in the throughput runs")
     parser.add_argument("--procs", type=int, default=2, help="simulator processes")
     parser.add_argument("--cycle-meters", type=int, default=200)
@@ -287,27 +288,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.quick:
-        args.seconds, args.meters = 3.0, 20
+        args.seconds, args.meters, args.rounds = 3.0, 20, 1
     fleet = Fleet(args.meters, THROUGHPUT_BASE_PORT, 5000, 20, 0.0, args.procs)
     print(f"throughput: {fleet.count} meters x {fleet.points} points, {args.seconds:g} s each")
+    ours = bac0 = 0.0
     with simulators(fleet):
-        ours, ours_failed, ours_timeouts = _isolated(ours_throughput, fleet, args.seconds)
-        print(
-            f"  ours (BacpypesClient + poll_all): {ours:9,.0f} points/s"
-            f"  ({ours_failed} failed points, {ours_timeouts} timeouts)"
-        )
-        if not args.skip_bac0:
-            bac0 = 0.0
-            for concurrency in (1, CONCURRENCY):
+        # rounds alternate the clients and the best of each counts, so a burst of load from
+        # elsewhere on the machine does not decide the ratio
+        for n in range(1, args.rounds + 1):
+            rate, failed, timeouts = _isolated(ours_throughput, fleet, args.seconds)
+            print(
+                f"  [{n}] ours (BacpypesClient + poll_all):  {rate:9,.0f} points/s"
+                f"  ({failed} failed points, {timeouts} timeouts)"
+            )
+            ours = max(ours, rate)
+            for concurrency in () if args.skip_bac0 else (1, CONCURRENCY):
                 rate, failed = _isolated(bac0_throughput, fleet, args.seconds, concurrency)
                 print(
-                    f"  BAC0 (lite + readMultiple), {concurrency:2d} at once: {rate:9,.0f} points/s"
-                    f"  ({failed} failed)"
+                    f"  [{n}] BAC0 (lite + readMultiple, {concurrency:2d} at once):"
+                    f" {rate:9,.0f} points/s  ({failed} failed)"
                 )
                 bac0 = max(bac0, rate)
-            ratio = ours / bac0 if bac0 else float("inf")
-            verdict = "meets" if ratio >= 3 else "MISSES"
-            print(f"  ratio ours/best BAC0: {ratio:.2f}x ({verdict} the 3x target)")
+    if bac0:
+        ratio = ours / bac0
+        verdict = "meets" if ratio >= 3 else "MISSES"
+        print(
+            f"  best: ours {ours:,.0f}, BAC0 {bac0:,.0f} points/s;"
+            f" ratio {ratio:.2f}x ({verdict} the 3x target)"
+        )
     if args.skip_cycle:
         return 0
     cycle = Fleet(args.cycle_meters, CYCLE_BASE_PORT, 6000, 20, args.latency_ms, args.procs)
