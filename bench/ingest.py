@@ -136,6 +136,16 @@ def push(
     return time.perf_counter() - started, totals
 
 
+def _bundled_psql() -> str | None:
+    """The psql shipped inside pgserver (the embedded PostgreSQL), for bare machines."""
+    try:
+        import pgserver
+    except ImportError:
+        return None
+    candidate = Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
+    return str(candidate) if candidate.exists() else None
+
+
 def psql_copy(
     url: str,
     rows: list[tuple[str, str, datetime, float, str]],
@@ -150,7 +160,7 @@ def psql_copy(
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE readings, readings_hourly")
         conn.execute("VACUUM ANALYZE readings")
-    psql = shutil.which("psql")
+    psql = shutil.which("psql") or _bundled_psql()
     if psql is None:
         raise SystemExit("psql not found: install the PostgreSQL client to run the reference")
     started = time.perf_counter()
@@ -178,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--points", type=int, default=10, help=f"data points per meter (<= {len(POINTS)})"
     )
-    p.add_argument("--clients", type=int, default=3, help="concurrent HTTP clients")
+    p.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
     p.add_argument("--workers", type=int, default=0, help="gunicorn workers (0: one per CPU)")
     p.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker")
     args = p.parse_args(argv)

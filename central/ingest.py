@@ -249,15 +249,27 @@ class Ingestor:
         metrics.INGEST_READINGS.labels("accepted").inc(outcome.accepted)
         metrics.INGEST_READINGS.labels("duplicate").inc(outcome.duplicates)
         metrics.INGEST_READINGS.labels("rejected").inc(len(rejected))
-        log = logger.warning if rejected else logger.debug
-        log(
-            "batch %s of site %s: %d accepted, %d duplicates, %d rejected in %.0f ms",
-            key,
-            site.site_id,
-            outcome.accepted,
-            outcome.duplicates,
-            len(rejected),
-            elapsed * 1000,
-            extra=fields(site_id=site.site_id, batch_id=key),
-        )
+        if rejected:
+            # the first reason is usually the whole story (a missing meter, a wrong clock)
+            logger.warning(
+                "batch %s of site %s: %d rejected (first: item %d, %s), %d accepted, %d duplicates",
+                key,
+                site.site_id,
+                len(rejected),
+                rejected[0]["index"],
+                rejected[0]["reason"],
+                outcome.accepted,
+                outcome.duplicates,
+                extra=fields(site_id=site.site_id, batch_id=key),
+            )
+        else:
+            logger.debug(
+                "batch %s of site %s: %d accepted, %d duplicates in %.0f ms",
+                key,
+                site.site_id,
+                outcome.accepted,
+                outcome.duplicates,
+                elapsed * 1000,
+                extra=fields(site_id=site.site_id, batch_id=key),
+            )
         return answer, False

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import g, request
 
 from central.database import pool
 from central.errors import ApiError
 from central.keys import KeyAuthError, SiteIdentity, authenticate
 from common.wire import HEADER_API_KEY
+
+logger = logging.getLogger(__name__)
 
 
 def try_current_site() -> SiteIdentity | None:
@@ -19,6 +23,10 @@ def try_current_site() -> SiteIdentity | None:
         except KeyAuthError as err:
             g.site = None
             g.auth_error = str(err)
+            # one line per refusal: an appliance with a stale key shows up here by address
+            logger.warning(
+                "sync API refused %s from %s: %s", request.path, request.remote_addr, err
+            )
     site: SiteIdentity | None = g.site
     return site
 

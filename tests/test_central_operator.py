@@ -222,6 +222,8 @@ def test_cli_creates_sites_prints_the_key_once_and_rotates_and_revokes(
         stdin=PASSWORD + "\n",
     )
     assert user.returncode == 0, user.stderr
+    rollup = cli(central_db_url, "rollup", "--settle-minutes", "0")
+    assert rollup.returncode == 0 and "recomputed 0 site-hour(s)" in rollup.stdout
     missing = cli(central_db_url, "site", "create", "nobody", "x")
     assert missing.returncode != 0 and "no tenant named 'nobody'" in missing.stderr
     with psycopg.connect(central_db_url) as conn:
