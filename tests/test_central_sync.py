@@ -374,3 +374,27 @@ def test_heartbeat_is_stored_with_the_site_status(central_server: CentralServer)
         timeout=10,
     )
     assert bad.status_code == 422 and "backlog" in bad.json()["error"]
+
+
+def test_overlapping_batches_sent_at_once_store_each_reading_once(
+    central_server: CentralServer,
+) -> None:
+    site = site_with_meter(central_server)
+    central_server.add_meter(site.site_id, "second", POINTS)
+    batch = [
+        reading_item(meter, point, T0 + timedelta(minutes=i), float(i), unit)
+        for i in range(300)
+        for meter in ("main", "second")
+        for point, _, unit in POINTS
+    ]
+    halves = [batch[: len(batch) * 2 // 3], batch[len(batch) // 3 :]]  # a third in common
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(
+            pool.map(
+                lambda i: post_batch(central_server, site.api_key, f"b{i}", halves[i % 2]),
+                range(4),
+            )
+        )
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    assert sum(a.json()["accepted"] for a in answers) == len(batch)
+    assert count_readings(central_server) == len(batch)
