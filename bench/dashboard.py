@@ -362,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
             if "/sites/<id>" not in label:
                 ok = ok and p(http, 95) < 100
         sql_conn.close()
+        load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+        print(f"host load average during the run: {load} ({os.cpu_count()} CPUs)")
         print("target met (p95 < 100 ms)" if ok else "TARGET MISSED (p95 < 100 ms)")
         if args.keep and name:
             print(f"kept the database: {url}")

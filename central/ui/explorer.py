@@ -38,7 +38,7 @@ PRESETS = {
 RAW_UP_TO = timedelta(hours=48)  # longer ranges are drawn from the hourly rollup
 MAX_RAW_ROWS = 100_000  # a raw chart beyond this is unreadable anyway: use a longer range
 MAX_POINTS = 12
-TABLE_ROWS = 200
+TABLE_ROWS = 100
 EXPORT_CHUNK = 5000
 
 

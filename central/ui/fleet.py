@@ -120,7 +120,18 @@ meter_counts AS (
     WHERE s.tenant_id = %(tenant)s
     GROUP BY m.site_id
 )
-SELECT s.id, s.name, s.active, s.created_at, s.last_heartbeat_at, s.last_status,
+SELECT s.id, s.name, s.active, s.created_at, s.last_heartbeat_at,
+       -- only what the table shows: a site with 100 meters sends a long status
+       CASE WHEN s.last_status IS NOT NULL THEN jsonb_build_object(
+           'backlog', s.last_status->'backlog',
+           'oldest_unsynced_age_s', s.last_status->'oldest_unsynced_age_s',
+           'dropped_readings', s.last_status->'dropped_readings',
+           'collection_paused', s.last_status->'collection_paused',
+           'upload_paused', s.last_status->'upload_paused',
+           'versions', s.last_status->'versions',
+           'meters', jsonb_path_query_array(s.last_status,
+               '$.meters[*] ? (@.state == "unreachable" || @.state == "stale")'))
+       END,
        coalesce(c.meters, 0), coalesce(f.reporting, 0) + coalesce(u.reporting, 0),
        f.energy_today, f.energy_month, f.power_now
 FROM sites s LEFT JOIN figures f ON f.site_id = s.id LEFT JOIN meter_counts c ON c.site_id = s.id
@@ -353,13 +364,31 @@ def site_figures(
     return out
 
 
+POWER_TTL_S = 60.0
+_power_cache: dict[tuple[int, int, datetime], tuple[float, list[tuple[datetime, float]]]] = {}
+
+
 def power_series(
     conn: psycopg.Connection[Any], tenant_id: int, site_ids: list[int], since: datetime
 ) -> list[tuple[datetime, float]]:
-    """Hourly mean power of the given sites, summed: the fleet's load curve."""
+    """Hourly mean power of the given sites, summed: the fleet's load curve.
+
+    It is made of settled hours the rollup job writes every few minutes, so it is kept a minute
+    per process and selection (each computation reads tens of thousands of rollup rows).
+    """
+    since = since.replace(minute=0, second=0, microsecond=0)
+    key = (tenant_id, hash(tuple(site_ids)), since)
+    hit = _power_cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < POWER_TTL_S:
+        return hit[1]
     no_jit(conn)
     rows = conn.execute(
         POWER_SERIES_SQL,
         {"shown": array_literal(site_ids), "since": since, **designated(conn, tenant_id).params()},
     ).fetchall()
-    return [(r[0], float(r[1])) for r in rows]
+    series = [(r[0], float(r[1])) for r in rows]
+    with _cache_lock:
+        if len(_power_cache) >= CACHE_TENANTS:
+            _power_cache.clear()
+        _power_cache[key] = (time.monotonic(), series)
+    return series
