@@ -92,6 +92,22 @@ def site_points(conn: psycopg.Connection[Any], site_id: int) -> list[tuple[Any, 
     ).fetchall()
 
 
+# The hours the rollup job has not settled yet (the last few minutes to hours), aggregated from
+# the raw readings on the fly, so a month's chart reaches up to now. At most RAW_UP_TO of raw
+# readings are read this way, even when the job has not run for longer.
+TAIL_SQL = """
+SELECT p.id, date_trunc('hour', r.ts), avg(r.value), min(r.value), max(r.value)
+FROM unnest(%(points)s::int[]) AS p (id)
+CROSS JOIN LATERAL (
+    SELECT greatest(%(tail)s, (
+        SELECT h.hour + interval '1 hour' FROM readings_hourly h
+        WHERE h.point_id = p.id AND h.hour < %(end)s ORDER BY h.hour DESC LIMIT 1)) AS since
+) t
+JOIN readings r ON r.point_id = p.id AND r.ts >= t.since AND r.ts < %(end)s
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+
 def series(conn: psycopg.Connection[Any], sel: Selection) -> dict[int, list[tuple[Any, ...]]]:
     """point id -> [(ts, value, min, max)], from the rollup or the raw readings."""
     no_jit(conn)
@@ -102,6 +118,14 @@ def series(conn: psycopg.Connection[Any], sel: Selection) -> dict[int, list[tupl
                  AND hour < %s
                ORDER BY point_id, hour""",
             (sel.point_ids, sel.start, sel.end),
+        ).fetchall()
+        rows += conn.execute(
+            TAIL_SQL,
+            {
+                "points": sel.point_ids,
+                "tail": max(sel.start, sel.end - RAW_UP_TO),
+                "end": sel.end,
+            },
         ).fetchall()
     else:
         rows = conn.execute(
