@@ -46,7 +46,7 @@ image: deb
 
 ## make test-appliance: boot the image under systemd-nspawn and check it from outside
 test-appliance: image $(STAMP)
-	packaging/image/boot-test $(IMAGE_DIR)/meterit-appliance-rootfs.tar.gz
+	VENV=$(VENV) packaging/image/boot-test $(IMAGE_DIR)/meterit-appliance-rootfs.tar.gz
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
