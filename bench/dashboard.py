@@ -238,6 +238,22 @@ def sign_in(server: CentralServer) -> requests.Session:
     return session
 
 
+def screenshots(server: CentralServer, pages: dict[str, str]) -> None:
+    """The benchmarked pages as a browser shows them (Debian's chromium, headless)."""
+    from tests.ui_browser import SCREENSHOTS, launch_browser, open_ui
+
+    for browser in launch_browser():
+        for ui in open_ui(browser, server):
+            ui.login(EMAIL, PASSWORD)
+            ui.page.set_viewport_size({"width": 1400, "height": 1400})
+            for name, path in zip(("fleet", "month", "site"), pages.values(), strict=True):
+                ui.go(path)
+                ui.page.wait_for_timeout(500)
+                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                ui.page.screenshot(path=str(SCREENSHOTS / f"bench-{name}.png"))  # the top
+    print(f"screenshots in {SCREENSHOTS}")
+
+
 def timed(fn: Callable[[], Any], runs: int, warmup: int = 5) -> list[float]:
     for _ in range(warmup):
         fn()
@@ -263,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=200, help="timed requests per page")
     parser.add_argument("--database-url", help="an already populated database to reuse")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument(
+        "--screenshots", action="store_true", help="also save the pages as artifacts/screenshots/"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
 
@@ -362,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
             if "/sites/<id>" not in label:
                 ok = ok and p(http, 95) < 100
         sql_conn.close()
+        if args.screenshots:
+            screenshots(server, pages)
         load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
         print(f"host load average during the run: {load} ({os.cpu_count()} CPUs)")
         print("target met (p95 < 100 ms)" if ok else "TARGET MISSED (p95 < 100 ms)")
