@@ -138,6 +138,9 @@ def test_site_turns_late_then_offline_when_heartbeats_stop(
         ui.screenshot("ui-dashboard-late")
         wait_for_state(ui, "Hilltop Farm", "offline", timeout=45)
         assert time.monotonic() - stopped >= 59
+        # its last readings still count in today's energy, though it no longer reports
+        expect(row.get_by_test_id("energy-today")).not_to_have_text("—")
+        expect(row).to_contain_text("0 / 1")
         ui.screenshot("ui-dashboard-offline")
         # a heartbeat brings it back
         send_heartbeat(central, site.api_key)

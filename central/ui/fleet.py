@@ -57,7 +57,9 @@ WITH_BASELINES = """unnest(%(ids)s::int[], %(sites)s::int[], %(meters)s::int[],
 
 # The latest value of a data point: from the raw readings if it reported within the recent
 # window (one backward probe of the (point_id, ts) key in the current partition), else from the
-# rollup, which the rollup job (``central.rollup``) fills only once an hour has settled.
+# rollup, which the rollup job (``central.rollup``) fills only once an hour has settled, else (a
+# point the job has not reached yet) from the raw readings again, probing every partition.
+# Each fallback runs only when the one before found nothing (its one-time filter).
 LATEST = """
     LEFT JOIN LATERAL (
         SELECT r.ts, r.value AS v FROM readings r
@@ -66,7 +68,11 @@ LATEST = """
     LEFT JOIN LATERAL (
         SELECT h.last_ts AS ts, h.last_value AS v FROM readings_hourly h
         WHERE raw.ts IS NULL AND h.point_id = {point}
-        ORDER BY h.hour DESC LIMIT 1) roll ON true"""
+        ORDER BY h.hour DESC LIMIT 1) roll ON true
+    LEFT JOIN LATERAL (
+        SELECT r.ts, r.value AS v FROM readings r
+        WHERE raw.ts IS NULL AND roll.ts IS NULL AND r.point_id = {point}
+        ORDER BY r.ts DESC LIMIT 1) old ON true"""
 
 
 def _baseline(boundary: str) -> str:
@@ -91,7 +97,7 @@ ORDER BY d.i
 SITE_FIGURES_SQL = f"""
 WITH latest AS (
     SELECT d.id, d.site_id, d.meter_id, d.kind, d.factor, d.day_base, d.month_base,
-           coalesce(raw.ts, roll.ts) AS ts, coalesce(raw.v, roll.v) AS v
+           coalesce(raw.ts, roll.ts, old.ts) AS ts, coalesce(raw.v, roll.v, old.v) AS v
     FROM {WITH_BASELINES} {LATEST.format(point="d.id")}
 ),
 figures AS (

@@ -51,7 +51,7 @@ def site_meters(
     rows = conn.execute(
         f"""SELECT m.id, m.external_id, m.name, m.address, m.device_instance, m.active,
                   p.id, p.name, p.object_type, p.object_instance, p.unit, p.active,
-                  coalesce(raw.ts, roll.ts), coalesce(raw.v, roll.v)
+                  coalesce(raw.ts, roll.ts, old.ts), coalesce(raw.v, roll.v, old.v)
            FROM meters m LEFT JOIN meter_points p ON p.meter_id = m.id
            {LATEST.format(point="p.id")}
            WHERE m.site_id = %(site)s
