@@ -56,6 +56,15 @@ class CentralSettings:
     operator_token_hours: float = setting(
         12, help="hours an operator API bearer token stays valid", minimum=0.01, maximum=720
     )
+    batch_answer_days: int = setting(
+        30,
+        help="days a readings batch's stored answer is kept for replays; an older replay is "
+        "still stored once, its readings are then answered as duplicates",
+        minimum=1,
+    )
+    heartbeat_days: int = setting(
+        90, help="days of heartbeat history kept (the latest is always on the site)", minimum=1
+    )
     log_level: str = setting(
         "info", help="least severe log level written", choices=("debug", "info", "warning", "error")
     )

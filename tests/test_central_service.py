@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import requests
 
+from central import retention
 from common import db
 from common.embedded import EmbeddedPostgres
 from common.wire import SYNC_AUTH, SYNC_READINGS, encode_batch
 from tests import harness
 from tests.central_fixtures import CentralServer, start_central_server
-from tests.test_central_sync import items, post_batch, site_with_meter
+from tests.test_central_sync import count_readings, items, post_batch, site_with_meter
 
 
 def test_rate_limit_answers_429_with_retry_after_per_site(make_central_server: Any) -> None:
@@ -79,3 +82,18 @@ def test_metrics_count_ingested_readings(central_server: CentralServer) -> None:
     assert 'meterit_ingest_readings_total{outcome="accepted"} 7.0' in text
     assert 'meterit_ingest_readings_total{outcome="duplicate"} 7.0' in text
     assert "meterit_ingest_batch_seconds_bucket" in text
+
+
+def test_prune_drops_old_batch_answers_and_a_late_replay_is_still_stored_once(
+    central_server: CentralServer,
+) -> None:
+    site = site_with_meter(central_server)
+    assert post_batch(central_server, site.api_key, "old", items(n=4)).json()["accepted"] == 4
+    with psycopg.connect(central_server.db_url) as conn:
+        conn.execute("UPDATE sync_batches SET received_at = now() - interval '40 days'")
+        conn.commit()
+        done = retention.prune(conn, timedelta(days=30), timedelta(days=90))
+    assert done == {"sync_batches": 1, "heartbeats": 0}
+    late = post_batch(central_server, site.api_key, "old", items(n=4))
+    assert late.json() == {"accepted": 0, "duplicates": 4, "rejected": []}
+    assert count_readings(central_server) == 4
