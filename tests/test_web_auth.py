@@ -23,7 +23,7 @@ def test_wrong_password_is_refused(web_only: Appliance, new_page: Any) -> None:
     page.goto(web_only.web_url + "/sync")
     page.wait_for_url(re.compile(r"/login\?next=/sync$"))
     page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")
     page.wait_for_url(re.compile(r"/sync$"))  # back where the technician wanted to go
     assert "log in first" in requests.get(web_only.web_url + "/api/local/meters", timeout=5).text
     bad = requests.get(web_only.web_url + "/api/local/meters", auth=("admin", "nope"), timeout=5)
@@ -85,3 +85,20 @@ def test_state_changes_without_the_csrf_token_are_refused(
     page.click("text=Log out")
     page.wait_for_url(re.compile(r"/login$"))
     assert page.locator(".flash").inner_text() == "Logged out."
+
+
+def test_changing_the_password_ends_other_sessions(web_only: Appliance, new_page: Any) -> None:
+    other = log_in(new_page(), web_only.web_url)
+    other.locator("#empty").wait_for(state="visible")
+    page = log_in(new_page(width=390, height=844, mobile=True), web_only.web_url)
+    page.click("text=Password")
+    page.fill("#current", PASSWORD)
+    page.fill("#new", "a-new-password-2026")
+    page.fill("#repeat", "a-new-password-2026")
+    screenshot(page, "password-change-phone", full_page=False)
+    page.click("main button[type=submit]")
+    page.wait_for_url(re.compile(r"/$"))
+    assert "Password changed" in page.locator(".flash").first.inner_text()
+    other.reload()
+    other.wait_for_url(re.compile(r"/login"))  # the other browser is logged out
+    log_in(other, web_only.web_url, secret="a-new-password-2026").wait_for_url(re.compile(r"/$"))

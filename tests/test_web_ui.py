@@ -32,6 +32,8 @@ def _card(page: Any, external_id: str) -> Any:
 
 
 def test_login_then_live_values_appear_and_update(site: Site, new_page: Any) -> None:
+    # a day of history (already uploaded) so the charts have something to draw
+    add_past_readings(site.appliance.settings.database_url, 1440, days_back=1.01, synced=True)
     page = log_in(new_page(), site.appliance.web_url)
     page.wait_for_url(re.compile(r"/$"))
     for external_id in site.meter_ids()[:3]:

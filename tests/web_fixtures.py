@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import math
 import os
 import shutil
 import threading
@@ -224,9 +225,12 @@ def site(
         logger.info("appliance logs (shown when the test fails):\n%s", appliance.logs())
 
 
-def add_past_readings(edge_db_url: str, per_point: int, days_back: float = 2.0) -> int:
-    """Backlog as a long outage would leave it: ``per_point`` readings a minute apart for each
-    active point, in the past (COPY, as the benchmark does)."""
+def add_past_readings(
+    edge_db_url: str, per_point: int, days_back: float = 2.0, synced: bool = False
+) -> int:
+    """History as the collector would have left it: ``per_point`` readings a minute apart for
+    each active point from ``days_back`` days ago, following a daily load curve (COPY, as the
+    benchmark does); unsynced (a backlog) unless ``synced``."""
     start = datetime.now(UTC) - timedelta(days=days_back)
     with psycopg.connect(edge_db_url) as conn:
         points = conn.execute(
@@ -235,12 +239,17 @@ def add_past_readings(edge_db_url: str, per_point: int, days_back: float = 2.0) 
         ).fetchall()
         buf = io.StringIO()
         for meter_id, point_id in points:
+            base = 40.0 + 7 * (point_id % 5)
             for i in range(per_point):
                 ts = start + timedelta(minutes=i)
-                buf.write(f"{meter_id}\t{point_id}\t{ts.isoformat()}\t{100.0 + i * 0.25}\n")
+                hour = ts.hour + ts.minute / 60
+                load = base * (1 + 0.35 * math.sin((hour - 9) / 24 * math.tau))
+                load += (i * 7919) % 13 / 4  # a little noise, the same on every run
+                done = (ts + timedelta(minutes=1)).isoformat() if synced else "\\N"
+                buf.write(f"{meter_id}\t{point_id}\t{ts.isoformat()}\t{load:.3f}\t{done}\n")
         with (
             conn.cursor() as cur,
-            cur.copy("COPY readings (meter_id, point_id, ts, value) FROM STDIN") as copy,
+            cur.copy("COPY readings (meter_id, point_id, ts, value, synced_at) FROM STDIN") as copy,
         ):
             copy.write(buf.getvalue())
     return len(points) * per_point
@@ -249,8 +258,10 @@ def add_past_readings(edge_db_url: str, per_point: int, days_back: float = 2.0) 
 # -- the browser ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One chromium per test module: the fixture is imported into each module, and Playwright's
+    sync API allows one instance at a time."""
     if not os.path.exists(CHROMIUM) or shutil.which("chromium") is None:
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
@@ -297,5 +308,5 @@ def screenshot(page: Any, name: str, full_page: bool = True) -> Path:
 def log_in(page: Any, base_url: str, secret: str = PASSWORD) -> Any:
     page.goto(base_url + "/")
     page.fill("#password", secret)
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")
     return page

@@ -22,6 +22,8 @@ bp = Blueprint("api", __name__, url_prefix="/api/local")
 
 Answer = tuple[dict[str, Any], int]
 
+LATEST = queries.LatestValuesCache()  # one per gunicorn worker
+
 ACTIONS = {
     "sync_now": status.sync_now,
     "pause_upload": status.pause_upload,
@@ -44,7 +46,7 @@ def meters_with_values(include_inactive: bool = False) -> list[dict[str, Any]]:
     """Every (active) meter's status with the newest value of each of its active points."""
     meters = status.get_meter_status(settings(), include_inactive=include_inactive)
     with connection() as conn:
-        values = queries.latest_values(conn)
+        values = LATEST.get(conn)
     return [{**m, "values": values.get(m["meter_id"], [])} for m in meters]
 
 
@@ -55,7 +57,7 @@ def meters_with_values_all() -> list[dict[str, Any]]:
 @bp.get("/meters")
 def meters() -> Answer:
     """Every active meter: connectivity, since when, last error, newest values with units."""
-    return status.jsonable({"now": _now(), "meters": meters_with_values()}), 200
+    return {"now": _now(), "meters": meters_with_values()}, 200
 
 
 @bp.get("/meters/<external_id>")
@@ -63,7 +65,7 @@ def one_meter(external_id: str) -> Answer:
     found = [m for m in meters_with_values_all() if m["external_id"] == external_id]
     if not found:
         return {"error": f"no meter {external_id!r} on this appliance"}, 404
-    return status.jsonable({"now": _now(), "meter": found[0]}), 200
+    return {"now": _now(), "meter": found[0]}, 200
 
 
 def _window() -> tuple[datetime | None, datetime | None]:
@@ -116,7 +118,7 @@ def readings() -> Answer:
         return _query_error(err)
     except ValueError:
         return {"error": f"limit={request.args.get('limit')!r}: expected a whole number"}, 400
-    return status.jsonable(page), 200
+    return dict(page), 200
 
 
 @bp.get("/series")
@@ -139,7 +141,7 @@ def series() -> Answer:
         return _query_error(err)
     except ValueError:
         return {"error": "buckets: expected a whole number"}, 400
-    return status.jsonable(data), 200
+    return dict(data), 200
 
 
 def sync_overview() -> dict[str, Any]:
@@ -157,7 +159,7 @@ def sync_overview() -> dict[str, Any]:
 
 @bp.get("/sync-status")
 def sync_status() -> Answer:
-    return status.jsonable(sync_overview()), 200
+    return sync_overview(), 200
 
 
 def _queue_down(err: Exception) -> Answer:
@@ -180,12 +182,12 @@ def sync_trigger() -> Answer:
     except redis.RedisError as err:
         return _queue_down(err)
     key = "job_id" if action == "sync_now" else "changed"
-    return status.jsonable({"action": action, key: result, "status": sync_overview()}), 202
+    return {"action": action, key: result, "status": sync_overview()}, 202
 
 
 @bp.get("/meter-sync-status")
 def meter_sync_status() -> Answer:
-    return status.jsonable(status.get_meter_sync_status(settings())), 200
+    return dict(status.get_meter_sync_status(settings())), 200
 
 
 @bp.post("/meter-sync-trigger")
@@ -196,8 +198,8 @@ def meter_sync_trigger() -> Answer:
     current = status.get_meter_sync_status(s)
     last = current["last_attempt"]
     if current["running"] and current["last_run"] is not None:
-        since = current["last_run"]["started_at"]
-        return status.jsonable(
+        since = current["last_run"]["started_at"].astimezone(UTC)
+        return (
             {
                 "error": f"a meter sync is already running (since {since:%H:%M:%S} UTC); "
                 "wait for it to finish",
@@ -205,7 +207,7 @@ def meter_sync_trigger() -> Answer:
             }
         ), 409
     if not (s.central_url and s.api_key):
-        return status.jsonable(
+        return (
             {
                 "error": "this appliance is not enrolled with central (central_url and api_key "
                 "unset); meters come from the local meters file",
@@ -216,6 +218,4 @@ def meter_sync_trigger() -> Answer:
         job_id = status.meter_sync_now(s)
     except redis.RedisError as err:
         return _queue_down(err)
-    return status.jsonable(
-        {"job_id": job_id, "after_id": last["id"] if last else 0, "status": current}
-    ), 202
+    return {"job_id": job_id, "after_id": last["id"] if last else 0, "status": current}, 202

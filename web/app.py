@@ -14,6 +14,7 @@ from flask import Flask
 from appliance.settings import ApplianceSettings, load_settings
 from web import api, auth, health, pages, password
 from web.database import Database
+from web.jsonprovider import OrjsonProvider
 
 logger = logging.getLogger(__name__)
 
@@ -78,13 +79,13 @@ def settings_config(settings: ApplianceSettings) -> dict[str, Any]:
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
+    app.json = OrjsonProvider(app)
     settings = (test_config or {}).get("APPLIANCE_SETTINGS") or load_settings()
     password.adopt_initial_password(settings)
     config = settings_config(settings)
     config["SECRET_KEY"] = persistent_secret_key(settings)
     config.update(test_config or {})
     app.config.update(config)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
 
     Database().init_app(app)
     auth.init_app(app)

@@ -113,6 +113,35 @@ def login() -> Any:
     return redirect(_safe_next(request.form.get("next")))
 
 
+@bp.route("/password", methods=["GET", "POST"])
+@limiter.limit("10/minute", methods=["POST"])
+def change_password() -> Any:
+    """Replace the first-boot or provisioning password; every other session ends with it."""
+    if request.method == "GET":
+        return render_template("password.html")
+    current = request.form.get("current", "")
+    new, repeat = request.form.get("new", ""), request.form.get("repeat", "")
+    problem = None
+    if not password.verify(_hash_path(), password.USERNAME, current):
+        problem = "The current password is wrong."
+    elif new != repeat:
+        problem = "The two new passwords differ."
+    elif len(new) < password.MIN_LENGTH:
+        problem = f"The new password needs at least {password.MIN_LENGTH} characters."
+    if problem:
+        flash(problem, "error")
+        return render_template("password.html"), 400
+    try:
+        password.set_password(_hash_path(), new)
+    except OSError as err:
+        logger.error("cannot store the new web UI password in %s: %s", _hash_path(), err)
+        flash(f"Cannot store the new password: {err.strerror}.", "error")
+        return render_template("password.html"), 500
+    session["pw"] = password.fingerprint(_hash_path())  # this session stays, the others end
+    flash("Password changed. Other open sessions are logged out.", "info")
+    return redirect(url_for("pages.dashboard"))
+
+
 @bp.post("/logout")
 def logout() -> Response:
     session.clear()

@@ -47,7 +47,7 @@ def _common() -> dict[str, Any]:
 
 @bp.get("/")
 def dashboard() -> str:
-    data = status.jsonable({"now": api._now(), "meters": api.meters_with_values()})
+    data = {"now": api._now(), "meters": api.meters_with_values()}
     return render_template("dashboard.html", data=data, **_common())
 
 
@@ -56,18 +56,16 @@ def meter(external_id: str) -> str:
     found = [m for m in api.meters_with_values_all() if m["external_id"] == external_id]
     if not found:
         abort(404, f"no meter {external_id!r} on this appliance")
-    data = status.jsonable({"now": api._now(), "meter": found[0]})
+    data = {"now": api._now(), "meter": found[0]}
     return render_template("meter.html", data=data, meter=found[0], **_common())
 
 
 @bp.get("/sync")
 def sync() -> str:
-    data = status.jsonable(
-        {
-            "sync": api.sync_overview(),
-            "meter_sync": status.get_meter_sync_status(api.settings()),
-        }
-    )
+    data = {
+        "sync": api.sync_overview(),
+        "meter_sync": status.get_meter_sync_status(api.settings()),
+    }
     return render_template("sync.html", data=data, **_common())
 
 

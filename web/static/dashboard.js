@@ -157,6 +157,26 @@
     setTimeout(poll, POLL_MS);
   }
 
+  /* What a technician must not miss while looking at meters: paused collection or upload, or
+     central unreachable; refreshed more slowly than the meters, it is a rarer question. */
+  const banners = document.getElementById("banners");
+  async function pollSync() {
+    const res = await api("/api/local/sync-status");
+    if (res.ok) {
+      const s = res.body, items = [];
+      const link = () => el("a", { href: banners.dataset.syncUrl, text: "Sync page" });
+      if (s.collection_paused) items.push(["warn", "Collection is paused: meters are not being read. ", link()]);
+      if (s.upload_paused) items.push(["warn", "Upload is paused: readings are kept on the appliance. ", link()]);
+      if (s.enrolled && s.connectivity.state === "offline") {
+        items.push(["error", "Central is unreachable since " + window.MeterIT.clock(s.connectivity.since) + "; " +
+          window.MeterIT.fmtCount(s.backlog) + " readings wait on the appliance. ", link()]);
+      }
+      banners.replaceChildren(...items.map(([kind, text, a]) => el("div", { class: "flash " + kind, role: "status" }, text, a)));
+    }
+    setTimeout(pollSync, Math.max(POLL_MS * 3, 15000));
+  }
+  pollSync();
+
   render(JSON.parse(document.getElementById("initial").textContent));
   updated.textContent = "Updated " + new Date().toLocaleTimeString();
   setTimeout(poll, POLL_MS);

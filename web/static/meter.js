@@ -21,7 +21,7 @@
     document.getElementById("meter-state").replaceWith(Object.assign(badge(m.state), { id: "meter-state" }));
     document.getElementById("meter-facts").replaceChildren(
       el("dl", { class: "facts" },
-        ...fact("Connectivity", m.state === "unknown" ? "not polled yet" : since(m.state_since, now)),
+        ...fact("Connectivity", m.state === "unknown" ? "not polled yet" : el("span", {}, m.state + " since ", since(m.state_since, now))),
         ...fact("Last reading", m.last_reading_at ? since(m.last_reading_at, now) : "none yet"),
         ...fact("External id", m.external_id),
         ...fact("Address", m.address || "–", m.device_instance !== null ? " · device " + m.device_instance : ""),
