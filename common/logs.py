@@ -136,6 +136,6 @@ def setup_logging(identifier: str, level: str = "info") -> None:
         handler.setFormatter(PrefixFormatter() if under_systemd else ConsoleFormatter())
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # the BACnet library and HTTP clients chatter at INFO; their warnings still come through
-    for noisy in ("bacpypes3", "BAC0", "urllib3", "BAC0_Root"):
+    # libraries that chatter at INFO (RQ logs three lines per job); their warnings still come through
+    for noisy in ("bacpypes3", "BAC0", "urllib3", "BAC0_Root", "yoyo", "rq.worker", "rq.cron"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,1 @@
+"""``meterit-central demo``: the whole system in one terminal (see ``run.py``)."""
