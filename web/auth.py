@@ -88,7 +88,8 @@ def guard() -> Any:
 
 def _safe_next(target: str | None) -> str:
     """Only a path on this site: never bounce a fresh login to another host."""
-    if target:
+    # a backslash too: browsers read "/\evil.example" as "//evil.example"
+    if target and "\\" not in target:
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and target.startswith("/"):
             return target
