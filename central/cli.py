@@ -14,6 +14,7 @@ COMMANDS: cli.Commands = {
     "migrate": ("central.cli:migrate", "apply (or --rollback) the central database schema"),
     "config": ("central.cli:show_config", "check the configuration, or --doc to list settings"),
     "serve": ("central.commands.serve:main", "run the central server under gunicorn"),
+    "worker": ("central.worker:main", "run the central worker (hourly rollup, pruning)"),
     "tenant": ("central.commands.tenant:main", "tenant create NAME"),
     "site": (
         "central.commands.site:main",

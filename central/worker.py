@@ -1,0 +1,48 @@
+"""``meterit-central worker``: keeps the hourly rollup current and prunes old batch answers."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import redis
+
+from central import jobs
+from central.settings import load_settings
+from common import db, rq_worker
+from common.config import ConfigError
+from common.logs import setup_logging
+
+logger = logging.getLogger(__name__)
+
+PERIODIC = [
+    rq_worker.Periodic("rollup", jobs.rollup_hours, jobs.ROLLUP_INTERVAL_S, jobs.JOB_TIMEOUT_S),
+    rq_worker.Periodic("prune", jobs.prune, jobs.PRUNE_INTERVAL_S, jobs.JOB_TIMEOUT_S),
+]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="meterit-central worker",
+        description="Run the central worker: hourly rollup every minute, pruning daily.",
+    )
+    parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as err:
+        sys.stderr.write(f"meterit-central: configuration error: {err}\n")
+        return 78
+    setup_logging("meterit-central-worker", settings.log_level)
+    try:
+        with db.connect(settings.database_url) as conn:
+            conn.execute("SELECT 1 FROM readings_hourly_dirty")
+        redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5).ping()
+    except Exception as err:
+        logger.error(
+            "central worker cannot start: %s; check that PostgreSQL (METERIT_DATABASE_URL, "
+            "migrated) and Redis (METERIT_REDIS_URL) are up",
+            err,
+        )
+        return 1
+    return rq_worker.run(settings.redis_url, jobs.QUEUE, PERIODIC, settings.log_level)

@@ -1,0 +1,152 @@
+"""An RQ worker with RQ's cron for periodic jobs, as both sides run it under systemd.
+
+Redis only carries jobs. The cron thread re-enqueues every periodic job on its interval (and at
+once at start), and each job re-derives its work from PostgreSQL, so a flushed or restarted
+Redis, or a job killed halfway, loses nothing: the next run picks it up. RQ's heartbeats also
+feed systemd's watchdog, so a wedged worker is restarted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from rq import Queue, Worker
+from rq.cron import CronScheduler
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.utils import now as rq_now
+
+from common.systemd import Notifier
+
+logger = logging.getLogger(__name__)
+
+WORKER_TTL_S = 60  # RQ heartbeats (and our WATCHDOG) come at least every 45 s
+
+
+@dataclasses.dataclass(frozen=True)
+class Periodic:
+    """A job the cron queues every ``interval_s``; it may run at most ``timeout_s``."""
+
+    name: str
+    func: Callable[[], Any]
+    interval_s: int
+    timeout_s: int
+
+
+class _NotifyingWorker(Worker):
+    """An RQ worker whose heartbeats (idle or while a job runs) also feed systemd's watchdog."""
+
+    notifier: Notifier | None = None
+
+    def heartbeat(self, *args: Any, **kwargs: Any) -> None:
+        super().heartbeat(*args, **kwargs)
+        if self.notifier is not None:
+            self.notifier.watchdog()
+
+
+def _pending(job_id: str | None, connection: redis.Redis) -> bool:
+    """Whether a job is still waiting or running."""
+    if job_id is None:
+        return False
+    try:
+        job = Job.fetch(job_id, connection=connection)
+    except NoSuchJobError:  # expired, or Redis was flushed
+        return False
+    return job.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.STARTED)
+
+
+def _enqueue_due(cron: CronScheduler, connection: redis.Redis, last: dict[str, str]) -> bool:
+    """RQ's ``enqueue_jobs``, except that a job whose previous run (queued by this process) is
+    still waiting or running is not queued again: a long upload run during an outage must not
+    pile up runs behind it. Runs queued by an earlier, killed process do not count, so a
+    restart always starts a run at once."""
+    enqueued = False
+    for cron_job in cron.get_jobs():
+        if not cron_job.should_run():
+            continue
+        if _pending(last.get(cron_job.name), connection):
+            logger.debug("%s: previous run still pending, not queued again", cron_job.name)
+        else:
+            last[cron_job.name] = cron_job.enqueue(connection).id
+            enqueued = True
+        cron_job.set_enqueue_time(rq_now())
+    return enqueued
+
+
+def _cron_loop(
+    redis_url: str, queue: str, periodic: list[Periodic], log_level: str, stop: threading.Event
+) -> None:
+    connection = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
+    cron = CronScheduler(connection=connection, logging_level=log_level.upper())
+    for job in periodic:
+        # ttl: a run still queued when the next is due is dropped rather than piling up
+        cron.register(
+            job.func,
+            queue_name=queue,
+            interval=job.interval_s,
+            job_timeout=job.timeout_s,
+            ttl=job.interval_s,
+            result_ttl=3600,
+            failure_ttl=86400,
+        )
+    failing = False
+    last: dict[str, str] = {}
+    while not stop.is_set():
+        try:
+            if failing:
+                cron.register_birth()
+            if _enqueue_due(cron, connection, last):
+                cron.save()
+            cron.heartbeat()
+            if failing:
+                logger.info("Redis answers again; periodic jobs are being queued")
+            failing = False
+        except redis.RedisError as err:
+            if not failing:
+                logger.error(
+                    "cannot queue periodic jobs, Redis at %s fails (%s); no data is lost, "
+                    "it waits in PostgreSQL — check redis-server",
+                    redis_url,
+                    err,
+                )
+            failing = True
+        stop.wait(min(max(cron.calculate_sleep_interval(), 0.2), 5.0))
+    # gone already when Redis was flushed; nothing to tidy then
+    with contextlib.suppress(Exception):
+        cron.register_death()
+
+
+def run(redis_url: str, queue: str, periodic: list[Periodic], log_level: str) -> int:
+    """Work ``queue`` until SIGTERM, queueing ``periodic`` jobs on their intervals."""
+    connection = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
+    notifier = Notifier()
+    stop = threading.Event()
+    cron = threading.Thread(
+        target=_cron_loop,
+        args=(redis_url, queue, periodic, log_level, stop),
+        name="cron",
+        daemon=True,
+    )
+    cron.start()
+    worker = _NotifyingWorker(
+        [Queue(queue, connection=connection)], connection=connection, worker_ttl=WORKER_TTL_S
+    )
+    worker.notifier = notifier
+    logger.info(
+        "worker started: %s",
+        ", ".join(f"{job.name} every {job.interval_s} s" for job in periodic),
+    )
+    notifier.ready("waiting for jobs")
+    try:
+        worker.work(logging_level=log_level.upper())
+    finally:
+        notifier.stopping()
+        stop.set()
+        cron.join(timeout=5)
+    return 0
