@@ -209,6 +209,7 @@ def _run(
     )
     supervisor.start(Service("central", [python, "-m", "central", "serve"], central_env))
     _wait_for_port("central", PORTS["central"], supervisor)
+    supervisor.start(Service("rollup", [python, "-m", "central", "worker"], central_env))
     supervisor.start(Service("worker", [*appliance, "worker"], edge_env))
     supervisor.start(Service("collector", [*appliance, "collector"], edge_env))
     supervisor.start(Service("web", [*appliance, "web"], edge_env))
