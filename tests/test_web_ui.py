@@ -125,6 +125,10 @@ def test_sync_meters_now_shows_the_counts(site: Site, new_page: Any) -> None:
     assert page.locator("#active-meters").inner_text() == "4"
     assert page.locator("#btn-meter-sync").is_enabled()
     screenshot(page, "sync-meters-done")
+    phone = log_in(new_page(width=390, height=844, mobile=True), site.appliance.web_url)
+    phone.goto(site.appliance.web_url + "/sync")
+    phone.locator("#btn-meter-sync").wait_for()
+    screenshot(phone, "sync-phone")
 
     # the new meter is polled without restarting anything
     page.goto(site.appliance.web_url + "/")
