@@ -4,6 +4,7 @@ JavaScript and for scripts (HTTP Basic). Status and actions come from ``applianc
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/local")
 Answer = tuple[dict[str, Any], int]
 
 LATEST = queries.LatestValuesCache()  # one per gunicorn worker
+_STATUS_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="meterit-web-status")
 
 ACTIONS = {
     "sync_now": status.sync_now,
@@ -44,9 +46,14 @@ def _now() -> datetime:
 
 def meters_with_values(include_inactive: bool = False) -> list[dict[str, Any]]:
     """Every (active) meter's status with the newest value of each of its active points."""
-    meters = status.get_meter_status(settings(), include_inactive=include_inactive)
-    with connection() as conn:
-        values = LATEST.get(conn)
+    # two independent round trips on two connections: the status answer is awaited while the
+    # newest values are read, so a refresh costs the slower of the two, not their sum
+    pending = _STATUS_THREADS.submit(status.get_meter_status, settings(), include_inactive)
+    try:
+        with connection() as conn:
+            values = LATEST.get(conn)
+    finally:
+        meters = pending.result()
     return [{**m, "values": values.get(m["meter_id"], [])} for m in meters]
 
 
