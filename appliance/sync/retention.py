@@ -34,10 +34,10 @@ def prune_synced(conn: psycopg.Connection[Any], retention_days: int) -> int:
     total = 0
     while True:
         cur = conn.execute(
-            """DELETE FROM readings WHERE id IN (
+            """DELETE FROM readings WHERE id = ANY(ARRAY(
                    SELECT id FROM readings
                    WHERE synced_at IS NOT NULL AND synced_at < now() - make_interval(days => %s)
-                   LIMIT %s)""",
+                   LIMIT %s))""",
             (retention_days, PRUNE_CHUNK),
         )
         conn.commit()
@@ -63,12 +63,11 @@ def enforce_budget(conn: psycopg.Connection[Any], budget_rows: int) -> int:
         conn.commit()
         return 0
     per_meter = conn.execute(
-        """WITH doomed AS (
-               SELECT id FROM readings WHERE synced_at IS NULL AND batch_id IS NULL
-               ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED),
-           gone AS (
-               DELETE FROM readings r USING doomed WHERE r.id = doomed.id
-               RETURNING r.meter_id, r.ts)
+        """WITH gone AS (
+               DELETE FROM readings WHERE id = ANY(ARRAY(
+                   SELECT id FROM readings WHERE synced_at IS NULL AND batch_id IS NULL
+                   ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED))
+               RETURNING meter_id, ts)
            SELECT meter_id, min(ts), max(ts), count(*) FROM gone GROUP BY meter_id
            ORDER BY meter_id""",
         (excess,),

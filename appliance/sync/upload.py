@@ -16,10 +16,12 @@ reading never blocks the backlog behind it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +30,7 @@ import psycopg
 
 from appliance.settings import ApplianceSettings
 from appliance.sync import connectivity
-from appliance.sync.central import CentralClient, CentralError, NotEnrolled
+from appliance.sync.central import CentralClient, CentralError, NotEnrolled, Response
 from common import db, wire
 from common.logs import fields
 
@@ -37,6 +39,7 @@ logger = logging.getLogger(__name__)
 # advisory lock namespace (first key) for upload batches; the second key hashes the batch id
 BATCH_LOCK_CLASS = 0x4D55
 LEASE_S = 600  # informational: liveness comes from the advisory lock, not the clock
+CHECK_EVERY_S = 5.0  # how often a run looks for orphaned batches and the pause flag
 
 
 @dataclass
@@ -208,21 +211,42 @@ def _reclaim_orphan(conn: psycopg.Connection[Any]) -> Batch | None:
     return None
 
 
+_CLAIM = """
+    WITH claimed AS (
+        -- = ANY(ARRAY(...)), not a join: a join lets the planner hash the whole table
+        UPDATE readings r SET batch_id = %(batch)s
+        WHERE r.id = ANY(ARRAY(
+            SELECT id FROM readings
+            WHERE synced_at IS NULL AND batch_id IS NULL AND id > %(after)s
+            ORDER BY id LIMIT %(size)s FOR UPDATE SKIP LOCKED))
+        RETURNING r.id, r.meter_id, r.point_id, r.ts, r.value),
+    lease AS (
+        INSERT INTO upload_batches (id, first_id, last_id, row_count, leased_until)
+        SELECT %(batch)s, min(id), max(id), count(*), now() + make_interval(secs => %(lease)s)
+        FROM claimed HAVING count(*) > 0)
+    SELECT c.id, c.meter_id, c.point_id, c.ts, c.value, m.external_id, p.name, p.unit
+    FROM claimed c
+    LEFT JOIN meters m ON m.id = c.meter_id
+    LEFT JOIN meter_points p ON p.id = c.point_id
+    ORDER BY c.id
+"""
+
+
 def _claim_new(
     conn: psycopg.Connection[Any], batch_size: int, after_id: int
 ) -> tuple[Batch | None, int]:
+    """Lease the oldest free unsynced rows in one statement (pick, mark, record the batch)."""
     quarantined = 0
     while True:
-        rows = [
-            _Row(*r)
-            for r in conn.execute(
-                _ROW_SELECT + " WHERE r.synced_at IS NULL AND r.batch_id IS NULL AND r.id > %s"
-                " ORDER BY r.id LIMIT %s FOR UPDATE OF r SKIP LOCKED",
-                (after_id, batch_size),
-            )
-        ]
+        batch_id = uuid.uuid4()
+        # a session lock taken inside the claiming transaction: no moment where the batch
+        # exists unlocked, and it outlives the commit until we settle the batch or die
+        _lock(conn, batch_id, wait=True)
+        params = {"after": after_id, "size": batch_size, "batch": batch_id, "lease": LEASE_S}
+        rows = [_Row(*r) for r in conn.execute(_CLAIM, params)]
         if not rows:
             conn.commit()
+            _unlock(conn, batch_id)
             return None, quarantined
         bad: list[tuple[_Row, str]] = []
         good: list[_Row] = []
@@ -232,35 +256,29 @@ def _claim_new(
                 good.append(r)
             else:
                 bad.append((r, reason))
-        quarantine(conn, bad)
-        quarantined += len(bad)
+        if bad:
+            quarantine(conn, bad)
+            quarantined += len(bad)
+            if good:
+                conn.execute(
+                    "UPDATE upload_batches SET row_count = %s WHERE id = %s", (len(good), batch_id)
+                )
+            else:
+                conn.execute("DELETE FROM upload_batches WHERE id = %s", (batch_id,))
+        conn.commit()
         if not good:
-            conn.commit()
+            _unlock(conn, batch_id)
             after_id = rows[-1].id
             continue
-        batch = Batch(uuid.uuid4(), good)
-        conn.execute(
-            "UPDATE readings SET batch_id = %s WHERE id = ANY(%s)",
-            (batch.id, [r.id for r in good]),
-        )
-        conn.execute(
-            "INSERT INTO upload_batches (id, first_id, last_id, row_count, leased_until)"
-            " VALUES (%s, %s, %s, %s, now() + make_interval(secs => %s))",
-            (batch.id, batch.first_id, batch.last_id, len(good), LEASE_S),
-        )
-        # a session lock taken inside the claiming transaction: no moment where the batch
-        # exists unlocked, and it outlives the commit until we settle the batch or die
-        _lock(conn, batch.id, wait=True)
-        conn.commit()
-        return batch, quarantined
+        return Batch(batch_id, good), quarantined
 
 
 def claim_batch(
-    conn: psycopg.Connection[Any], batch_size: int, after_id: int = 0
+    conn: psycopg.Connection[Any], batch_size: int, after_id: int = 0, orphans: bool = True
 ) -> tuple[Batch | None, int]:
-    """The next batch to send — an orphaned one first, else the oldest free unsynced rows —
-    and how many unsendable readings were quarantined on the way."""
-    orphan = _reclaim_orphan(conn)
+    """The next batch to send — an orphaned one first (unless ``orphans`` is false), else the
+    oldest free unsynced rows — and how many unsendable readings were quarantined on the way."""
+    orphan = _reclaim_orphan(conn) if orphans else None
     if orphan is not None:
         return orphan, 0
     return _claim_new(conn, batch_size, after_id)
@@ -348,20 +366,35 @@ def _refused_items(err: CentralError, sent: int) -> dict[int, str]:
     return out
 
 
-def send_batch(
-    conn: psycopg.Connection[Any], client: CentralClient, batch: Batch
-) -> tuple[int, int, int]:
-    """POST one batch and settle it; returns (accepted, duplicates, rejected).
+@dataclass
+class Settled:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    requeued: bool = False  # some rows went back to the backlog, behind the run's cursor
+
+
+def post(client: CentralClient, batch: Batch) -> Response:
+    """POST one batch (gzip JSON) under its id as the idempotency key."""
+    return client.post_readings(wire.encode_batch(_items(batch.rows)), str(batch.id))
+
+
+def conclude(
+    conn: psycopg.Connection[Any],
+    batch: Batch,
+    started: datetime,
+    outcome: Response | BaseException,
+) -> Settled:
+    """Settle a batch from central's answer, or record why it was not taken.
 
     Raises CentralError when central did not take the batch; the batch then stays leased to
     nobody (the lock is released) and the next run re-sends it with the same key.
     """
     bid = str(batch.id)
-    started = datetime.now(UTC)
-    body = wire.encode_batch(_items(batch.rows))
     try:
-        resp = client.post_readings(body, bid)
-        accepted, duplicates, rejected = _parse_answer(resp.body, len(batch.rows))
+        if isinstance(outcome, BaseException):
+            raise outcome
+        accepted, duplicates, rejected = _parse_answer(outcome.body, len(batch.rows))
     except (CentralError, ValueError) as err:
         conn.rollback()
         refused = _refused_items(err, len(batch.rows)) if isinstance(err, CentralError) else {}
@@ -373,7 +406,7 @@ def send_batch(
             _log_attempt(conn, batch, started, rejected=len(refused), error=str(err))
             conn.commit()
             _unlock(conn, batch.id)
-            return 0, 0, len(refused)
+            return Settled(rejected=len(refused), requeued=True)
         _log_attempt(conn, batch, started, error=str(err))
         conn.commit()
         _unlock(conn, batch.id)
@@ -389,7 +422,39 @@ def send_batch(
         len(rejected),
         extra=fields(batch_id=bid),
     )
-    return accepted, duplicates, len(rejected)
+    return Settled(accepted, duplicates, len(rejected))
+
+
+def send_batch(conn: psycopg.Connection[Any], client: CentralClient, batch: Batch) -> Settled:
+    """POST one batch and settle it (``drain`` does the same, overlapped with the next claim)."""
+    started = datetime.now(UTC)
+    try:
+        outcome: Response | BaseException = post(client, batch)
+    except CentralError as err:
+        outcome = err
+    return conclude(conn, batch, started, outcome)
+
+
+@dataclass
+class _InFlight:
+    batch: Batch
+    started: datetime
+    future: Future[Response]
+
+    def outcome(self) -> Response | BaseException:
+        try:
+            return self.future.result()
+        except Exception as err:
+            return err
+
+
+def _add(result: DrainResult, batch: Batch, settled: Settled) -> None:
+    result.batches += 1
+    result.sent += len(batch.rows)
+    result.accepted += settled.accepted
+    result.duplicates += settled.duplicates
+    result.rejected += settled.rejected
+    result.batch_ids.append(str(batch.id))
 
 
 def upload_paused(conn: psycopg.Connection[Any]) -> bool:
@@ -416,6 +481,11 @@ def drain(
         result.stopped, result.error = "not-enrolled", str(err)
         return result
     with client, db.connect(settings.database_url, application_name="meterit-upload") as conn:
+        # This session only moves bookkeeping the next run re-derives: a commit lost in a crash
+        # means a batch is re-sent (same key, or new rows central counts as duplicates by the
+        # natural key), never a reading lost; so it skips waiting for the WAL flush.
+        conn.execute("SET synchronous_commit = off")
+        conn.commit()
         if upload_paused(conn):
             logger.info("upload skipped: paused (resume it from the local UI or MCP)")
             result.stopped = "paused"
@@ -427,37 +497,77 @@ def drain(
             )
         after_id = 0
         online_recorded = False
-        while True:
-            if time.monotonic() >= deadline:
-                result.stopped = "budget"
-                break
-            if result.batches and upload_paused(conn):
-                result.stopped = "paused"
-                break
-            batch, quarantined = claim_batch(conn, size, after_id)
-            result.quarantined_locally += quarantined
-            if batch is None:
-                result.stopped = "empty"
-                break
-            if not batch.resent:
-                after_id = batch.last_id
-            try:
-                accepted, duplicates, rejected = send_batch(conn, client, batch)
-            except CentralError as err:
-                result.stopped, result.error = "error", str(err)
-                # said once per change by connectivity, not once a minute for a day-long outage
-                logger.debug("upload stopped: %s", err, extra=fields(batch_id=str(batch.id)))
-                connectivity.record_failure(conn, str(err))
-                break
-            result.batches += 1
-            result.sent += len(batch.rows)
-            result.accepted += accepted
-            result.duplicates += duplicates
-            result.rejected += rejected
-            result.batch_ids.append(str(batch.id))
-            if not online_recorded:
-                connectivity.record_success(conn)
-                online_recorded = True
+        next_check = 0.0  # orphans and the pause flag: at start, then every few seconds
+        stop: str | None = None
+        inflight: _InFlight | None = None
+        # One POST in flight on its own thread while this one settles the previous batch and
+        # claims the next: central's time and the edge database's time overlap. Batches are
+        # still settled in the order they were claimed, and at most two are leased at once.
+        poster = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload-post")
+
+        def submit(batch: Batch) -> _InFlight:
+            return _InFlight(batch, datetime.now(UTC), poster.submit(post, client, batch))
+
+        try:
+            while True:
+                nxt: Batch | None = None
+                if stop is None:
+                    now = time.monotonic()
+                    check = now >= next_check
+                    if now >= deadline:
+                        stop = "budget"
+                    elif check and result.batches and upload_paused(conn):
+                        stop = "paused"
+                    else:
+                        if check:
+                            next_check = now + CHECK_EVERY_S
+                        nxt, quarantined = claim_batch(conn, size, after_id, orphans=check)
+                        result.quarantined_locally += quarantined
+                        if nxt is None:
+                            stop = "empty"
+                        elif not nxt.resent:
+                            after_id = nxt.last_id
+                if inflight is not None:
+                    done, inflight = inflight, None
+                    outcome = done.outcome()
+                    if nxt is not None and not isinstance(outcome, BaseException):
+                        inflight, nxt = submit(nxt), None
+                    try:
+                        settled = conclude(conn, done.batch, done.started, outcome)
+                    except CentralError as err:
+                        stop, result.error = "error", str(err)
+                        # said once per change by connectivity, not once a minute for a day
+                        logger.debug(
+                            "upload stopped: %s", err, extra=fields(batch_id=str(done.batch.id))
+                        )
+                        connectivity.record_failure(conn, str(err))
+                        if nxt is not None:  # claimed, never sent: the next run re-sends it
+                            _unlock(conn, nxt.id)
+                            nxt = None
+                        if inflight is not None:  # sent: settle it whatever came back
+                            with contextlib.suppress(CentralError):
+                                _add(
+                                    result,
+                                    inflight.batch,
+                                    conclude(
+                                        conn, inflight.batch, inflight.started, inflight.outcome()
+                                    ),
+                                )
+                            inflight = None
+                        break
+                    _add(result, done.batch, settled)
+                    if settled.requeued:
+                        after_id = 0
+                    if not online_recorded:
+                        connectivity.record_success(conn)
+                        online_recorded = True
+                if nxt is not None:
+                    inflight = submit(nxt)
+                elif inflight is None:
+                    break
+        finally:
+            poster.shutdown(wait=True)
+        result.stopped = stop or "empty"
         if online_recorded:
             connectivity.record_success(conn)
     result.seconds = time.monotonic() - t0
