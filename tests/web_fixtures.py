@@ -27,6 +27,7 @@ import requests
 
 from appliance.bacnet.simulator import SimMeterSpec, SimulatorHandle, meter_points, run_simulators
 from appliance.settings import ApplianceSettings
+from appliance.sync import status
 from tests.central_fixtures import CentralServer, SiteKey, free_port
 from tests.sync_helpers import ApplianceProcess, edge_settings, settings_env, wait_until
 from web import password
@@ -211,6 +212,8 @@ def site(
     appliance = make_appliance(edge_db_url, redis_url, tmp_path, central_server, key)
     try:
         appliance.start("worker")
+        # the worker's cron pulls the meters at start, but not always at once: ask as the UI does
+        status.meter_sync_now(appliance.settings)
         wait_until(
             lambda: appliance.sql("SELECT count(*) FROM meters")[0][0] == 3,
             90,
@@ -222,7 +225,7 @@ def site(
     finally:
         appliance.stop()
         sims.close()
-        logger.info("appliance logs (shown when the test fails):\n%s", appliance.logs())
+        logger.warning("appliance logs (shown when the test fails):\n%s", appliance.logs())
 
 
 def add_past_readings(
