@@ -181,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{'met' if drain_s * 1_000_000 / args.readings <= 60 else 'NOT met'})"
         )
         print(f"central holds {central_count:,} readings, edge backlog {left}")
+        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(
+            f"load average at the end: {load} on {os.cpu_count()} CPUs (appliance, central and "
+            "both databases share them; other work on the machine slows the drain)"
+        )
         return 0
     finally:
         if server is not None:

@@ -16,11 +16,11 @@ reading never blocks the backlog behind it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
 import uuid
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 BATCH_LOCK_CLASS = 0x4D55
 LEASE_S = 600  # informational: liveness comes from the advisory lock, not the clock
 CHECK_EVERY_S = 5.0  # how often a run looks for orphaned batches and the pause flag
+IN_FLIGHT = 2  # batches POSTed at once by one run (each held by the run's lease lock)
 
 
 @dataclass
@@ -440,6 +441,7 @@ class _InFlight:
     batch: Batch
     started: datetime
     future: Future[Response]
+    client: CentralClient
 
     def outcome(self) -> Response | BaseException:
         try:
@@ -475,12 +477,12 @@ def drain(
     deadline = t0 + (time_budget_s if time_budget_s is not None else settings.upload_time_budget_s)
     size = batch_size or settings.upload_batch_size
     try:
-        client = CentralClient(settings)
+        clients = [CentralClient(settings) for _ in range(IN_FLIGHT)]
     except NotEnrolled as err:
         logger.info("upload skipped: %s", err)
         result.stopped, result.error = "not-enrolled", str(err)
         return result
-    with client, db.connect(settings.database_url, application_name="meterit-upload") as conn:
+    with db.connect(settings.database_url, application_name="meterit-upload") as conn:
         # This session only moves bookkeeping the next run re-derives: a commit lost in a crash
         # means a batch is re-sent (same key, or new rows central counts as duplicates by the
         # natural key), never a reading lost; so it skips waiting for the WAL flush.
@@ -489,6 +491,8 @@ def drain(
         if upload_paused(conn):
             logger.info("upload skipped: paused (resume it from the local UI or MCP)")
             result.stopped = "paused"
+            for c in clients:
+                c.close()
             return result
         freed = release_stray_leases(conn)
         if freed:
@@ -499,19 +503,20 @@ def drain(
         online_recorded = False
         next_check = 0.0  # orphans and the pause flag: at start, then every few seconds
         stop: str | None = None
-        inflight: _InFlight | None = None
-        # One POST in flight on its own thread while this one settles the previous batch and
-        # claims the next: central's time and the edge database's time overlap. Batches are
-        # still settled in the order they were claimed, and at most two are leased at once.
-        poster = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload-post")
+        inflight: deque[_InFlight] = deque()
+        # Up to IN_FLIGHT POSTs at once, each on its own thread and HTTP session, while this
+        # thread settles answered batches and claims the next: central's time and the edge
+        # database's time overlap. Batches are claimed oldest first and settled in that order.
+        poster = ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="upload-post")
+        free = list(clients)
 
         def submit(batch: Batch) -> _InFlight:
-            return _InFlight(batch, datetime.now(UTC), poster.submit(post, client, batch))
+            c = free.pop()
+            return _InFlight(batch, datetime.now(UTC), poster.submit(post, c, batch), c)
 
         try:
             while True:
-                nxt: Batch | None = None
-                if stop is None:
+                while stop is None and len(inflight) < IN_FLIGHT:
                     now = time.monotonic()
                     check = now >= next_check
                     if now >= deadline:
@@ -525,50 +530,37 @@ def drain(
                         result.quarantined_locally += quarantined
                         if nxt is None:
                             stop = "empty"
-                        elif not nxt.resent:
-                            after_id = nxt.last_id
-                if inflight is not None:
-                    done, inflight = inflight, None
-                    outcome = done.outcome()
-                    if nxt is not None and not isinstance(outcome, BaseException):
-                        inflight, nxt = submit(nxt), None
-                    try:
-                        settled = conclude(conn, done.batch, done.started, outcome)
-                    except CentralError as err:
-                        stop, result.error = "error", str(err)
-                        # said once per change by connectivity, not once a minute for a day
-                        logger.debug(
-                            "upload stopped: %s", err, extra=fields(batch_id=str(done.batch.id))
-                        )
-                        connectivity.record_failure(conn, str(err))
-                        if nxt is not None:  # claimed, never sent: the next run re-sends it
-                            _unlock(conn, nxt.id)
-                            nxt = None
-                        if inflight is not None:  # sent: settle it whatever came back
-                            with contextlib.suppress(CentralError):
-                                _add(
-                                    result,
-                                    inflight.batch,
-                                    conclude(
-                                        conn, inflight.batch, inflight.started, inflight.outcome()
-                                    ),
-                                )
-                            inflight = None
-                        break
-                    _add(result, done.batch, settled)
-                    if settled.requeued:
-                        after_id = 0
-                    if not online_recorded:
-                        connectivity.record_success(conn)
-                        online_recorded = True
-                if nxt is not None:
-                    inflight = submit(nxt)
-                elif inflight is None:
+                        else:
+                            if not nxt.resent:
+                                after_id = nxt.last_id
+                            inflight.append(submit(nxt))
+                if not inflight:
                     break
+                done = inflight.popleft()
+                outcome = done.outcome()
+                free.append(done.client)
+                try:
+                    settled = conclude(conn, done.batch, done.started, outcome)
+                except CentralError as err:
+                    stop, result.error = "error", str(err)
+                    # said once per change by connectivity, not once a minute for a day
+                    logger.debug(
+                        "upload stopped: %s", err, extra=fields(batch_id=str(done.batch.id))
+                    )
+                    connectivity.record_failure(conn, str(err))
+                    continue  # the others in flight were sent: settle them, claim no more
+                _add(result, done.batch, settled)
+                if settled.requeued:
+                    after_id = 0
+                if not online_recorded:
+                    connectivity.record_success(conn)
+                    online_recorded = True
         finally:
             poster.shutdown(wait=True)
+            for c in clients:
+                c.close()
         result.stopped = stop or "empty"
-        if online_recorded:
+        if online_recorded and stop != "error":
             connectivity.record_success(conn)
     result.seconds = time.monotonic() - t0
     if result.batches:
