@@ -55,6 +55,9 @@ class Database:
                         max_size=self.max_size,
                         kwargs={"connect_timeout": 5},
                         configure=_configure,
+                        # a connection killed by a PostgreSQL restart is found at checkout and
+                        # replaced, instead of hanging the request that draws it
+                        check=ConnectionPool.check_connection,
                         timeout=10,
                         open=True,
                         name="meterit-central",
