@@ -17,6 +17,10 @@ COMMANDS: cli.Commands = {
     "sync-now": ("appliance.sync.commands:sync_now", "upload the unsynced backlog to central now"),
     "meter-sync": ("appliance.sync.commands:meter_sync", "pull the meter config from central now"),
     "collector": ("appliance.collector.daemon:main", "poll the BACnet meters (daemon)"),
+    "meters": (
+        "appliance.meters_load:main",
+        "meters load FILE: poll the meters a local file lists",
+    ),
     "discover": ("appliance.discover:main", "find BACnet devices and propose a meters file"),
     "simulate": ("appliance.bacnet.simulator:main", "run simulated BACnet/IP energy meters"),
     "web": ("web.serve:main", "run the local web UI (gunicorn)"),

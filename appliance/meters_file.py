@@ -126,9 +126,10 @@ def _meter(item: Any, index: int, problems: list[str]) -> MeterSpec | None:
             f"{where}.external_id: {external_id!r} is not an id; use letters, digits, '-', '_', "
             "'.', ':' (up to 128), such as main-incomer"
         )
-    name = item.get("name", external_id)
-    if not isinstance(name, str) or not name.strip():
-        problems.append(f"{where}.name: {name!r} must be a non-empty string")
+    # a meter without a display name (central allows one) is shown by its id
+    name = item.get("name") or external_id
+    if not isinstance(name, str):
+        problems.append(f"{where}.name: {name!r} must be a string such as \"Main incomer\"")
 
     address = item.get("address")
     if address is not None and (not isinstance(address, str) or not _ADDRESS_RE.match(address)):

@@ -4,6 +4,7 @@ central configurations, plus the ETag, the lock and the status."""
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any
 
 import psycopg
@@ -123,7 +124,7 @@ def test_edge_meters_follow_central_with_logged_counts(meter_sync_env, steps) ->
     """New meters inserted, changed ones updated, removed ones deactivated; each run logged
     with exactly those counts; status shows the last run; active meters = central's meters."""
     central, edge_db_url, redis_url = meter_sync_env
-    site = central.create_site(f"site-{len(central._tenants)}-{id(steps)}")
+    site = central.create_site(f"site-{uuid.uuid4().hex[:12]}")  # unique per example
     settings = edge_settings(edge_db_url, redis_url, central, site)
     _reset_edge(edge_db_url)
     central_has: dict = {}

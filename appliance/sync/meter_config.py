@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 
+from appliance.meters_file import MetersFileError, MeterSpec, PointSpec, validate_meters
 from appliance.settings import ApplianceSettings
 from appliance.sync import connectivity
 from appliance.sync.central import CentralClient, CentralError, NotEnrolled
@@ -33,24 +34,6 @@ class MeterConfigError(ValueError):
     """Central's config answer does not have the documented shape."""
 
 
-@dataclass(frozen=True)
-class PointConfig:
-    name: str
-    object_type: str
-    object_instance: int
-    property: str
-    unit: str
-
-
-@dataclass(frozen=True)
-class MeterConfig:
-    external_id: str
-    name: str
-    address: str | None
-    device_instance: int | None
-    points: tuple[PointConfig, ...]
-
-
 @dataclass
 class MeterSyncResult:
     result: str  # ok | unchanged | error | refused
@@ -61,72 +44,18 @@ class MeterSyncResult:
     error: str | None = None
 
 
-def _text(item: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
-    value = item.get(key, default)
-    if not isinstance(value, str) or not value.strip():
-        raise MeterConfigError(f"{where}.{key}: expected a non-empty string, got {value!r}")
-    return value
-
-
-def parse_config(body: Any) -> list[MeterConfig]:
-    """The meters of a ``/sync/config`` answer (or a meters-file list); MeterConfigError names
-    the first bad field."""
-    meters_raw = body.get("meters") if isinstance(body, dict) else body
-    if not isinstance(meters_raw, list):
-        raise MeterConfigError('expected {"meters": [...]} from /sync/config')
-    meters: list[MeterConfig] = []
-    seen: set[str] = set()
-    for i, m in enumerate(meters_raw):
-        where = f"meters[{i}]"
-        if not isinstance(m, dict):
-            raise MeterConfigError(f"{where}: expected an object")
-        external_id = _text(m, "external_id", where)
-        if external_id in seen:
-            raise MeterConfigError(f"{where}.external_id: {external_id!r} appears twice")
-        seen.add(external_id)
-        address = m.get("address")
-        instance = m.get("device_instance")
-        if address is not None and not isinstance(address, str):
-            raise MeterConfigError(f"{where}.address: expected a string or null")
-        if instance is not None and (isinstance(instance, bool) or not isinstance(instance, int)):
-            raise MeterConfigError(f"{where}.device_instance: expected a whole number or null")
-        if address is None and instance is None:
-            raise MeterConfigError(f"{where}: needs an address or a device_instance")
-        points: list[PointConfig] = []
-        names: set[str] = set()
-        for j, p in enumerate(m.get("points") or []):
-            pw = f"{where}.points[{j}]"
-            if not isinstance(p, dict):
-                raise MeterConfigError(f"{pw}: expected an object")
-            name = _text(p, "name", pw)
-            if name in names:
-                raise MeterConfigError(f"{pw}.name: {name!r} appears twice in the meter")
-            names.add(name)
-            obj = _text(p, "object", pw)
-            otype, _, inst = obj.rpartition(",")
-            if not otype.strip() or not inst.strip().isdigit():
-                raise MeterConfigError(f"{pw}.object: {obj!r} is not TYPE,INSTANCE")
-            unit = p.get("unit") or ""
-            if not isinstance(unit, str):
-                raise MeterConfigError(f"{pw}.unit: expected a string")
-            points.append(
-                PointConfig(
-                    name,
-                    otype.strip(),
-                    int(inst),
-                    _text(p, "property", pw, "present-value"),
-                    unit,
-                )
-            )
-        name = m.get("name") or external_id
-        if not isinstance(name, str):
-            raise MeterConfigError(f"{where}.name: expected a string")
-        meters.append(MeterConfig(external_id, name, address, instance, tuple(points)))
-    return meters
+def parse_config(body: Any) -> list[MeterSpec]:
+    """The meters of a ``/sync/config`` answer: the same shape, and the same checks, as a local
+    meters file. MeterConfigError lists every bad field."""
+    meters = body.get("meters") if isinstance(body, dict) else body
+    try:
+        return validate_meters(meters, source="central's /sync/config")
+    except MetersFileError as err:
+        raise MeterConfigError(str(err)) from err
 
 
 def _apply_points(
-    conn: psycopg.Connection[Any], meter_id: int, points: tuple[PointConfig, ...]
+    conn: psycopg.Connection[Any], meter_id: int, points: tuple[PointSpec, ...]
 ) -> bool:
     existing = {
         r[0]: r[1:]
@@ -138,7 +67,8 @@ def _apply_points(
     }
     changed = False
     for p in points:
-        want = (p.object_type, p.object_instance, p.property, p.unit, True)
+        ref = p.ref()
+        want = (ref.object_type, ref.instance, ref.prop, p.unit, True)
         have = existing.pop(p.name, None)
         if have is None:
             conn.execute(
@@ -162,7 +92,7 @@ def _apply_points(
 
 
 def apply_config(
-    conn: psycopg.Connection[Any], meters: list[MeterConfig], source: str = "central"
+    conn: psycopg.Connection[Any], meters: list[MeterSpec], source: str = "central"
 ) -> tuple[int, int, int]:
     """Make the local meters match ``meters`` (in the caller's transaction).
 
