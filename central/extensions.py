@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app, request
 from flask_limiter import Limiter
 
-from central.database import Database
+from central.database import new_pool
 from central.ingest import Ingestor
 
 
@@ -30,7 +30,7 @@ def limiter_storage_uri(redis_url: str) -> str:
     return redis_url
 
 
-db = Database()
+db = new_pool()
 ingestor = Ingestor()
 # swallow_errors: when Redis is away ingest goes on unlimited (Redis holds no data); /health
 # reports the outage.

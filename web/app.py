@@ -13,7 +13,7 @@ from flask import Flask
 
 from appliance.settings import ApplianceSettings, load_settings
 from web import api, auth, health, pages, password
-from web.database import Database
+from web.database import new_pool
 from web.jsonprovider import OrjsonProvider
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     config.update(test_config or {})
     app.config.update(config)
 
-    Database().init_app(app)
+    new_pool().init_app(app)
     auth.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)

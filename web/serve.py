@@ -7,12 +7,12 @@ the ``Type=notify`` handshake and handles SIGTERM/SIGHUP itself.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from appliance.settings import load_settings
 from common.config import ConfigError
+from common.gunicorn import exec_gunicorn
 
 CONFIG = Path(__file__).resolve().parent / "gunicorn.conf.py"
 
@@ -28,7 +28,4 @@ def main(argv: list[str]) -> int:
     except ConfigError as err:
         sys.stderr.write(f"meterit-appliance web: configuration error: {err}\n")
         return 78
-    cmd = [sys.executable, "-m", "gunicorn", "--config", str(CONFIG)]
-    cmd += ["--bind", args.bind or settings.web_bind, *extra]
-    os.execv(sys.executable, cmd)
-    return 0  # pragma: no cover - exec does not return
+    exec_gunicorn(CONFIG, args.bind or settings.web_bind, extra)

@@ -7,12 +7,12 @@ the ``Type=notify`` handshake and handles SIGTERM/SIGHUP itself.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from central.settings import load_settings
 from common.config import ConfigError
+from common.gunicorn import exec_gunicorn
 
 CONFIG = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
 
@@ -26,7 +26,4 @@ def main(argv: list[str]) -> int:
     except ConfigError as err:
         sys.stderr.write(f"meterit-central serve: configuration error: {err}\n")
         return 78
-    cmd = [sys.executable, "-m", "gunicorn", "--config", str(CONFIG)]
-    cmd += ["--bind", args.bind or settings.bind, *extra]
-    os.execv(sys.executable, cmd)
-    return 0  # pragma: no cover - exec does not return
+    exec_gunicorn(CONFIG, args.bind or settings.bind, extra)
