@@ -129,7 +129,7 @@ def _meter(item: Any, index: int, problems: list[str]) -> MeterSpec | None:
     # a meter without a display name (central allows one) is shown by its id
     name = item.get("name") or external_id
     if not isinstance(name, str):
-        problems.append(f"{where}.name: {name!r} must be a string such as \"Main incomer\"")
+        problems.append(f'{where}.name: {name!r} must be a string such as "Main incomer"')
 
     address = item.get("address")
     if address is not None and (not isinstance(address, str) or not _ADDRESS_RE.match(address)):

@@ -14,7 +14,7 @@ from appliance.meters_file import MetersFileError, load_meters_file
 from appliance.settings import load_settings
 from appliance.sync.meter_config import LOCK_KEY, apply_config
 from common import db
-from common.config import ConfigError
+from common.config import EX_CONFIG, load_or_report
 
 EX_DATAERR = 65
 EX_TEMPFAIL = 75
@@ -40,11 +40,9 @@ def main(argv: list[str]) -> int:
     if args.check:
         sys.stdout.write(f"{args.file}: {len(meters)} meter(s), {points} point(s), all valid\n")
         return 0
-    try:
-        settings = load_settings()
-    except ConfigError as err:
-        sys.stderr.write(f"meterit-appliance: configuration error: {err}\n")
-        return 78
+    settings = load_or_report(load_settings, "meterit-appliance")
+    if settings is None:
+        return EX_CONFIG
     with db.connect(settings.database_url, application_name="meterit-meters-load") as conn:
         # the same lock as the meter-config sync: never two writers of the meter list at once
         got = conn.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", LOCK_KEY).fetchone()

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 import redis
 
 from central import jobs
 from central.settings import load_settings
 from common import db, rq_worker
-from common.config import ConfigError
+from common.config import EX_CONFIG, load_or_report
 from common.logs import setup_logging
 
 logger = logging.getLogger(__name__)
@@ -28,11 +27,9 @@ def main(argv: list[str]) -> int:
         description="Run the central worker: hourly rollup every minute, pruning daily.",
     )
     parser.parse_args(argv)
-    try:
-        settings = load_settings()
-    except ConfigError as err:
-        sys.stderr.write(f"meterit-central: configuration error: {err}\n")
-        return 78
+    settings = load_or_report(load_settings, "meterit-central")
+    if settings is None:
+        return EX_CONFIG
     setup_logging("meterit-central-worker", settings.log_level)
     try:
         with db.connect(settings.database_url) as conn:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from common import config, db
-from common.config import ConfigError
+from common.config import EX_CONFIG, load_or_report
 from common.logs import setup_logging
 
 
@@ -26,11 +26,9 @@ def migrate_main(
     )
     parser.add_argument("--database-url", help="instead of METERIT_DATABASE_URL")
     args = parser.parse_args(argv)
-    try:
-        settings = load_settings()
-    except ConfigError as err:
-        sys.stderr.write(f"meterit-{side}: configuration error: {err}\n")
-        return 78  # EX_CONFIG: systemd shows it as a configuration problem
+    settings = load_or_report(load_settings, f"meterit-{side}")
+    if settings is None:
+        return EX_CONFIG
     setup_logging(f"meterit-{side}-migrate", settings.log_level)
     url = args.database_url or settings.database_url
     done = db.migrate(url, migrations, rollback=args.rollback, steps=args.steps)
@@ -54,10 +52,8 @@ def config_main(
     if args.doc:
         sys.stdout.write(config.describe(settings_cls, side))
         return 0
-    try:
-        settings = load_settings()
-    except ConfigError as err:
-        sys.stderr.write(f"meterit-{side}: configuration error: {err}\n")
-        return 78
+    settings = load_or_report(load_settings, f"meterit-{side}")
+    if settings is None:
+        return EX_CONFIG
     sys.stdout.write(json.dumps(config.redacted(settings), indent=2, default=str) + "\n")
     return 0

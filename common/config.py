@@ -18,10 +18,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -31,6 +32,9 @@ PG_SCHEMES = ("postgresql", "postgres")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 T = TypeVar("T")
+
+
+EX_CONFIG = 78  # sysexits' EX_CONFIG: systemd and shells show it as a configuration problem
 
 
 class ConfigError(Exception):
@@ -260,3 +264,13 @@ def redacted(settings: Any) -> dict[str, Any]:
         value = getattr(settings, field.name)
         out[field.name] = "***" if _spec(field).secret and value else value
     return out
+
+
+def load_or_report(load: Callable[[], T], prog: str) -> T | None:
+    """The settings, or None after one line on stderr naming the setting to fix (the caller
+    then exits with EX_CONFIG)."""
+    try:
+        return load()
+    except ConfigError as err:
+        sys.stderr.write(f"{prog}: configuration error: {err}\n")
+        return None

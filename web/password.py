@@ -20,7 +20,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from appliance.settings import ApplianceSettings, load_settings
-from common.config import ConfigError
+from common.config import EX_CONFIG, load_or_report
 from common.logs import setup_logging
 
 logger = logging.getLogger(__name__)
@@ -121,11 +121,9 @@ def main(argv: list[str]) -> int:
         "--stdin", action="store_true", help="read the new password from standard input"
     )
     args = parser.parse_args(argv)
-    try:
-        settings = load_settings()
-    except ConfigError as err:
-        sys.stderr.write(f"meterit-appliance: configuration error: {err}\n")
-        return 78
+    settings = load_or_report(load_settings, "meterit-appliance")
+    if settings is None:
+        return EX_CONFIG
     setup_logging("meterit-web-password", settings.log_level)
     password = sys.stdin.readline().strip() if args.stdin else generate()
     try:

@@ -7,11 +7,10 @@ the ``Type=notify`` handshake and handles SIGTERM/SIGHUP itself.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from appliance.settings import load_settings
-from common.config import ConfigError
+from common.config import EX_CONFIG, load_or_report
 from common.gunicorn import exec_gunicorn
 
 CONFIG = Path(__file__).resolve().parent / "gunicorn.conf.py"
@@ -23,9 +22,9 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--bind", help="address:port (default: METERIT_WEB_BIND)")
     args, extra = parser.parse_known_args(argv)
-    try:
-        settings = load_settings()  # fail here, in one line, rather than in every worker
-    except ConfigError as err:
-        sys.stderr.write(f"meterit-appliance web: configuration error: {err}\n")
-        return 78
+    settings = load_or_report(
+        load_settings, "meterit-appliance web"
+    )  # fail here, in one line, rather than in every worker
+    if settings is None:
+        return EX_CONFIG
     exec_gunicorn(CONFIG, args.bind or settings.web_bind, extra)

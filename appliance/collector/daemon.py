@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import logging
 import signal
-import sys
 import time
 from typing import Any, Protocol
 
@@ -23,7 +22,7 @@ from appliance.collector.meters import PolledMeter, load_meters
 from appliance.collector.poll import MeterResult, poll_all
 from appliance.collector.store import write_cycle
 from appliance.settings import ApplianceSettings, load_settings
-from common.config import ConfigError
+from common.config import EX_CONFIG, load_or_report
 from common.logs import fields, setup_logging
 from common.systemd import Notifier
 
@@ -272,11 +271,9 @@ def main(argv: list[str]) -> int:
         prog="meterit-appliance collector", description="Poll the BACnet meters (a daemon)."
     )
     parser.parse_args(argv)
-    try:
-        settings = load_settings()
-    except ConfigError as err:
-        sys.stderr.write(f"meterit-appliance: configuration error: {err}\n")
-        return 78
+    settings = load_or_report(load_settings, "meterit-appliance")
+    if settings is None:
+        return EX_CONFIG
     setup_logging("meterit-collector", settings.log_level)
     try:
         asyncio.run(_main_async(settings))

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 import redis
 
 from appliance.settings import ApplianceSettings, load_settings
 from appliance.sync import jobs
 from common import db, rq_worker
-from common.config import ConfigError
+from common.config import EX_CONFIG, load_or_report
 from common.logs import setup_logging
 
 logger = logging.getLogger(__name__)
@@ -43,11 +42,9 @@ def main(argv: list[str]) -> int:
         description="Run the sync worker: uploads, meter config, heartbeat, retention.",
     )
     parser.parse_args(argv)
-    try:
-        settings = load_settings()
-    except ConfigError as err:
-        sys.stderr.write(f"meterit-appliance: configuration error: {err}\n")
-        return 78
+    settings = load_or_report(load_settings, "meterit-appliance")
+    if settings is None:
+        return EX_CONFIG
     setup_logging("meterit-worker", settings.log_level)
     try:
         with db.connect(settings.database_url) as conn:
