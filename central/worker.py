@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-import redis
-
 from central import jobs
 from central.settings import load_settings
-from common import db, rq_worker
+from common import rq_worker
 from common.config import EX_CONFIG, load_or_report
 from common.logs import setup_logging
 
@@ -31,15 +29,12 @@ def main(argv: list[str]) -> int:
     if settings is None:
         return EX_CONFIG
     setup_logging("meterit-central-worker", settings.log_level)
-    try:
-        with db.connect(settings.database_url) as conn:
-            conn.execute("SELECT 1 FROM readings_hourly_dirty")
-        redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5).ping()
-    except Exception as err:
-        logger.error(
-            "central worker cannot start: %s; check that PostgreSQL (METERIT_DATABASE_URL, "
-            "migrated) and Redis (METERIT_REDIS_URL) are up",
-            err,
-        )
-        return 1
-    return rq_worker.run(settings.redis_url, jobs.QUEUE, PERIODIC, settings.log_level)
+    return rq_worker.check_then_run(
+        "central worker",
+        database_url=settings.database_url,
+        probe_sql="SELECT 1 FROM readings_hourly_dirty",
+        redis_url=settings.redis_url,
+        queue=jobs.QUEUE,
+        periodic=PERIODIC,
+        log_level=settings.log_level,
+    )

@@ -22,6 +22,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.utils import now as rq_now
 
+from common import db
 from common.systemd import Notifier
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,33 @@ def _cron_loop(
     # gone already when Redis was flushed; nothing to tidy then
     with contextlib.suppress(Exception):
         cron.register_death()
+
+
+def check_then_run(
+    name: str,
+    *,
+    database_url: str,
+    probe_sql: str,
+    redis_url: str,
+    queue: str,
+    periodic: list[Periodic],
+    log_level: str,
+) -> int:
+    """Refuse to start, in one line, unless the (migrated) database and Redis answer; then
+    work ``queue`` until SIGTERM."""
+    try:
+        with db.connect(database_url) as conn:
+            conn.execute(probe_sql)
+        redis.Redis.from_url(redis_url, socket_connect_timeout=5).ping()
+    except Exception as err:
+        logger.error(
+            "%s cannot start: %s; check that PostgreSQL (METERIT_DATABASE_URL, migrated) "
+            "and Redis (METERIT_REDIS_URL) are up",
+            name,
+            err,
+        )
+        return 1
+    return run(redis_url, queue, periodic, log_level)
 
 
 def run(redis_url: str, queue: str, periodic: list[Periodic], log_level: str) -> int:

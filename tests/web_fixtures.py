@@ -30,22 +30,10 @@ from appliance.settings import ApplianceSettings
 from appliance.sync import status
 from tests.central_fixtures import CentralServer, SiteKey, free_port
 from tests.sync_helpers import ApplianceProcess, edge_settings, settings_env, wait_until
+from tests.ui_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 from web import password
 
 logger = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parent.parent
-SCREENSHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PASSWORD = "correct-horse-battery-staple"
 METER_NAMES = {
     3001: "Main incomer",

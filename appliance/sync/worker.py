@@ -9,11 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-import redis
-
 from appliance.settings import ApplianceSettings, load_settings
 from appliance.sync import jobs
-from common import db, rq_worker
+from common import rq_worker
 from common.config import EX_CONFIG, load_or_report
 from common.logs import setup_logging
 
@@ -46,15 +44,12 @@ def main(argv: list[str]) -> int:
     if settings is None:
         return EX_CONFIG
     setup_logging("meterit-worker", settings.log_level)
-    try:
-        with db.connect(settings.database_url) as conn:
-            conn.execute("SELECT 1 FROM appliance_state")
-        redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5).ping()
-    except Exception as err:
-        logger.error(
-            "worker cannot start: %s; check that PostgreSQL (METERIT_DATABASE_URL, migrated) "
-            "and Redis (METERIT_REDIS_URL) are up",
-            err,
-        )
-        return 1
-    return rq_worker.run(settings.redis_url, jobs.QUEUE, schedule(settings), settings.log_level)
+    return rq_worker.check_then_run(
+        "worker",
+        database_url=settings.database_url,
+        probe_sql="SELECT 1 FROM appliance_state",
+        redis_url=settings.redis_url,
+        queue=jobs.QUEUE,
+        periodic=schedule(settings),
+        log_level=settings.log_level,
+    )
