@@ -6,7 +6,9 @@ starts ``meterit-central serve`` (gunicorn), creates a site with its meters thro
 ``central.sites`` / ``central.meters``, pulls them to the edge with the real meter sync, COPYs
 the readings into the edge's ``readings`` table as unsynced, then times
 ``meterit-appliance sync-now`` (the upload job's code in its own process) until the backlog is
-empty, and checks central holds every reading exactly once.
+empty, and checks central holds every reading exactly once. Reference, in the same run: central's
+readings exported, emptied, and loaded again with ``psql \\copy`` — the bare cost of storing
+them centrally, with no edge, no HTTP and no bookkeeping.
 
 Target (DESIGN.md): 1,000,000 readings reach central in <= 60 s.
 
@@ -33,24 +35,13 @@ import psycopg
 
 from appliance.settings import ApplianceSettings
 from appliance.sync.meter_config import sync_meters
+from bench.ingest import POINTS, time_psql_copy
 from central import meters, sites
 from common import db
 from tests import harness
 from tests.central_fixtures import CentralServer, start_central_server
 
 ROOT = Path(__file__).resolve().parent.parent
-POINTS = [
-    ("energy_kwh", "kWh"),
-    ("power_kw", "kW"),
-    ("voltage_l1", "V"),
-    ("voltage_l2", "V"),
-    ("voltage_l3", "V"),
-    ("current_l1", "A"),
-    ("current_l2", "A"),
-    ("current_l3", "A"),
-    ("power_factor", ""),
-    ("frequency_hz", "Hz"),
-]
 
 
 def make_site(url: str, n_meters: int, n_points: int) -> tuple[int, str]:
@@ -96,6 +87,22 @@ def fill_edge(url: str, total: int) -> float:
         conn.execute("ANALYZE readings")
         conn.commit()
         return time.perf_counter() - t0
+
+
+def reference_copy(central_url: str, folder: Path) -> float:
+    """Export central's readings to CSV, then time loading them again with ``psql \\copy``."""
+    path = folder / "central-readings.csv"
+    with (
+        psycopg.connect(central_url) as conn,
+        conn.cursor() as cur,
+        path.open("wb") as fh,
+        cur.copy(
+            "COPY (SELECT point_id, ts, value FROM readings) TO STDOUT WITH (FORMAT csv)"
+        ) as copy,
+    ):
+        for chunk in copy:
+            fh.write(chunk)
+    return time_psql_copy(central_url, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,6 +188,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{'met' if drain_s * 1_000_000 / args.readings <= 60 else 'NOT met'})"
         )
         print(f"central holds {central_count:,} readings, edge backlog {left}")
+        copy_s = reference_copy(central_url, folder)
+        print(
+            f"psql \\copy of the same readings into central: {copy_s:.1f} s "
+            f"({args.readings / copy_s:,.0f} readings/s); drain / \\copy ratio "
+            f"{copy_s / drain_s:.2f} (1.00 would be a drain as fast as a bare bulk load)"
+        )
         load = " ".join(f"{x:.1f}" for x in os.getloadavg())
         print(
             f"load average at the end: {load} on {os.cpu_count()} CPUs (appliance, central and "

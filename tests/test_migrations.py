@@ -129,6 +129,32 @@ def test_migrate_command_applies_then_reports_nothing_to_do(empty_db_url: str) -
         )
         return out.stdout
 
-    assert "applied 1 migration(s)" in run()
+    edge_migrations = len(db.pending(empty_db_url, harness.EDGE_MIGRATIONS))
+    assert edge_migrations >= 1
+    assert f"applied {edge_migrations} migration(s)" in run()
     assert "applied 0 migration(s)" in run()
-    assert "rolled back 1 migration(s)" in run("--rollback")
+    assert f"rolled back {edge_migrations} migration(s)" in run("--rollback")
+
+
+def test_edge_upgrade_moves_in_flight_leases_into_their_batch(empty_db_url: str) -> None:
+    """0002 moves the lease from each reading into its batch; its rollback moves it back."""
+    db.migrate(empty_db_url, harness.EDGE_MIGRATIONS)
+    db.migrate(empty_db_url, harness.EDGE_MIGRATIONS, rollback=True, steps=1)  # back to 0001
+    with psycopg.connect(empty_db_url) as conn:
+        conn.execute(
+            "INSERT INTO readings (meter_id, point_id, ts, value)"
+            " SELECT 1, 1, now() - g * interval '1 minute', g FROM generate_series(1, 5) g"
+        )
+        batch = scalar(
+            conn,
+            "INSERT INTO upload_batches (id, first_id, last_id, row_count, leased_until)"
+            " VALUES (gen_random_uuid(), 2, 4, 2, now()) RETURNING id",
+        )
+        conn.execute("UPDATE readings SET batch_id = %s WHERE id IN (2, 4)", (batch,))
+    assert db.migrate(empty_db_url, harness.EDGE_MIGRATIONS) == 1
+    with psycopg.connect(empty_db_url) as conn:
+        assert scalar(conn, "SELECT reading_ids FROM upload_batches") == [2, 4]
+    db.migrate(empty_db_url, harness.EDGE_MIGRATIONS, rollback=True, steps=1)
+    with psycopg.connect(empty_db_url) as conn:
+        held = conn.execute("SELECT id FROM readings WHERE batch_id IS NOT NULL ORDER BY id")
+        assert [r[0] for r in held] == [2, 4]

@@ -10,7 +10,7 @@ import pytest
 import redis
 from rq import Queue
 
-from appliance.sync import heartbeat, jobs, retention, status
+from appliance.sync import heartbeat, jobs, retention, status, upload
 from appliance.sync.meter_config import sync_meters
 from appliance.sync.upload import drain
 from tests.central_fixtures import CentralServer
@@ -77,12 +77,11 @@ def test_in_flight_readings_are_never_dropped_by_the_budget(enrolled) -> None:
     _, _, settings = enrolled
     add_readings(settings.database_url, 100)
     with psycopg.connect(settings.database_url) as conn:
-        conn.execute(
-            "UPDATE readings SET batch_id = gen_random_uuid() WHERE id IN (SELECT id FROM readings ORDER BY id LIMIT 50)"
-        )
-        conn.commit()
+        batch, _ = upload.claim_batch(conn, 50)  # a claim as the upload job makes it
+        assert batch is not None
         assert retention.enforce_budget(conn, 10) == 50
-        assert scalar(conn, "SELECT count(*) FROM readings WHERE batch_id IS NOT NULL") == 50
+        held = [r.id for r in batch.rows]
+        assert scalar(conn, "SELECT count(*) FROM readings WHERE id = ANY(%s)", (held,)) == 50
 
 
 def test_heartbeat_reports_backlog_meters_and_pause(enrolled) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 
 from appliance.settings import ApplianceSettings
+from appliance.sync.upload import take_claim_turn
 from common import db
 from common.logs import fields
 
@@ -62,11 +63,15 @@ def enforce_budget(conn: psycopg.Connection[Any], budget_rows: int) -> int:
     if excess <= 0:
         conn.commit()
         return 0
+    take_claim_turn(conn)  # no upload claim picks these rows while they are being dropped
     per_meter = conn.execute(
         """WITH gone AS (
                DELETE FROM readings WHERE id = ANY(ARRAY(
-                   SELECT id FROM readings WHERE synced_at IS NULL AND batch_id IS NULL
-                   ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED))
+                   SELECT r.id FROM readings r
+                   WHERE r.synced_at IS NULL
+                     AND NOT EXISTS (SELECT 1 FROM upload_batches b
+                                     WHERE r.id BETWEEN b.first_id AND b.last_id)
+                   ORDER BY r.id LIMIT %s))
                RETURNING meter_id, ts)
            SELECT meter_id, min(ts), max(ts), count(*) FROM gone GROUP BY meter_id
            ORDER BY meter_id""",

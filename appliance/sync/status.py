@@ -116,7 +116,8 @@ def get_sync_status(settings: ApplianceSettings, recent_errors: int = 10) -> Syn
     most recent upload errors (newest first)."""
     with _connect(settings) as conn:
         backlog, in_flight = conn.execute(
-            "SELECT count(*), count(batch_id) FROM readings WHERE synced_at IS NULL"
+            "SELECT (SELECT count(*) FROM readings WHERE synced_at IS NULL),"
+            " (SELECT coalesce(sum(row_count), 0) FROM upload_batches)"
         ).fetchone() or (0, 0)
         oldest = conn.execute(
             "SELECT ts FROM readings WHERE synced_at IS NULL ORDER BY id LIMIT 1"

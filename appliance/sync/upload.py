@@ -1,8 +1,9 @@
 """Store-and-forward upload: drain the unsynced backlog to central, oldest first, exactly once.
 
-A batch is claimed in one transaction: its rows get the batch id (the lease), a row in
-``upload_batches`` records it, and the claiming session takes an advisory lock on it. Another
-worker skips leased rows (``FOR UPDATE SKIP LOCKED`` and ``batch_id IS NULL``). If the claimer
+A batch is claimed in one transaction: a row in ``upload_batches`` records the ids of the
+readings it holds (the lease), and the claiming session takes an advisory lock on it. Claims
+take turns (a transaction advisory lock), and a claim skips every id inside a live batch's id
+range, so no reading is ever in two batches. If the claimer
 dies — SIGKILL, power cut, OOM — PostgreSQL drops its session and with it the lock, so the next
 run finds the batch orphaned and sends the very same rows again under the same idempotency key;
 central answers a replay from its cache, or at worst ``ON CONFLICT DO NOTHING`` counts them as
@@ -60,10 +61,6 @@ class Batch:
     id: uuid.UUID
     rows: list[_Row]
     resent: bool = False
-
-    @property
-    def first_id(self) -> int:
-        return self.rows[0].id
 
     @property
     def last_id(self) -> int:
@@ -154,23 +151,12 @@ def quarantine(
         )
 
 
-def release_stray_leases(conn: psycopg.Connection[Any]) -> int:
-    """Free unsynced rows whose batch no longer exists (only a manual edit can cause that)."""
-    cur = conn.execute(
-        """UPDATE readings SET batch_id = NULL
-           WHERE synced_at IS NULL AND batch_id IS NOT NULL
-             AND NOT EXISTS (SELECT 1 FROM upload_batches b WHERE b.id = readings.batch_id)"""
-    )
-    conn.commit()
-    return cur.rowcount
-
-
 def _reclaim_orphan(conn: psycopg.Connection[Any]) -> Batch | None:
     """A batch whose claimer is gone (its advisory lock is free): re-send it as it was."""
     # pg_locks first: a session's own advisory locks are re-entrant, so trying the lock alone
     # would let a run "reclaim" the batch it is sending itself
     candidates = conn.execute(
-        """SELECT b.id, b.first_id, b.last_id FROM upload_batches b
+        """SELECT b.id, b.reading_ids FROM upload_batches b
            WHERE NOT EXISTS (
                SELECT 1 FROM pg_locks l
                WHERE l.locktype = 'advisory' AND l.database = (
@@ -180,16 +166,15 @@ def _reclaim_orphan(conn: psycopg.Connection[Any]) -> Batch | None:
         (BATCH_LOCK_CLASS,),
     ).fetchall()
     conn.commit()
-    for batch_id, first_id, last_id in candidates:
+    for batch_id, reading_ids in candidates:
         if not _lock(conn, batch_id, wait=False):
             continue  # another run holds it: in flight
         still = conn.execute("SELECT 1 FROM upload_batches WHERE id = %s", (batch_id,)).fetchone()
         rows = [
             _Row(*r)
             for r in conn.execute(
-                _ROW_SELECT + " WHERE r.id BETWEEN %s AND %s AND r.batch_id = %s"
-                " AND r.synced_at IS NULL ORDER BY r.id",
-                (first_id, last_id, batch_id),
+                _ROW_SELECT + " WHERE r.id = ANY(%s) AND r.synced_at IS NULL ORDER BY r.id",
+                (reading_ids,),
             )
         ]
         if still is None or not rows:
@@ -212,18 +197,22 @@ def _reclaim_orphan(conn: psycopg.Connection[Any]) -> Batch | None:
     return None
 
 
+# claims (and the buffer budget's drops) take turns on this lock, held to the end of the
+# transaction: two claims never both see the same readings as free
+CLAIM_LOCK = (BATCH_LOCK_CLASS, 0)
+
 _CLAIM = """
     WITH claimed AS (
-        -- = ANY(ARRAY(...)), not a join: a join lets the planner hash the whole table
-        UPDATE readings r SET batch_id = %(batch)s
-        WHERE r.id = ANY(ARRAY(
-            SELECT id FROM readings
-            WHERE synced_at IS NULL AND batch_id IS NULL AND id > %(after)s
-            ORDER BY id LIMIT %(size)s FOR UPDATE SKIP LOCKED))
-        RETURNING r.id, r.meter_id, r.point_id, r.ts, r.value),
+        SELECT r.id, r.meter_id, r.point_id, r.ts, r.value
+        FROM readings r
+        WHERE r.synced_at IS NULL AND r.id > %(after)s
+          AND NOT EXISTS (SELECT 1 FROM upload_batches b
+                          WHERE r.id BETWEEN b.first_id AND b.last_id)
+        ORDER BY r.id LIMIT %(size)s),
     lease AS (
-        INSERT INTO upload_batches (id, first_id, last_id, row_count, leased_until)
-        SELECT %(batch)s, min(id), max(id), count(*), now() + make_interval(secs => %(lease)s)
+        INSERT INTO upload_batches (id, first_id, last_id, row_count, leased_until, reading_ids)
+        SELECT %(batch)s, min(id), max(id), count(*), now() + make_interval(secs => %(lease)s),
+               array_agg(id ORDER BY id)
         FROM claimed HAVING count(*) > 0)
     SELECT c.id, c.meter_id, c.point_id, c.ts, c.value, m.external_id, p.name, p.unit
     FROM claimed c
@@ -231,6 +220,11 @@ _CLAIM = """
     LEFT JOIN meter_points p ON p.id = c.point_id
     ORDER BY c.id
 """
+
+
+def take_claim_turn(conn: psycopg.Connection[Any]) -> None:
+    """Wait for other claims and budget drops to commit (released at this transaction's end)."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", CLAIM_LOCK)
 
 
 def _claim_new(
@@ -243,6 +237,7 @@ def _claim_new(
         # a session lock taken inside the claiming transaction: no moment where the batch
         # exists unlocked, and it outlives the commit until we settle the batch or die
         _lock(conn, batch_id, wait=True)
+        take_claim_turn(conn)
         params = {"after": after_id, "size": batch_size, "batch": batch_id, "lease": LEASE_S}
         rows = [_Row(*r) for r in conn.execute(_CLAIM, params)]
         if not rows:
@@ -262,7 +257,8 @@ def _claim_new(
             quarantined += len(bad)
             if good:
                 conn.execute(
-                    "UPDATE upload_batches SET row_count = %s WHERE id = %s", (len(good), batch_id)
+                    "UPDATE upload_batches SET row_count = %s, reading_ids = %s WHERE id = %s",
+                    (len(good), [r.id for r in good], batch_id),
                 )
             else:
                 conn.execute("DELETE FROM upload_batches WHERE id = %s", (batch_id,))
@@ -333,9 +329,8 @@ def settle(
     """Central has the batch: quarantine what it rejected, mark the rest synced, one transaction."""
     quarantine(conn, [(batch.rows[i], reason) for i, reason in sorted(rejected.items())], batch.id)
     conn.execute(
-        "UPDATE readings SET synced_at = now() WHERE id BETWEEN %s AND %s AND batch_id = %s"
-        " AND synced_at IS NULL",
-        (batch.first_id, batch.last_id, batch.id),
+        "UPDATE readings SET synced_at = now() WHERE id = ANY(%s) AND synced_at IS NULL",
+        ([r.id for r in batch.rows],),
     )
     conn.execute("DELETE FROM upload_batches WHERE id = %s", (batch.id,))
     _log_attempt(
@@ -347,11 +342,6 @@ def settle(
 
 def _unlease(conn: psycopg.Connection[Any], batch: Batch) -> None:
     """Give the batch's rows back to the backlog (central never stored this batch)."""
-    conn.execute(
-        "UPDATE readings SET batch_id = NULL WHERE id BETWEEN %s AND %s AND batch_id = %s"
-        " AND synced_at IS NULL",
-        (batch.first_id, batch.last_id, batch.id),
-    )
     conn.execute("DELETE FROM upload_batches WHERE id = %s", (batch.id,))
 
 
@@ -494,11 +484,6 @@ def drain(
             for c in clients:
                 c.close()
             return result
-        freed = release_stray_leases(conn)
-        if freed:
-            logger.warning(
-                "%d readings held by a vanished batch were returned to the backlog", freed
-            )
         after_id = 0
         online_recorded = False
         next_check = 0.0  # orphans and the pause flag: at start, then every few seconds
