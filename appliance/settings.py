@@ -93,7 +93,11 @@ class ApplianceSettings:
         5, help="seconds between the local web UI pages' refreshes", minimum=1, maximum=300
     )
     web_workers: int = setting(
-        2, help="gunicorn worker processes of the local web UI", minimum=1, maximum=16
+        1,
+        help="gunicorn worker processes of the local web UI (each has 4 threads; every one "
+        "more costs about 50 MB of the appliance's memory)",
+        minimum=1,
+        maximum=16,
     )
     mcp_bind: str = setting("127.0.0.1:8765", help="address:port of the MCP server (HTTP mode)")
     mcp_token: str | None = setting(

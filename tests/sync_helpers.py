@@ -171,7 +171,7 @@ def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.1)
 
 class ApplianceProcess:
     """A real ``meterit-appliance`` subprocess in its own process group (as systemd's cgroup),
-    so SIGKILL takes the RQ worker and its work horse together."""
+    so SIGKILL takes it and anything it started together."""
 
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
@@ -189,7 +189,7 @@ class ApplianceProcess:
         return self.log_path.read_text(errors="replace")
 
     def descendants(self) -> list[int]:
-        """Every process below ours (RQ's work horse puts itself in a process group of its own)."""
+        """Every process below ours, whatever process group it put itself in."""
         children: dict[int, list[int]] = {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             with contextlib.suppress(OSError, ValueError, IndexError):

@@ -1,7 +1,8 @@
 """gunicorn configuration for the local web UI (``meterit-appliance web`` uses it).
 
-A technician or two and their polling pages: a couple of worker processes with a few threads
-each is plenty, and keeps the appliance inside its memory budget.
+A technician or two and their polling pages: one worker process with four threads is plenty
+(``METERIT_WEB_WORKERS`` adds more), and keeps the appliance inside its memory budget. The
+master stays small: it never imports the app (only the session key, from a Flask-free module).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ control_socket_disable = True
 
 def on_starting(server: Any) -> None:
     """Make the session key once, in the master, before any worker needs it."""
-    from web.app import persistent_secret_key
+    from web.secret_key import persistent_secret_key
 
     persistent_secret_key(_settings)
 
