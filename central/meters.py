@@ -7,110 +7,43 @@ an appliance that pulls the config deactivates it locally. Every change bumps th
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import psycopg
 
 from central.errors import ApiError
 from central.sites import audit
-from common.wire import MAX_NAME_LENGTH, MAX_UNIT_LENGTH
-
-OBJECT_RE = re.compile(r"^([a-z][a-z-]*),(\d{1,7})$")
-MAX_INSTANCE = 4194303
-
-
-def _text(
-    body: dict[str, Any],
-    key: str,
-    limit: int,
-    problems: list[dict[str, str]],
-    where: str,
-    *,
-    required: bool = True,
-) -> str:
-    value = body.get(key, None if required else "")
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or (required and not value.strip()) or len(value) > limit:
-        problems.append(
-            {
-                "field": f"{where}{key}",
-                "reason": f"expected text of 1 to {limit} characters, got {value!r}",
-            }
-        )
-        return ""
-    return value.strip()
+from common.meter_spec import check_meter
 
 
 def parse_meter(body: Any) -> dict[str, Any]:
-    """Check a meter definition; ApiError 422 lists every bad field."""
+    """Check a meter definition with the checks every appliance applies to the config it pulls
+    (``common.meter_spec``), so what central accepts, appliances can poll; ApiError 422 lists
+    every bad field. Fields it does not know are ignored (a client may send back what it got)."""
     if not isinstance(body, dict):
         raise ApiError(422, f"body: expected a meter object, got {type(body).__name__}")
-    problems: list[dict[str, str]] = []
-    meter: dict[str, Any] = {
-        "external_id": _text(body, "external_id", MAX_NAME_LENGTH, problems, ""),
-        "name": _text(body, "name", 200, problems, "", required=False),
-    }
-    address = body.get("address")
-    if address is not None and (not isinstance(address, str) or len(address) > 200):
-        problems.append(
-            {"field": "address", "reason": f"expected host:port text or null, got {address!r}"}
-        )
-    meter["address"] = address
-    instance = body.get("device_instance")
-    if instance is not None and (
-        isinstance(instance, bool)
-        or not isinstance(instance, int)
-        or not 0 <= instance <= MAX_INSTANCE
-    ):
-        problems.append(
-            {
-                "field": "device_instance",
-                "reason": f"expected 0 to {MAX_INSTANCE} or null, got {instance!r}",
-            }
-        )
-    meter["device_instance"] = instance
-    points = body.get("points", [])
-    parsed: list[dict[str, Any]] = []
-    if not isinstance(points, list):
-        problems.append({"field": "points", "reason": "expected a list of data points"})
-        points = []
-    for i, point in enumerate(points):
-        where = f"points[{i}]."
-        if not isinstance(point, dict):
-            problems.append({"field": f"points[{i}]", "reason": "expected an object"})
-            continue
-        obj = point.get("object")
-        match = OBJECT_RE.match(obj) if isinstance(obj, str) else None
-        if match is None or int(match.group(2)) > MAX_INSTANCE:
-            problems.append(
-                {
-                    "field": f"{where}object",
-                    "reason": f"expected 'object-type,instance' such as 'analog-input,1', got {obj!r}",
-                }
-            )
-        parsed.append(
-            {
-                "name": _text(point, "name", MAX_NAME_LENGTH, problems, where),
-                "object_type": match.group(1) if match else "",
-                "object_instance": int(match.group(2)) if match else 0,
-                "property": _text(point, "property", 100, problems, where, required=False)
-                or "present-value",
-                "unit": _text(point, "unit", MAX_UNIT_LENGTH, problems, where, required=False),
-            }
-        )
-    names = [p["name"] for p in parsed]
-    if len(set(names)) != len(names):
-        problems.append(
-            {"field": "points", "reason": "data point names must be unique within a meter"}
-        )
-    if problems:
+    spec, problems = check_meter(body, unknown_fields=False)
+    if spec is None:
+        details = [{"field": field or "meter", "reason": reason} for field, reason in problems]
         raise ApiError(
-            422, "meter: " + "; ".join(f"{p['field']}: {p['reason']}" for p in problems), problems
+            422, "meter: " + "; ".join(f"{d['field']}: {d['reason']}" for d in details), details
         )
-    meter["points"] = parsed
-    return meter
+    return {
+        "external_id": spec.external_id,
+        "name": spec.name if body.get("name") else "",
+        "address": spec.address,
+        "device_instance": spec.device_instance,
+        "points": [
+            {
+                "name": p.name,
+                "object_type": p.object_type,
+                "object_instance": p.object_instance,
+                "property": p.property,
+                "unit": p.unit,
+            }
+            for p in spec.points
+        ],
+    }
 
 
 def meter_json(conn: psycopg.Connection[Any], meter_id: int) -> dict[str, Any]:

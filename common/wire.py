@@ -11,7 +11,7 @@ sent with ``X-API-Key`` and an ``Idempotency-Key`` (the edge's batch id). Centra
 ``POST /sync/auth`` answers ``{"site_id": 1, "site_name": "...", "tenant": "..."}``.
 
 ``GET /sync/config`` answers the site's meters in the same shape as a local meters file
-(``appliance/meters_file.py``), with an ``ETag`` (``If-None-Match`` gets 304)::
+(``common/meter_spec.py`` checks it on both sides), with an ``ETag`` (``If-None-Match`` gets 304)::
 
     {"site_id": 1, "meters": [{"external_id": "main-incomer", "name": "...",
       "address": "127.0.0.1:47901", "device_instance": 1001,

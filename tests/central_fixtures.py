@@ -93,11 +93,12 @@ class CentralServer:
         external_id: str,
         points: list[tuple[str, str, str]],
         *,
-        address: str | None = None,
+        address: str | None = "127.0.0.1:47808",
         device_instance: int | None = None,
         name: str = "",
     ) -> int:
-        """A meter with data points given as (name, "object-type,instance", unit)."""
+        """A meter with data points given as (name, "object-type,instance", unit); the address
+        is only polled when an appliance's collector runs against it."""
         body = {
             "external_id": external_id,
             "name": name,

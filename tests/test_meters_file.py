@@ -7,15 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.bacnet.client import DeviceTarget, PointRef
-from appliance.meters_file import (
-    MetersFileError,
-    MeterSpec,
-    PointSpec,
-    dump_meters,
-    load_meters_file,
-    parse_meters,
-)
+from appliance.meters_file import MetersFileError, dump_meters, load_meters_file, parse_meters
+from common.meter_spec import MeterSpec, PointSpec
 
 GOOD = [
     {
@@ -66,9 +59,10 @@ def test_good_file_loads_as_frozen_typed_specs(tmp_path: Path) -> None:
             PointSpec("power_kw", "analog-input,2", "present-value", "kW"),
         ),
     )
-    assert meters[1].name == "behind-router" and meters[1].target == DeviceTarget("2:17")
-    assert meters[2].target == DeviceTarget(None, 77)
-    assert meters[0].points[0].ref() == PointRef("analog-input", 1)
+    assert meters[1].name == "behind-router" and meters[1].address == "2:17"
+    assert meters[2].address is None and meters[2].device_instance == 77
+    first = meters[0].points[0]
+    assert (first.object_type, first.object_instance) == ("analog-input", 1)
     with pytest.raises(AttributeError):
         meters[0].name = "x"  # type: ignore[misc]
 

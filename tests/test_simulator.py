@@ -94,8 +94,9 @@ def test_cli_writes_a_loadable_meters_file_and_stops_on_sigterm(tmp_path: Path) 
 
         async def read() -> object:
             async with BacpypesClient(ClientConfig(local_address="127.0.0.1:47884")) as client:
-                refs = [p.ref() for p in loaded[1].points]
-                return await client.read_points(loaded[1].target, refs)
+                refs = [PointRef.parse(p.object, p.property) for p in loaded[1].points]
+                target = DeviceTarget(loaded[1].address, loaded[1].device_instance)
+                return await client.read_points(target, refs)
 
         deadline = time.monotonic() + 10
         while True:  # the process may still be binding

@@ -15,11 +15,12 @@ from typing import Any
 
 import psycopg
 
-from appliance.meters_file import MetersFileError, MeterSpec, PointSpec, validate_meters
+from appliance.meters_file import MetersFileError, validate_meters
 from appliance.settings import ApplianceSettings
 from appliance.sync import connectivity
 from appliance.sync.central import CentralClient, CentralError, NotEnrolled
 from common import db
+from common.meter_spec import MeterSpec, PointSpec
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +68,7 @@ def _apply_points(
     }
     changed = False
     for p in points:
-        ref = p.ref()
-        want = (ref.object_type, ref.instance, ref.prop, p.unit, True)
+        want = (p.object_type, p.object_instance, p.property, p.unit, True)
         have = existing.pop(p.name, None)
         if have is None:
             conn.execute(

@@ -1,0 +1,70 @@
+"""Central accepts exactly the meters its appliances can poll: both sides use common.meter_spec."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from appliance.meters_file import MetersFileError, validate_meters
+from central.errors import ApiError
+from central.meters import parse_meter
+
+POINT = {"name": "energy_kwh", "object": "analog-input,1", "unit": "kWh"}
+GOOD = {"external_id": "main-incomer", "address": "192.168.1.20:47808", "points": [POINT]}
+
+CASES: list[tuple[str, dict[str, Any], str]] = [
+    ("space in the id", {**GOOD, "external_id": "main incomer"}, "external_id"),
+    ("id too long for the wire", {**GOOD, "external_id": "m" * 101}, "external_id"),
+    ("host name, not an address", {**GOOD, "address": "plc-1.local"}, "address"),
+    ("neither address nor instance", {**GOOD, "address": None}, "give an address"),
+    ("wildcard device instance", {**GOOD, "device_instance": 4194303}, "device_instance"),
+    ("no points", {**GOOD, "points": []}, "points"),
+    (
+        "misspelt object type",
+        {**GOOD, "points": [{**POINT, "object": "analog-inptu,1"}]},
+        "points[0].object",
+    ),
+    (
+        "unknown property",
+        {**GOOD, "points": [{**POINT, "property": "present-valu"}]},
+        "points[0].property",
+    ),
+    ("unit too long", {**GOOD, "points": [{**POINT, "unit": "k" * 33}]}, "points[0].unit"),
+    ("same point twice", {**GOOD, "points": [POINT, POINT]}, "points[1].name"),
+]
+
+
+@pytest.mark.parametrize(
+    ("meter", "field"), [(m, f) for _, m, f in CASES], ids=[c[0] for c in CASES]
+)
+def test_central_refuses_what_an_appliance_would_refuse(meter: dict[str, Any], field: str) -> None:
+    with pytest.raises(ApiError) as central:
+        parse_meter(meter)
+    assert central.value.status == 422 and field in str(central.value)
+    with pytest.raises(MetersFileError) as appliance:
+        validate_meters([meter])
+    assert field in str(appliance.value)
+
+
+def test_what_central_accepts_an_appliance_loads_the_same() -> None:
+    meter = {
+        **GOOD,
+        "device_instance": 1001,
+        "points": [POINT, {"name": "p", "object": "accumulator, 3"}],
+    }
+    stored = parse_meter(meter)
+    assert [(p["object_type"], p["object_instance"]) for p in stored["points"]] == [
+        ("analog-input", 1),
+        ("accumulator", 3),
+    ]
+    # what /sync/config then serves, as central.meters.meter_json writes the object
+    served = {
+        **meter,
+        "points": [
+            {**p, "object": f"{s['object_type']},{s['object_instance']}"}
+            for p, s in zip(meter["points"], stored["points"], strict=True)
+        ],
+    }
+    (spec,) = validate_meters([served])
+    assert spec.device_instance == 1001 and spec.points[1].object == "accumulator,3"
