@@ -48,11 +48,8 @@ def test_central_refuses_what_an_appliance_would_refuse(meter: dict[str, Any], f
 
 
 def test_what_central_accepts_an_appliance_loads_the_same() -> None:
-    meter = {
-        **GOOD,
-        "device_instance": 1001,
-        "points": [POINT, {"name": "p", "object": "accumulator, 3"}],
-    }
+    points: list[dict[str, Any]] = [POINT, {"name": "p", "object": "accumulator, 3"}]
+    meter = {**GOOD, "device_instance": 1001, "points": points}
     stored = parse_meter(meter)
     assert [(p["object_type"], p["object_instance"]) for p in stored["points"]] == [
         ("analog-input", 1),
@@ -63,7 +60,7 @@ def test_what_central_accepts_an_appliance_loads_the_same() -> None:
         **meter,
         "points": [
             {**p, "object": f"{s['object_type']},{s['object_instance']}"}
-            for p, s in zip(meter["points"], stored["points"], strict=True)
+            for p, s in zip(points, stored["points"], strict=True)
         ],
     }
     (spec,) = validate_meters([served])
