@@ -57,6 +57,13 @@ class _NotifyingWorker(SimpleWorker):
             self.notifier.watchdog()
 
 
+def _rq_level(log_level: str) -> str:
+    """RQ's own loggers at WARNING or above unless debugging: RQ sets the level it is given,
+    and at INFO it logs three lines for every job, every few seconds, into the journal."""
+    level = log_level.upper()
+    return level if level in ("DEBUG", "ERROR") else "WARNING"
+
+
 def _pending(job_id: str | None, connection: redis.Redis) -> bool:
     """Whether a job is still waiting or running."""
     if job_id is None:
@@ -90,7 +97,7 @@ def _cron_loop(
     redis_url: str, queue: str, periodic: list[Periodic], log_level: str, stop: threading.Event
 ) -> None:
     connection = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
-    cron = CronScheduler(connection=connection, logging_level=log_level.upper())
+    cron = CronScheduler(connection=connection, logging_level=_rq_level(log_level))
     for job in periodic:
         # ttl: a run still queued when the next is due is dropped rather than piling up
         cron.register(
@@ -178,7 +185,7 @@ def run(redis_url: str, queue: str, periodic: list[Periodic], log_level: str) ->
     )
     notifier.ready("waiting for jobs")
     try:
-        worker.work(logging_level=log_level.upper())
+        worker.work(logging_level=_rq_level(log_level))
     finally:
         notifier.stopping()
         stop.set()

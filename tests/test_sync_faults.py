@@ -144,6 +144,8 @@ def test_worker_drains_backlog_sends_heartbeat_and_stops_cleanly(site_edge) -> N
         body = scalar(conn, "SELECT last_status FROM sites WHERE id = %s", (site.site_id,))
     assert {m["external_id"] for m in body["meters"]} == {"meter-0", "meter-1"}
     assert worker.stop() == 0, worker.log()[-3000:]
+    # the journal gets our lines, not RQ's three lines per job at INFO
+    assert "upload run:" in worker.log() and "Job OK" not in worker.log()
     assert_edge_equals_central(settings.database_url, central, site.site_id)
 
 
