@@ -267,6 +267,11 @@ def _sync_and_upload_through_mcp(
             assert after["backlog"] == 0
             assert after["last_sync_at"] is not None
             assert after["connectivity"]["state"] == "online"
+            assert before["synced"]["last_hour"] == 0
+            assert after["synced"] == {
+                "last_hour": before["backlog"],
+                "last_day": before["backlog"],
+            }
 
         assert (
             assert_edge_equals_central(edge_db_url, central_server, site.site_id)

@@ -154,12 +154,9 @@ def series() -> Answer:
 def sync_overview() -> dict[str, Any]:
     """Everything the sync page shows, in one answer."""
     s = settings()
-    with connection() as conn:
-        synced = queries.synced_counts(conn)
     return {
         "now": _now(),
         **status.get_sync_status(s),
-        "synced": synced,
         "quarantine": status.get_quarantine(s, limit=50),
     }
 

@@ -147,25 +147,6 @@ def parse_time(text: str | None, name: str) -> datetime | None:
     return value
 
 
-class SyncedCounts(TypedDict):
-    last_hour: int
-    last_day: int
-
-
-def synced_counts(conn: psycopg.Connection[Any]) -> SyncedCounts:
-    """Readings central confirmed in the last hour and day, from the upload log (the readings
-    themselves may already be pruned); duplicates count, since central holds them too."""
-    row = conn.execute(
-        """SELECT coalesce(sum(accepted + duplicates)
-                           FILTER (WHERE finished_at > now() - interval '1 hour'), 0),
-                  coalesce(sum(accepted + duplicates), 0)
-           FROM sync_log
-           WHERE error IS NULL AND finished_at > now() - interval '1 day'"""
-    ).fetchone()
-    assert row is not None
-    return {"last_hour": int(row[0]), "last_day": int(row[1])}
-
-
 # what changes whenever the newest values can have: the collector stamps every polled meter's
 # status in the same transaction as its readings, and meter-config changes touch meters/points
 VERSION_SQL = """SELECT (SELECT max(updated_at) FROM meter_status),

@@ -30,6 +30,11 @@ class SyncError(BaseModel):
     error: str
 
 
+class SyncedCounts(BaseModel):
+    last_hour: int = Field(description="readings central confirmed in the last hour")
+    last_day: int = Field(description="readings central confirmed in the last 24 hours")
+
+
 class SyncStatus(BaseModel):
     """Where the appliance's readings stand on their way to central."""
 
@@ -40,6 +45,7 @@ class SyncStatus(BaseModel):
     oldest_unsynced_ts: datetime | None = Field(description="timestamp of the oldest unsynced one")
     oldest_unsynced_age_s: float | None = Field(description="its age in seconds")
     last_sync_at: datetime | None = Field(description="last time central answered a batch")
+    synced: SyncedCounts
     connectivity: Connectivity
     upload_paused: bool = Field(description="uploads held on purpose; readings stay queued")
     collection_paused: bool = Field(description="meter polling stopped (stop_collection)")

@@ -38,6 +38,11 @@ class SyncError(TypedDict):
     error: str
 
 
+class SyncedCounts(TypedDict):
+    last_hour: int
+    last_day: int
+
+
 class SyncStatus(TypedDict):
     enrolled: bool
     central_url: str | None
@@ -46,6 +51,7 @@ class SyncStatus(TypedDict):
     oldest_unsynced_ts: datetime | None
     oldest_unsynced_age_s: float | None
     last_sync_at: datetime | None  # last batch central answered
+    synced: SyncedCounts  # readings central confirmed in the last hour and day
     connectivity: Connectivity
     upload_paused: bool
     collection_paused: bool
@@ -129,8 +135,15 @@ def get_sync_status(settings: ApplianceSettings, recent_errors: int = 10) -> Syn
                FROM appliance_state"""
         ).fetchone()
         assert st is not None
+        # from the upload log, as the readings themselves may be pruned already; duplicates
+        # count, since central holds them too
         last_sync = conn.execute(
-            "SELECT max(finished_at) FROM sync_log WHERE error IS NULL"
+            """SELECT max(finished_at),
+                      coalesce(sum(accepted + duplicates)
+                               FILTER (WHERE finished_at > now() - interval '1 hour'), 0),
+                      coalesce(sum(accepted + duplicates)
+                               FILTER (WHERE finished_at > now() - interval '1 day'), 0)
+               FROM sync_log WHERE error IS NULL"""
         ).fetchone()
         quarantined = conn.execute("SELECT count(*) FROM quarantine").fetchone()
         errors = conn.execute(
@@ -149,6 +162,10 @@ def get_sync_status(settings: ApplianceSettings, recent_errors: int = 10) -> Syn
             max(0.0, (st[9] - oldest_ts).total_seconds()) if oldest_ts else None
         ),
         "last_sync_at": (last_sync[0] if last_sync else None) or st[3],
+        "synced": {
+            "last_hour": int(last_sync[1]) if last_sync else 0,
+            "last_day": int(last_sync[2]) if last_sync else 0,
+        },
         "connectivity": {
             "state": st[0],
             "since": st[1],
