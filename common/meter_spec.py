@@ -73,12 +73,20 @@ def _bacnet_enums() -> tuple[Any, Any]:
     return ObjectType, PropertyIdentifier
 
 
-def _is_bacnet_name(kind: int, name: str) -> bool:
+def _names_a(enum: Any, name: str) -> bool:
     try:
-        _bacnet_enums()[kind](name)
+        enum(name)
     except (ValueError, KeyError, TypeError):
         return False
     return True
+
+
+def is_object_type(name: str) -> bool:
+    return _names_a(_bacnet_enums()[0], name)
+
+
+def is_property(name: str) -> bool:
+    return _names_a(_bacnet_enums()[1], name)
 
 
 def check_meter(
@@ -179,7 +187,7 @@ def _check_point(
                 f"{obj!r} is not a BACnet object id; expected TYPE,INSTANCE such as analog-input,1",
             )
         )
-    elif not _is_bacnet_name(0, match.group(1)):
+    elif not is_object_type(match.group(1)):
         problems.append(
             (
                 f"{where}.object",
@@ -192,7 +200,7 @@ def _check_point(
             (f"{where}.object", f"instance {match.group(2)} is above {MAX_OBJECT_INSTANCE}")
         )
     prop = raw.get("property", "present-value")
-    if not isinstance(prop, str) or not PROPERTY_RE.match(prop) or not _is_bacnet_name(1, prop):
+    if not isinstance(prop, str) or not PROPERTY_RE.match(prop) or not is_property(prop):
         problems.append(
             (f"{where}.property", f"{prop!r} is not a BACnet property; such as present-value")
         )

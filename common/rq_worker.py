@@ -9,7 +9,8 @@ Jobs run in the worker's own process (RQ's ``SimpleWorker``), not in a forked wo
 horse is a second copy of the interpreter for as long as a job runs (about 45 MB of RSS on the
 appliance, whose units share a 300 MB budget), and isolation buys nothing here — a job that
 dies takes the worker with it, systemd restarts it, and the next run re-derives the work.
-Job timeouts still hold (RQ's SIGALRM death penalty in this, the main, thread).
+Job timeouts still hold (RQ's SIGALRM death penalty in this, the main, thread). While a job runs
+there are no heartbeats, so a unit that sets ``WatchdogSec=`` must allow the longest job timeout.
 """
 
 from __future__ import annotations
