@@ -51,12 +51,15 @@ def test_every_appliance_and_central_unit_is_there() -> None:
         "meterit-central.service",
         "meterit-central-worker.service",
         "meterit-central-migrate.service",
+        "meterit-central-dbsetup.service",
     } <= names
 
 
 def test_exec_binaries_are_installed_paths() -> None:
     for path in _exec_paths():
-        assert path.startswith(("/usr/bin/", "/usr/libexec/meterit/", "/bin/")), path
+        assert path.startswith(
+            ("/usr/bin/", "/usr/libexec/meterit/", "/usr/libexec/meterit-central/", "/bin/")
+        ), path
 
 
 @needs_analyze
