@@ -3,7 +3,7 @@ against central under gunicorn."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -13,19 +13,11 @@ from playwright.sync_api import Browser, expect
 from tests import ui_browser
 from tests.central_fixtures import CentralServer
 from tests.harness import scalar
-from tests.ui_browser import PASSWORD, POINTS, Ui, send_heartbeat, sync_config
+from tests.ui_browser import PASSWORD, POINTS, Ui, browser, send_heartbeat, sync_config, ui
+
+__all__ = ["browser", "ui"]  # fixtures used by name
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    yield from ui_browser.launch_browser()
-
-
-@pytest.fixture
-def ui(browser: Browser, central_server: CentralServer) -> Iterator[Ui]:
-    yield from ui_browser.open_ui(browser, central_server)
 
 
 def csrf_token(ui: Ui) -> str:
@@ -163,10 +155,10 @@ def test_a_session_holds_across_gunicorn_workers(
     """Without a configured secret key every worker must still sign sessions with the same one."""
     central = make_central_server(METERIT_GUNICORN_WORKERS="2")
     central.create_user("viewer@example.com", PASSWORD, "viewer")
-    for ui in ui_browser.open_ui(browser, central):
-        ui.login("viewer@example.com")
+    for session in ui_browser.open_ui(browser, central):
+        session.login("viewer@example.com")
         for _ in range(12):  # new connections land on either worker
-            response = ui.page.request.get(
+            response = session.page.request.get(
                 central.url("/audit"), headers={"Connection": "close"}, max_redirects=0
             )
             assert response.status == 200, "signed out by another worker"

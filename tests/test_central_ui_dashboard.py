@@ -4,7 +4,7 @@ is online with its values while it sends heartbeats, then late, then offline."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -16,23 +16,17 @@ from tests.ui_browser import (
     PASSWORD,
     POINTS,
     Ui,
+    browser,
     meter_readings,
     run_rollup,
     send_heartbeat,
     send_readings,
+    ui,
 )
 
+__all__ = ["browser", "ui"]  # fixtures used by name
+
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    yield from ui_browser.launch_browser()
-
-
-@pytest.fixture
-def ui(browser: Browser, central_server: CentralServer) -> Iterator[Ui]:
-    yield from ui_browser.open_ui(browser, central_server)
 
 
 def expected_energy_today(items: list[dict[str, object]], now: datetime) -> float:
@@ -128,20 +122,20 @@ def test_site_turns_late_then_offline_when_heartbeats_stop(
     send_readings(central, site.api_key, meter_readings("main-incomer", datetime.now(UTC)))
     send_heartbeat(central, site.api_key)
     stopped = time.monotonic()
-    for ui in ui_browser.open_ui(browser, central):
-        ui.login("operator@example.com")
-        expect(ui.page.locator("tr[data-site='Hilltop Farm'] .pill")).to_have_text("online")
-        wait_for_state(ui, "Hilltop Farm", "late", timeout=45)
+    for session in ui_browser.open_ui(browser, central):
+        session.login("operator@example.com")
+        expect(session.page.locator("tr[data-site='Hilltop Farm'] .pill")).to_have_text("online")
+        wait_for_state(session, "Hilltop Farm", "late", timeout=45)
         assert time.monotonic() - stopped >= 29
-        row = ui.page.locator("tr[data-site='Hilltop Farm']")
+        row = session.page.locator("tr[data-site='Hilltop Farm']")
         expect(row).to_contain_text("since")
-        ui.screenshot("ui-dashboard-late")
-        wait_for_state(ui, "Hilltop Farm", "offline", timeout=45)
+        session.screenshot("ui-dashboard-late")
+        wait_for_state(session, "Hilltop Farm", "offline", timeout=45)
         assert time.monotonic() - stopped >= 59
         # its last readings still count in today's energy, though it no longer reports
         expect(row.get_by_test_id("energy-today")).not_to_have_text("—")
         expect(row).to_contain_text("0 / 1")
-        ui.screenshot("ui-dashboard-offline")
+        session.screenshot("ui-dashboard-offline")
         # a heartbeat brings it back
         send_heartbeat(central, site.api_key)
-        wait_for_state(ui, "Hilltop Farm", "online", timeout=10)
+        wait_for_state(session, "Hilltop Farm", "online", timeout=10)

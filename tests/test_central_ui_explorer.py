@@ -5,27 +5,25 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import expect
 
-from tests import ui_browser
-from tests.central_fixtures import CentralServer
-from tests.ui_browser import PASSWORD, POINTS, Ui, meter_readings, run_rollup, send_readings
+from tests.ui_browser import (
+    PASSWORD,
+    POINTS,
+    Ui,
+    browser,
+    meter_readings,
+    run_rollup,
+    send_readings,
+    ui,
+)
+
+__all__ = ["browser", "ui"]  # fixtures used by name
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    yield from ui_browser.launch_browser()
-
-
-@pytest.fixture
-def ui(browser: Browser, central_server: CentralServer) -> Iterator[Ui]:
-    yield from ui_browser.open_ui(browser, central_server)
 
 
 def test_explorer_charts_tabulates_and_exports_the_selection(ui: Ui) -> None:

@@ -3,27 +3,15 @@ meter configuration, the audit log."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import requests
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import expect
 
-from tests import ui_browser
-from tests.central_fixtures import CentralServer
-from tests.ui_browser import PASSWORD, POINTS, Ui, sync_config
+from tests.ui_browser import PASSWORD, POINTS, Ui, browser, sync_config, ui
+
+__all__ = ["browser", "ui"]  # fixtures used by name
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    yield from ui_browser.launch_browser()
-
-
-@pytest.fixture
-def ui(browser: Browser, central_server: CentralServer) -> Iterator[Ui]:
-    yield from ui_browser.open_ui(browser, central_server)
 
 
 def test_sign_in_is_required_and_wrong_passwords_are_refused(ui: Ui) -> None:

@@ -11,11 +11,11 @@ import requests
 from playwright.sync_api import expect
 
 from tests.sync_helpers import assert_edge_equals_central
+from tests.ui_browser import browser
 from tests.web_fixtures import (
     Site,
     add_central_meter,
     add_past_readings,
-    browser,
     log_in,
     new_page,
     screenshot,

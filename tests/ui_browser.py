@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -17,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from playwright.sync_api import Browser, Page, sync_playwright
 
@@ -40,11 +42,20 @@ POINTS = [("energy_kwh", "analog-input,1", "kWh"), ("power_kw", "analog-input,2"
 
 
 def launch_browser() -> Iterator[Browser]:
-    """Headless Debian chromium; a test module wraps this in its ``browser`` fixture."""
+    """Headless Debian chromium (the ``browser`` fixture, and ``bench/dashboard.py``)."""
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One chromium per test module (Playwright's sync API allows one instance at a time);
+    a module imports this fixture (and ``ui``) by name."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    yield from launch_browser()
 
 
 @dataclass
@@ -89,6 +100,14 @@ def open_ui(browser: Browser, central: CentralServer) -> Iterator[Ui]:
 
 
 # -- the appliance's side, through the real sync API ---------------------------------------------
+
+
+@pytest.fixture
+def ui(browser: Browser, central_server: CentralServer) -> Iterator[Ui]:
+    """A signed-out page on the ``central_server`` fixture's operator UI."""
+    yield from open_ui(browser, central_server)
+
+
 def send_readings(central: CentralServer, api_key: str, items: list[dict[str, Any]]) -> Any:
     body = gzip.compress(json.dumps({"readings": items}).encode())
     response = requests.post(

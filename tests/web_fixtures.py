@@ -11,8 +11,6 @@ import asyncio
 import io
 import logging
 import math
-import os
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -30,7 +28,7 @@ from appliance.settings import ApplianceSettings
 from appliance.sync import status
 from tests.central_fixtures import CentralServer, SiteKey, free_port
 from tests.sync_helpers import ApplianceProcess, edge_settings, settings_env, wait_until
-from tests.ui_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+from tests.ui_browser import SCREENSHOTS
 from web import password
 
 logger = logging.getLogger(__name__)
@@ -247,20 +245,6 @@ def add_past_readings(
 
 
 # -- the browser ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """One chromium per test module: the fixture is imported into each module, and Playwright's
-    sync API allows one instance at a time."""
-    if not os.path.exists(CHROMIUM) or shutil.which("chromium") is None:
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
