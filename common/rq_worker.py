@@ -15,12 +15,13 @@ there are no heartbeats, so a unit that sets ``WatchdogSec=`` must allow the lon
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import redis
 from rq import Queue, SimpleWorker
@@ -30,6 +31,8 @@ from rq.job import Job, JobStatus
 from rq.utils import now as rq_now
 
 from common import db
+from common.config import EX_CONFIG, load_or_report
+from common.logs import setup_logging
 from common.systemd import Notifier
 
 logger = logging.getLogger(__name__)
@@ -137,31 +140,54 @@ def _cron_loop(
         cron.register_death()
 
 
-def check_then_run(
-    name: str,
+class WorkerSettings(Protocol):
+    """What a worker needs of its side's settings (appliance or central)."""
+
+    @property
+    def database_url(self) -> str: ...
+
+    @property
+    def redis_url(self) -> str: ...
+
+    @property
+    def log_level(self) -> str: ...
+
+
+S = TypeVar("S", bound=WorkerSettings)
+
+
+def main(
+    argv: list[str],
     *,
-    database_url: str,
+    prog: str,
+    description: str,
+    load: Callable[[], S],
+    identifier: str,
     probe_sql: str,
-    redis_url: str,
     queue: str,
-    periodic: list[Periodic],
-    log_level: str,
+    schedule: Callable[[S], list[Periodic]],
 ) -> int:
-    """Refuse to start, in one line, unless the (migrated) database and Redis answer; then
-    work ``queue`` until SIGTERM."""
+    """A worker command: settings (exit 78 on a bad one), logging as ``identifier``, then
+    refuse to start, in one line, unless the (migrated) database and Redis answer; then work
+    ``queue`` until SIGTERM."""
+    argparse.ArgumentParser(prog=prog, description=description).parse_args(argv)
+    settings = load_or_report(load, prog.split(maxsplit=1)[0])
+    if settings is None:
+        return EX_CONFIG
+    setup_logging(identifier, settings.log_level)
     try:
-        with db.connect(database_url) as conn:
+        with db.connect(settings.database_url) as conn:
             conn.execute(probe_sql)
-        redis.Redis.from_url(redis_url, socket_connect_timeout=5).ping()
+        redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5).ping()
     except Exception as err:
         logger.error(
             "%s cannot start: %s; check that PostgreSQL (METERIT_DATABASE_URL, migrated) "
             "and Redis (METERIT_REDIS_URL) are up",
-            name,
+            identifier,
             err,
         )
         return 1
-    return run(redis_url, queue, periodic, log_level)
+    return run(settings.redis_url, queue, schedule(settings), settings.log_level)
 
 
 def run(redis_url: str, queue: str, periodic: list[Periodic], log_level: str) -> int:

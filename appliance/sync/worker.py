@@ -6,16 +6,9 @@ restarted Redis, or a job killed halfway, loses nothing.
 
 from __future__ import annotations
 
-import argparse
-import logging
-
 from appliance.settings import ApplianceSettings, load_settings
 from appliance.sync import jobs
 from common import rq_worker
-from common.config import EX_CONFIG, load_or_report
-from common.logs import setup_logging
-
-logger = logging.getLogger(__name__)
 
 RETENTION_INTERVAL_S = 3600
 
@@ -35,21 +28,13 @@ def schedule(settings: ApplianceSettings) -> list[rq_worker.Periodic]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    return rq_worker.main(
+        argv,
         prog="meterit-appliance worker",
         description="Run the sync worker: uploads, meter config, heartbeat, retention.",
-    )
-    parser.parse_args(argv)
-    settings = load_or_report(load_settings, "meterit-appliance")
-    if settings is None:
-        return EX_CONFIG
-    setup_logging("meterit-worker", settings.log_level)
-    return rq_worker.check_then_run(
-        "worker",
-        database_url=settings.database_url,
+        load=load_settings,
+        identifier="meterit-worker",
         probe_sql="SELECT 1 FROM appliance_state",
-        redis_url=settings.redis_url,
         queue=jobs.QUEUE,
-        periodic=schedule(settings),
-        log_level=settings.log_level,
+        schedule=schedule,
     )
