@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 from appliance.settings import ApplianceSettings
+from appliance.sync.meter_config import sync_meters
 from tests.central_fixtures import CentralServer, SiteKey
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +76,17 @@ def site_with_meters(central: CentralServer, meters: int = 2, name: str = "plant
     for i in range(meters):
         central.add_meter(site.site_id, f"meter-{i}", POINTS, address=f"127.0.0.1:{47900 + i}")
     return site
+
+
+@pytest.fixture
+def enrolled(
+    central_server: CentralServer, edge_db_url: str, redis_url: str
+) -> tuple[CentralServer, SiteKey, ApplianceSettings]:
+    """A central site with two meters, and an edge that pulled them (import it by name)."""
+    site = site_with_meters(central_server)
+    settings = edge_settings(edge_db_url, redis_url, central_server, site)
+    assert sync_meters(settings).result == "ok"
+    return central_server, site, settings
 
 
 def edge_points(edge_db_url: str) -> list[tuple[int, int]]:

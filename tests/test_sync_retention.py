@@ -11,19 +11,11 @@ import redis
 from rq import Queue
 
 from appliance.sync import heartbeat, jobs, retention, status, upload
-from appliance.sync.meter_config import sync_meters
 from appliance.sync.upload import drain
-from tests.central_fixtures import CentralServer
 from tests.harness import scalar
-from tests.sync_helpers import add_readings, edge_settings, site_with_meters, unsynced
+from tests.sync_helpers import add_readings, enrolled, unsynced
 
-
-@pytest.fixture
-def enrolled(central_server: CentralServer, edge_db_url: str, redis_url: str):
-    site = site_with_meters(central_server)
-    settings = edge_settings(edge_db_url, redis_url, central_server, site)
-    assert sync_meters(settings).result == "ok"
-    return central_server, site, settings
+__all__ = ["enrolled"]  # fixture used by name
 
 
 def test_synced_readings_are_pruned_after_retention_unsynced_never(enrolled) -> None:

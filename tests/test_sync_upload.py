@@ -15,28 +15,20 @@ import pytest
 
 from appliance.sync import connectivity, status
 from appliance.sync.central import CentralClient, CentralError
-from appliance.sync.meter_config import sync_meters
 from appliance.sync.upload import claim_batch, drain, settle
 from common import wire
-from tests.central_fixtures import CentralServer, free_port
+from tests.central_fixtures import free_port
 from tests.harness import scalar
 from tests.sync_helpers import (
     add_readings,
     assert_edge_equals_central,
     edge_settings,
-    site_with_meters,
+    enrolled,
     unsynced,
     with_settings,
 )
 
-
-@pytest.fixture
-def enrolled(central_server: CentralServer, edge_db_url: str, redis_url: str):
-    """A central site with two meters, and an edge that pulled them."""
-    site = site_with_meters(central_server)
-    settings = edge_settings(edge_db_url, redis_url, central_server, site)
-    assert sync_meters(settings).result == "ok"
-    return central_server, site, settings
+__all__ = ["enrolled"]  # fixture used by name
 
 
 def test_backlog_drains_to_central_exactly_once(enrolled) -> None:
