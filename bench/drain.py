@@ -35,30 +35,12 @@ import psycopg
 
 from appliance.settings import ApplianceSettings
 from appliance.sync.meter_config import sync_meters
-from bench.ingest import POINTS, time_psql_copy
-from central import meters, sites
+from bench.ingest import POINTS, make_site, time_psql_copy
 from common import db
 from tests import harness
 from tests.central_fixtures import CentralServer, start_central_server
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def make_site(url: str, n_meters: int, n_points: int) -> tuple[int, str]:
-    with psycopg.connect(url) as conn:
-        tenant = sites.create_tenant(conn, "bench", "cli")
-        site = sites.create_site(conn, tenant, "bench-site", "cli")
-        for m in range(n_meters):
-            body = {
-                "external_id": f"meter-{m:04d}",
-                "address": f"10.0.{m // 250}.{m % 250 + 1}:47808",
-                "points": [
-                    {"name": name, "object": f"analog-input,{i}", "unit": unit}
-                    for i, (name, unit) in enumerate(POINTS[:n_points])
-                ],
-            }
-            meters.create_meter(conn, site.site_id, tenant, meters.parse_meter(body), "cli")
-    return site.site_id, site.key.plaintext
 
 
 def fill_edge(url: str, total: int) -> float:
@@ -127,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         db.migrate(central_url, harness.CENTRAL_MIGRATIONS)
         db.migrate(edge_url, harness.EDGE_MIGRATIONS)
-        _, key = make_site(central_url, args.meters, args.points)
+        key, _ = make_site(central_url, args.meters, args.points)
         server = start_central_server(
             central_url,
             redis_url,

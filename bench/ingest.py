@@ -59,6 +59,7 @@ def make_site(url: str, n_meters: int, n_points: int) -> tuple[str, dict[tuple[s
         for m in range(n_meters):
             body = {
                 "external_id": f"meter-{m:04d}",
+                "address": f"10.0.{m // 250}.{m % 250 + 1}:47808",
                 "points": [
                     {"name": name, "object": f"analog-input,{i}", "unit": unit}
                     for i, (name, unit) in enumerate(POINTS[:n_points])
