@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import (
@@ -27,6 +27,16 @@ from tests.central_fixtures import CentralServer
 
 PASSWORD = "correct horse battery"
 EXAMPLES = 6  # per operation and mode: the whole document runs in well under a minute
+
+
+def http_can_carry(headers: dict[str, Any]) -> bool:
+    """Whether every header value is one HTTP allows (no control characters but tab). Negative
+    generation sometimes makes one that is not; gunicorn then refuses the request itself, with
+    its own 400 page, before the app sees it, which is not what the document describes."""
+    return all(
+        not any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in str(value))
+        for value in headers.values()
+    )
 
 
 def test_api_matches_its_openapi_document(make_central_server: Any) -> None:
@@ -62,6 +72,7 @@ def test_api_matches_its_openapi_document(make_central_server: Any) -> None:
             def run(case: Any) -> None:
                 # generated headers are kept, but the credentials are always the real ones
                 headers = {**(case.headers or {}), **auth}
+                assume(http_can_carry(headers))
                 response = case.call_and_validate(
                     base_url=server.base_url, headers=headers, checks=checks
                 )
