@@ -3,15 +3,18 @@ the settings themselves; their state lives in the central database, so any run m
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from central import retention, rollup
+from central import locks, retention, rollup
+from central.mail import drain
+from central.mail.smtp import SmtpConfig, SmtpTransport
 from central.settings import load_settings
 from common.db import connect
 
 QUEUE = "meterit-central"
 ROLLUP_INTERVAL_S = 60
 PRUNE_INTERVAL_S = 86400
+MAIL_INTERVAL_S = 15
 JOB_TIMEOUT_S = 600
 # the current hour is recomputed once its newest mark is this old (see central.rollup)
 ROLLUP_SETTLE = timedelta(minutes=5)
@@ -31,3 +34,13 @@ def prune() -> dict[str, int]:
             timedelta(days=settings.batch_answer_days),
             timedelta(days=settings.heartbeat_days),
         )
+
+
+def drain_mail() -> dict[str, int]:
+    """Send the outbox's due e-mails; one drain at a time across all workers."""
+    settings = load_settings()
+    with connect(settings.database_url) as conn, locks.held(conn, locks.MAIL_DRAIN) as got:
+        if not got:
+            return {"skipped": 1}
+        with SmtpTransport(SmtpConfig.from_settings(settings)) as transport:
+            return drain.run(conn, transport, datetime.now(UTC), settings.mail_hourly_cap).as_dict()

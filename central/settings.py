@@ -65,6 +65,43 @@ class CentralSettings:
     heartbeat_days: int = setting(
         90, help="days of heartbeat history kept (the latest is always on the site)", minimum=1
     )
+    public_url: str = setting(
+        "http://127.0.0.1:8000",
+        help="the address operators open central at; e-mails link to pages under it",
+        url_schemes=("http", "https"),
+    )
+    smtp_host: str = setting(
+        "", help="SMTP server that sends alert and report e-mails; unset, e-mails wait queued"
+    )
+    smtp_port: int = setting(
+        0,
+        help="SMTP port; 0 means the usual one for smtp_security (587, 465 or 25)",
+        minimum=0,
+        maximum=65535,
+    )
+    smtp_security: str = setting(
+        "starttls",
+        help="how the SMTP connection is protected: starttls (upgrade after connecting), tls "
+        "(TLS from the start) or none",
+        choices=("starttls", "tls", "none"),
+    )
+    smtp_ca_file: str = setting(
+        "", help="CA certificate file that verifies the SMTP server; unset, the system's CAs"
+    )
+    smtp_user: str = setting("", help="SMTP login user; unset, no login")
+    smtp_password: str | None = setting(None, help="SMTP login password", secret=True)
+    smtp_sender: str = setting(
+        "MeterIT <meterit@localhost>", help="From: address of every e-mail central sends"
+    )
+    smtp_timeout_s: float = setting(
+        30, help="seconds an SMTP connection or command may take", minimum=1, maximum=600
+    )
+    mail_hourly_cap: int = setting(
+        20,
+        help="e-mails one recipient gets per hour at most; the rest roll into one digest",
+        minimum=1,
+        maximum=10000,
+    )
     log_level: str = setting(
         "info", help="least severe log level written", choices=("debug", "info", "warning", "error")
     )

@@ -9,7 +9,7 @@ import redis
 
 from tests import harness
 
-pytest_plugins = ["tests.central_fixtures"]
+pytest_plugins = ["tests.central_fixtures", "tests.smtp_capture"]
 
 
 @pytest.fixture(scope="session")
