@@ -36,8 +36,9 @@ import psycopg
 import requests
 from psycopg.types.json import Jsonb
 
-from central import meters, sites
-from central.ui import explorer, fleet
+from central import fleet, meters, sites, tenants, users
+from central.connectivity import Thresholds
+from central.ui import explorer
 from central.ui import sites as site_pages
 from common import db
 from tests import harness
@@ -99,8 +100,8 @@ def populate(url: str, n_sites: int, n_meters: int, total: int, now: datetime) -
     step = SPAN / per_point
     start = now - step * (per_point - 1)
     with psycopg.connect(url) as conn:
-        tenant = sites.create_tenant(conn, "bench", "cli")
-        sites.create_user(conn, tenant, email=EMAIL, password=PASSWORD, role="admin", actor="cli")
+        tenant = tenants.create_tenant(conn, "bench", "cli")
+        users.create_user(conn, tenant, email=EMAIL, password=PASSWORD, role="admin", actor="cli")
         for s in range(n_sites):
             created = sites.create_site(conn, tenant, f"site-{s:03d}", "cli")
             for m in range(n_meters):
@@ -340,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return go
 
-        limits = fleet.Thresholds(LATE_S, OFFLINE_S)
+        limits = Thresholds(LATE_S, OFFLINE_S)
         sql_conn = psycopg.connect(url)
         sql_conn.execute("SET TIME ZONE 'UTC'")
 

@@ -31,7 +31,7 @@ from typing import Any
 import psycopg
 import requests
 
-from central import meters, sites
+from central import meters, sites, tenants
 from common import db
 from common.wire import SYNC_READINGS, encode_batch, reading_item
 from tests import harness
@@ -54,7 +54,7 @@ POINTS = [
 def make_site(url: str, n_meters: int, n_points: int) -> tuple[str, dict[tuple[str, str], int]]:
     """A tenant, a site and its meters; returns the API key and the point ids (for \\copy)."""
     with psycopg.connect(url) as conn:
-        tenant = sites.create_tenant(conn, "bench", "cli")
+        tenant = tenants.create_tenant(conn, "bench", "cli")
         site = sites.create_site(conn, tenant, "bench-site", "cli")
         for m in range(n_meters):
             body = {

@@ -5,8 +5,8 @@ token valid ``operator_token_hours``; later requests send ``Authorization: Beare
 Basic is also accepted on every endpoint for scripts, at the price of an argon2 check (~50 ms)
 per request, which is why tokens exist. Tokens, like API keys, are stored only as SHA-256 hashes.
 
-Roles are ordered viewer < operator < admin and every user belongs to one tenant: a user sees
-and changes only that tenant's sites.
+Roles (``central.users``) are checked by ``central.access.require``; every user belongs to one
+tenant: a user sees and changes only that tenant's sites.
 """
 
 from __future__ import annotations
@@ -15,24 +15,18 @@ import base64
 import binascii
 import hashlib
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import psycopg
 from flask import g, request
 
+from central import users
 from central.database import pool
 from central.errors import ApiError
-from central.sites import verify_password
 
-RANK = {"viewer": 0, "operator": 1, "admin": 2}
 TOKEN_PREFIX = "mop_"
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +46,10 @@ def _unauthorized(message: str) -> ApiError:
 
 
 def check_password(conn: psycopg.Connection[Any], email: str, password: str) -> Operator:
-    row = conn.execute(
-        "SELECT id, email, tenant_id, role, password_hash FROM users WHERE email = %s AND active",
-        (email.strip().lower(),),
-    ).fetchone()
-    if row is None or not verify_password(row[4], password):
+    user = users.check_password(conn, email, password)
+    if user is None:
         raise _unauthorized("wrong e-mail or password (or the user is deactivated)")
-    return Operator(row[0], row[1], row[2], row[3])
+    return Operator(user.id, user.email, user.tenant_id, user.role)
 
 
 def issue_token(conn: psycopg.Connection[Any], user_id: int, hours: float) -> tuple[str, datetime]:
@@ -119,19 +110,3 @@ def current_operator() -> Operator:
             g.operator = check_password(conn, *creds)
     op = g.operator
     return op
-
-
-def require(role: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """The view needs an operator of at least ``role``; 403 names the role needed."""
-
-    def decorate(view: Callable[P, R]) -> Callable[P, R]:
-        @wraps(view)
-        def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
-            op = current_operator()
-            if RANK[op.role] < RANK[role]:
-                raise ApiError(403, f"this needs the {role} role; {op.email} is {op.role}")
-            return view(*args, **kwargs)
-
-        return wrapped
-
-    return decorate

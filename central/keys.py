@@ -3,8 +3,8 @@
 A key is shown once when made. Only its SHA-256 hash and a short prefix are stored: the hash
 because a key is a long random secret (no slow password hash needed, and lookup by hash is one
 index probe per request); the prefix so operators and logs can name a key without revealing it.
-The functions here run inside the caller's transaction so the change and its audit entry commit
-together.
+The functions here run inside the caller's transaction and write their audit entry there, so the
+change and its record commit together; the bare writes under them are private.
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+
+from central import audit
+from central.domain_errors import NotFound
+from central.tenants import site_tenant
 
 KEY_PREFIX = "mtk_"
 
@@ -56,7 +60,7 @@ def generate() -> tuple[str, str]:
     return f"{prefix}_{secrets.token_urlsafe(32)}", prefix
 
 
-def create_key(conn: psycopg.Connection[Any], site_id: int) -> NewKey:
+def _insert_key(conn: psycopg.Connection[Any], site_id: int) -> NewKey:
     plaintext, prefix = generate()
     row = conn.execute(
         "INSERT INTO api_keys (site_id, prefix, key_hash) VALUES (%s, %s, %s) RETURNING id",
@@ -66,15 +70,24 @@ def create_key(conn: psycopg.Connection[Any], site_id: int) -> NewKey:
     return NewKey(row[0], prefix, plaintext)
 
 
-def rotate_key(
-    conn: psycopg.Connection[Any], site_id: int, overlap: timedelta
-) -> tuple[NewKey, list[str]]:
-    """A new key; the site's current keys keep working until ``overlap`` from now.
+def create_key(conn: psycopg.Connection[Any], site_id: int, actor: str) -> NewKey:
+    """One more key for the site, audited; the site's other keys keep working."""
+    tenant_id = site_tenant(conn, site_id)
+    key = _insert_key(conn, site_id)
+    audit.record(
+        conn,
+        tenant_id,
+        actor,
+        "key.create",
+        ("api_key", key.key_id),
+        details={"prefix": key.prefix},
+    )
+    return key
 
-    The overlap lets an appliance that is offline or mid-upload finish with its old key while
-    the new one is being installed. Keys already ending sooner keep their earlier end.
-    Returns the new key and the prefixes of the keys now set to expire.
-    """
+
+def _expire_current(conn: psycopg.Connection[Any], site_id: int, overlap: timedelta) -> list[str]:
+    """Set the site's usable keys to end ``overlap`` from now; keys already ending sooner keep
+    their earlier end. Returns their prefixes."""
     rows = conn.execute(
         """UPDATE api_keys SET expires_at = now() + %s
            WHERE site_id = %s AND revoked_at IS NULL
@@ -82,11 +95,37 @@ def rotate_key(
            RETURNING prefix""",
         (overlap, site_id, overlap),
     ).fetchall()
-    return create_key(conn, site_id), [r[0] for r in rows]
+    return [r[0] for r in rows]
 
 
-def revoke_keys(conn: psycopg.Connection[Any], site_id: int, prefix: str | None) -> list[str]:
-    """Revoke one key of the site (by prefix) or all still usable; returns the prefixes revoked."""
+def rotate_key(
+    conn: psycopg.Connection[Any], site_id: int, overlap: timedelta, actor: str
+) -> NewKey:
+    """A new key; the site's current keys keep working until ``overlap`` from now.
+
+    The overlap lets an appliance that is offline or mid-upload finish with its old key while
+    the new one is being installed.
+    """
+    tenant_id = site_tenant(conn, site_id)
+    expiring = _expire_current(conn, site_id, overlap)
+    new = _insert_key(conn, site_id)
+    audit.record(
+        conn,
+        tenant_id,
+        actor,
+        "key.rotate",
+        ("api_key", new.key_id),
+        details={
+            "site_id": site_id,
+            "prefix": new.prefix,
+            "old_prefixes": expiring,
+            "overlap_s": overlap.total_seconds(),
+        },
+    )
+    return new
+
+
+def _revoke(conn: psycopg.Connection[Any], site_id: int, prefix: str | None) -> list[str]:
     rows = conn.execute(
         """UPDATE api_keys SET revoked_at = now()
            WHERE site_id = %s AND revoked_at IS NULL
@@ -95,6 +134,22 @@ def revoke_keys(conn: psycopg.Connection[Any], site_id: int, prefix: str | None)
         (site_id, prefix, prefix),
     ).fetchall()
     return [r[0] for r in rows]
+
+
+def revoke_keys(
+    conn: psycopg.Connection[Any], site_id: int, prefix: str | None, actor: str
+) -> list[str]:
+    """Revoke one key of the site (by prefix) or all still usable; returns the prefixes revoked.
+    NotFound when there was none to revoke."""
+    tenant_id = site_tenant(conn, site_id)
+    revoked = _revoke(conn, site_id, prefix)
+    if not revoked:
+        which = f"key {prefix}" if prefix else "any usable key"
+        raise NotFound(f"site {site_id} has no unrevoked {which}")
+    audit.record(
+        conn, tenant_id, actor, "key.revoke", ("site", site_id), details={"prefixes": revoked}
+    )
+    return revoked
 
 
 def list_keys(conn: psycopg.Connection[Any], site_id: int) -> list[dict[str, Any]]:

@@ -11,8 +11,8 @@ from typing import Any
 
 import psycopg
 
+from central import audit
 from central.errors import ApiError
-from central.sites import audit
 from common.meter_spec import check_meter
 
 
@@ -112,7 +112,7 @@ def create_meter(
             f"site {site_id} already has a meter {meter['external_id']!r}; use PUT to change it",
         )
     _write_points(conn, row[0], meter["points"])
-    audit(
+    audit.record(
         conn,
         tenant_id,
         actor,
@@ -143,7 +143,7 @@ def update_meter(
             409, f"the site already has another meter {meter['external_id']!r}"
         ) from None
     _write_points(conn, meter_id, meter["points"])
-    audit(
+    audit.record(
         conn,
         tenant_id,
         actor,
@@ -157,7 +157,7 @@ def deactivate_meter(
     conn: psycopg.Connection[Any], meter_id: int, tenant_id: int, actor: str
 ) -> None:
     conn.execute("UPDATE meters SET active = false, updated_at = now() WHERE id = %s", (meter_id,))
-    audit(conn, tenant_id, actor, "meter.deactivate", ("meter", meter_id))
+    audit.record(conn, tenant_id, actor, "meter.deactivate", ("meter", meter_id))
 
 
 def meter_tenant(conn: psycopg.Connection[Any], meter_id: int) -> int | None:

@@ -1,6 +1,6 @@
 """The operator JSON API: sites, keys, meters and readings of the operator's own tenant.
 
-Authentication and roles are in ``central.auth``. A site or meter of another tenant answers 404,
+Authentication is ``central.auth``, the role check ``central.access.require``. A site or meter of another tenant answers 404,
 not 403, so the API does not reveal what other tenants have.
 """
 
@@ -11,13 +11,18 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from central import meters, sites
-from central.auth import basic_credentials, check_password, current_operator, issue_token, require
+from central import keys, meters, sites
+from central.access import identify, require
+from central.auth import basic_credentials, check_password, current_operator, issue_token
 from central.body import json_body
+from central.connectivity import Thresholds, connectivity
 from central.database import pool
+from central.domain_errors import Conflict, NotFound
 from central.errors import ApiError
+from central.tenants import site_tenant
 
 bp = Blueprint("operator", __name__, url_prefix="/api/v1")
+identify(bp, current_operator)
 
 MAX_PAGE = 10000
 
@@ -39,27 +44,17 @@ def token() -> Response:
     return jsonify({"token": value, "expires_at": expires.isoformat(), "role": op.role})
 
 
-def _status(last: datetime | None, now: datetime) -> str:
-    if last is None:
-        return "never"
-    age = (now - last).total_seconds()
-    if age < float(current_app.config["HEARTBEAT_LATE_S"]):
-        return "online"
-    if age < float(current_app.config["HEARTBEAT_OFFLINE_S"]):
-        return "late"
-    return "offline"
-
-
 @bp.get("/sites")
 @require("viewer")
 def list_sites() -> Response:
     op = current_operator()
     now = datetime.now(UTC)
+    limits = Thresholds.from_config(current_app.config)
     with pool().connection() as conn:
         rows = sites.list_sites(conn, op.tenant_id)
     for row in rows:
         last = row["last_heartbeat_at"]
-        row["status"] = _status(datetime.fromisoformat(last) if last else None, now)
+        row["status"] = connectivity(datetime.fromisoformat(last) if last else None, now, limits)
     return jsonify({"sites": rows})
 
 
@@ -76,7 +71,7 @@ def create_site() -> Response:
     with pool().connection() as conn, conn.transaction():
         try:
             created = sites.create_site(conn, op.tenant_id, name.strip(), op.actor)
-        except sites.Conflict as err:
+        except Conflict as err:
             raise ApiError(409, str(err)) from None
     response = jsonify(
         {
@@ -92,8 +87,8 @@ def create_site() -> Response:
 
 def _own_site(conn: Any, site_id: int, tenant_id: int) -> None:
     try:
-        sites.site_tenant(conn, site_id, tenant_id)
-    except sites.NotFound:
+        site_tenant(conn, site_id, tenant_id)
+    except NotFound:
         raise _not_found(f"site with id {site_id}") from None
 
 
@@ -114,7 +109,9 @@ def site_status(site_id: int) -> Response:
             "id": row[0],
             "name": row[1],
             "active": row[2],
-            "status": _status(row[3], datetime.now(UTC)),
+            "status": connectivity(
+                row[3], datetime.now(UTC), Thresholds.from_config(current_app.config)
+            ),
             "last_heartbeat_at": row[3].isoformat() if row[3] else None,
             "last_status": row[4],
             "config_version": row[5],
@@ -128,9 +125,7 @@ def site_keys(site_id: int) -> Response:
     op = current_operator()
     with pool().connection() as conn:
         _own_site(conn, site_id, op.tenant_id)
-        from central.keys import list_keys
-
-        return jsonify({"keys": list_keys(conn, site_id)})
+        return jsonify({"keys": keys.list_keys(conn, site_id)})
 
 
 @bp.post("/sites/<int:site_id>/keys/rotate")
@@ -147,7 +142,7 @@ def rotate(site_id: int) -> Response:
         )
     with pool().connection() as conn, conn.transaction():
         _own_site(conn, site_id, op.tenant_id)
-        new = sites.rotate_key(conn, site_id, timedelta(hours=hours), op.actor)
+        new = keys.rotate_key(conn, site_id, timedelta(hours=hours), op.actor)
     response = jsonify({"api_key": new.plaintext, "key_prefix": new.prefix, "overlap_hours": hours})
     response.status_code = 201
     return response
@@ -166,8 +161,8 @@ def revoke(site_id: int) -> Response:
     with pool().connection() as conn, conn.transaction():
         _own_site(conn, site_id, op.tenant_id)
         try:
-            revoked = sites.revoke_keys(conn, site_id, prefix, op.actor)
-        except sites.NotFound as err:
+            revoked = keys.revoke_keys(conn, site_id, prefix, op.actor)
+        except NotFound as err:
             raise ApiError(404, str(err)) from None
     return jsonify({"revoked": revoked})
 

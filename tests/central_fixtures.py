@@ -11,8 +11,8 @@ Registered in ``tests/conftest.py`` (``pytest_plugins``). Usage::
 ``central_server`` runs on a fresh migrated database (``central_db_url``) and a clean Redis
 (``redis_url``), one gunicorn worker, a free port. For other settings (a small rate limit,
 a short key overlap …) use the factory: ``make_central_server(METERIT_RATE_LIMIT="3/minute")``;
-keyword names are environment variables. Helpers go through the real code (``central.sites``,
-``central.meters``) on the server's database, so what they create is what the CLI would create.
+keyword names are environment variables. Helpers go through the real code (``central.tenants``,
+``central.sites``, ``central.keys``, ``central.users``, ``central.meters``) on the server's database, so what they create is what the CLI would create.
 This interface is shared with the appliance tests: extend it, do not change it.
 """
 
@@ -34,7 +34,7 @@ import psycopg
 import pytest
 import requests
 
-from central import meters, sites
+from central import keys, meters, sites, tenants, users
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,7 +77,7 @@ class CentralServer:
     def create_tenant(self, name: str = "test-tenant") -> int:
         if name not in self._tenants:
             with self._tx() as conn:
-                self._tenants[name] = sites.create_tenant(conn, name, "cli")
+                self._tenants[name] = tenants.create_tenant(conn, name, "cli")
         return self._tenants[name]
 
     def create_site(self, name: str, tenant: str = "test-tenant") -> SiteKey:
@@ -107,21 +107,21 @@ class CentralServer:
             "points": [{"name": n, "object": o, "unit": u} for n, o, u in points],
         }
         with self._tx() as conn:
-            tenant_id = sites.site_tenant(conn, site_id)
+            tenant_id = tenants.site_tenant(conn, site_id)
             return meters.create_meter(conn, site_id, tenant_id, meters.parse_meter(body), "cli")
 
     def rotate_key(self, site_id: int, overlap: timedelta) -> str:
         with self._tx() as conn:
-            return sites.rotate_key(conn, site_id, overlap, "cli").plaintext
+            return keys.rotate_key(conn, site_id, overlap, "cli").plaintext
 
     def revoke_keys(self, site_id: int, prefix: str | None = None) -> list[str]:
         with self._tx() as conn:
-            return sites.revoke_keys(conn, site_id, prefix, "cli")
+            return keys.revoke_keys(conn, site_id, prefix, "cli")
 
     def create_user(self, email: str, password: str, role: str, tenant: str = "test-tenant") -> int:
         tenant_id = self.create_tenant(tenant)
         with self._tx() as conn:
-            return sites.create_user(
+            return users.create_user(
                 conn, tenant_id, email=email, password=password, role=role, actor="cli"
             )
 

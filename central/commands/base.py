@@ -10,8 +10,8 @@ from typing import Any
 
 import psycopg
 
+from central.domain_errors import Conflict, NotFound
 from central.settings import load_settings
-from central.sites import Conflict, NotFound
 from common.config import ConfigError
 from common.db import connect
 

@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import timedelta
 
-from central import sites
+from central import keys
 from central.commands import base
 from central.settings import load_settings
 
@@ -34,7 +34,7 @@ def _rotate(argv: list[str]) -> int:
         if not 0 <= hours <= 720:
             raise ValueError("--overlap-hours: expected hours from 0 to 720")
         with base.transaction(args.database_url) as conn:
-            new = sites.rotate_key(conn, args.site_id, timedelta(hours=hours), "cli")
+            new = keys.rotate_key(conn, args.site_id, timedelta(hours=hours), "cli")
         if args.json:
             sys.stdout.write(
                 json.dumps(
@@ -65,7 +65,7 @@ def _revoke(argv: list[str]) -> int:
 
     def revoke() -> int:
         with base.transaction(args.database_url) as conn:
-            revoked = sites.revoke_keys(conn, args.site_id, args.prefix, "cli")
+            revoked = keys.revoke_keys(conn, args.site_id, args.prefix, "cli")
         sys.stdout.write(f"revoked {', '.join(revoked)} of site {args.site_id}\n")
         return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from central import sites
+from central import sites, tenants
 from central.commands import base
 
 
@@ -18,7 +18,7 @@ def _create(argv: list[str]) -> int:
 
     def create() -> int:
         with base.transaction(args.database_url) as conn:
-            tenant_id = sites.tenant_id_by_name(conn, args.tenant)
+            tenant_id = tenants.tenant_id_by_name(conn, args.tenant)
             created = sites.create_site(conn, tenant_id, args.name, "cli")
         if args.json:
             out = {
@@ -47,7 +47,7 @@ def _list(argv: list[str]) -> int:
 
     def show() -> int:
         with base.transaction(args.database_url) as conn:
-            tenant_id = sites.tenant_id_by_name(conn, args.tenant) if args.tenant else None
+            tenant_id = tenants.tenant_id_by_name(conn, args.tenant) if args.tenant else None
             rows = sites.list_sites(conn, tenant_id)
         if args.json:
             sys.stdout.write(json.dumps(rows, indent=2) + "\n")

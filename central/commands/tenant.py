@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from central import sites
+from central import tenants
 from central.commands import base
 
 
@@ -18,7 +18,7 @@ def main(argv: list[str]) -> int:
 
     def create() -> int:
         with base.transaction(args.database_url) as conn:
-            tenant_id = sites.create_tenant(conn, args.name, "cli")
+            tenant_id = tenants.create_tenant(conn, args.name, "cli")
         sys.stdout.write(f"tenant {args.name!r} created (id {tenant_id})\n")
         return 0
 

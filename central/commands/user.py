@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from central import sites
+from central import tenants, users
 from central.commands import base
 
 
@@ -20,7 +20,7 @@ def main(argv: list[str]) -> int:
     p = base.parser("user create", "Create an operator user.")
     p.add_argument("tenant")
     p.add_argument("email")
-    p.add_argument("--role", choices=sites.ROLES, default="viewer")
+    p.add_argument("--role", choices=users.ROLES, default="viewer")
     p.add_argument("--password-file", help="file holding the password (default: read stdin)")
     args = p.parse_args(picked[1])
 
@@ -30,8 +30,8 @@ def main(argv: list[str]) -> int:
         else:
             password = sys.stdin.readline().strip()
         with base.transaction(args.database_url) as conn:
-            tenant_id = sites.tenant_id_by_name(conn, args.tenant)
-            user_id = sites.create_user(
+            tenant_id = tenants.tenant_id_by_name(conn, args.tenant)
+            user_id = users.create_user(
                 conn, tenant_id, email=args.email, password=password, role=args.role, actor="cli"
             )
         sys.stdout.write(f"user {args.email} ({args.role}) created (id {user_id})\n")

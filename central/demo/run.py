@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 
 from appliance.bacnet.simulator import SimMeterSpec, meters_document
-from central import keys, meters, sites
+from central import keys, meters, sites, tenants, users
 from central.demo.supervisor import Service, Supervisor
 from common import db
 from common.embedded import EmbeddedPostgres, EmbeddedRedis, reachable
@@ -83,10 +83,10 @@ def _enroll(central_url: str, state_file: Path, specs: list[SimMeterSpec]) -> di
             (TENANT, SITE),
         ).fetchone()
         if row is not None:
-            site_id, key = int(row[0]), keys.create_key(conn, int(row[0]))
+            site_id, key = int(row[0]), keys.create_key(conn, int(row[0]), "demo")
         else:
-            tenant_id = sites.create_tenant(conn, TENANT, "demo")
-            sites.create_user(
+            tenant_id = tenants.create_tenant(conn, TENANT, "demo")
+            users.create_user(
                 conn,
                 tenant_id,
                 email=ADMIN_EMAIL,

@@ -21,6 +21,7 @@ from flask.blueprints import BlueprintSetupState
 from flask_wtf.csrf import CSRFError, CSRFProtect  # type: ignore[import-untyped]
 from werkzeug.exceptions import HTTPException
 
+from central.access import identify
 from central.ui import users
 
 bp = Blueprint(
@@ -30,6 +31,7 @@ bp = Blueprint(
     static_folder="static",
     static_url_path="/ui/static",
 )
+identify(bp, users.signed_in)
 
 csrf = CSRFProtect()
 

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-import psycopg
 from flask import flash, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
+from central.access import require
 from central.database import pool
 from central.extensions import limiter
-from central.sites import audit, hash_password, verify_password
 from central.ui import bp
-from central.ui.users import authenticate, login_required, login_user, logout_user, me
+from central.ui.users import authenticate, login_user, logout_user, me
+from central.users import MIN_PASSWORD, change_password, verify_password
 
 logger = logging.getLogger(__name__)
-
-MIN_PASSWORD = 8  # as ``central.sites.create_user`` demands
 
 
 def _safe_next(target: str | None) -> str:
@@ -46,23 +43,12 @@ def login() -> Response | str | tuple[str, int]:
 
 
 @bp.post("/logout")
-@login_required
+@require("viewer")
 def logout() -> Response:
     logout_user()
     session.clear()
     flash("Signed out.", "info")
     return redirect(url_for("ui.login"))
-
-
-def change_password(
-    conn: psycopg.Connection[Any], user_id: int, tenant_id: int, password: str, actor: str
-) -> None:
-    """Store a new argon2 hash; other sessions of the user end (their fingerprint no longer
-    matches, see ``central.ui.users``)."""
-    conn.execute(
-        "UPDATE users SET password_hash = %s WHERE id = %s", (hash_password(password), user_id)
-    )
-    audit(conn, tenant_id, actor, "user.password_change", ("user", user_id))
 
 
 def _password_problem(current_ok: bool, new: str, again: str) -> str | None:
@@ -76,7 +62,7 @@ def _password_problem(current_ok: bool, new: str, again: str) -> str | None:
 
 
 @bp.route("/account", methods=["GET", "POST"])
-@login_required
+@require("viewer")
 def account() -> Response | str | tuple[str, int]:
     user = me()
     if request.method == "GET":

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 from flask import render_template, request
 
+from central.access import require
 from central.database import pool
 from central.ui import bp
-from central.ui.users import login_required, me
+from central.ui.users import me
 
 PAGE = 50
 
 
 @bp.get("/audit")
-@login_required
+@require("viewer")
 def audit() -> str:
     before = request.args.get("before", type=int)
     action = request.args.get("action", "").strip()

@@ -21,11 +21,12 @@ import psycopg
 from flask import Response, abort, render_template, request, url_for
 from psycopg_pool import ConnectionPool
 
+from central.access import require
 from central.database import pool
+from central.fleet import no_jit
 from central.ui import bp
-from central.ui.fleet import no_jit
 from central.ui.sites import own_site
-from central.ui.users import login_required, me
+from central.ui.users import me
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ def _table(
 
 
 @bp.get("/explorer")
-@login_required
+@require("viewer")
 def explorer() -> str:
     now = datetime.now(UTC).replace(microsecond=0)
     sel = selection(now)
@@ -239,7 +240,7 @@ def export_rows(
 
 
 @bp.get("/explorer/export.csv")
-@login_required
+@require("viewer")
 def export_csv() -> Response:
     sel = selection(datetime.now(UTC).replace(microsecond=0))
     if sel is None or not sel.point_ids:

@@ -17,11 +17,12 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from central import meters
+from central.access import require
 from central.database import pool
 from central.errors import ApiError
 from central.ui import bp
 from central.ui.sites import own_site
-from central.ui.users import me, require
+from central.ui.users import me
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The site page (meters, heartbeats, keys, recent changes) and site and key management.
 
-All changes go through ``central.sites`` (the same functions as the CLI and the operator API),
+All changes go through ``central.sites`` and ``central.keys`` (the same functions as the CLI and the operator API),
 so they are audited the same way. A site of another tenant is a 404, never a 403: the UI does
 not reveal that it exists. A new API key is rendered straight into the answer to the POST that
 made it (never stored in the session, never redirected to), with ``Cache-Control: no-store``:
@@ -18,11 +18,13 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from werkzeug.wrappers import Response
 
 from central import keys, sites
+from central.access import require
+from central.connectivity import Thresholds, connectivity
 from central.database import pool
+from central.domain_errors import Conflict, NotFound
+from central.fleet import LATEST
 from central.ui import bp
-from central.ui.dashboard import thresholds
-from central.ui.fleet import LATEST, connectivity
-from central.ui.users import login_required, me, require
+from central.ui.users import me
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ def own_site(conn: psycopg.Connection[Any], site_id: int) -> dict[str, Any]:
 def site_meters(
     conn: psycopg.Connection[Any], site_id: int, recent: datetime
 ) -> list[dict[str, Any]]:
-    """Meters with their points and each point's latest value (see ``fleet.LATEST``)."""
+    """Meters with their points and each point's latest value (see ``central.fleet.LATEST``)."""
     rows = conn.execute(
         f"""SELECT m.id, m.external_id, m.name, m.address, m.device_instance, m.active,
                   p.id, p.name, p.object_type, p.object_instance, p.unit, p.active,
@@ -146,12 +148,12 @@ def meter_states(last_status: dict[str, Any] | None) -> dict[str, dict[str, Any]
 
 
 @bp.get("/sites/<int:site_id>")
-@login_required
+@require("viewer")
 def site(site_id: int) -> str:
     now = datetime.now(UTC)
     with pool().connection() as conn:
         row = own_site(conn, site_id)
-        limits = thresholds()
+        limits = Thresholds.from_config(current_app.config)
         meters = site_meters(conn, site_id, now - timedelta(seconds=limits.offline_s))
         beats = heartbeat_history(conn, site_id)
         site_keys = keys.list_keys(conn, site_id)
@@ -165,7 +167,7 @@ def site(site_id: int) -> str:
     return render_template(
         "ui/site.html",
         site=row,
-        state=connectivity(last, now, limits) if row["active"] else "inactive",
+        state=connectivity(last, now, limits, active=row["active"]),
         heartbeat_age_s=(now - last).total_seconds() if last else None,
         status=row["last_status"] or {},
         meter_state=meter_states(row["last_status"]),
@@ -193,7 +195,7 @@ def new_site() -> Response | str | tuple[str, int]:
     try:
         with pool().connection() as conn, conn.transaction():
             created = sites.create_site(conn, user.tenant_id, name, user.actor)
-    except sites.Conflict as err:
+    except Conflict as err:
         flash(f"{err}; choose another name.", "error")
         return render_template("ui/site_new.html", name=name), 409
     logger.info("site %s (%s) registered by %s", created.site_id, name, user.email)
@@ -227,7 +229,7 @@ def rotate_key(site_id: int) -> str:
     hours = _overlap_hours()
     with pool().connection() as conn, conn.transaction():
         row = own_site(conn, site_id)
-        new = sites.rotate_key(conn, site_id, timedelta(hours=hours), user.actor)
+        new = keys.rotate_key(conn, site_id, timedelta(hours=hours), user.actor)
         expiring = [k for k in keys.list_keys(conn, site_id) if k["usable"] and k["expires_at"]]
     logger.info("key of site %s rotated by %s (overlap %s h)", site_id, user.email, hours)
     return render_template(
@@ -249,8 +251,8 @@ def revoke_key(site_id: int) -> Response:
     with pool().connection() as conn, conn.transaction():
         own_site(conn, site_id)
         try:
-            revoked = sites.revoke_keys(conn, site_id, prefix, user.actor)
-        except sites.NotFound as err:
+            revoked = keys.revoke_keys(conn, site_id, prefix, user.actor)
+        except NotFound as err:
             flash(str(err), "error")
             revoked = []
     if revoked:

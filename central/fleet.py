@@ -1,4 +1,4 @@
-"""The figures of the fleet dashboard, computed from ``sites`` and the ``readings_hourly`` rollup.
+"""The figures of the fleet dashboard (per site and fleet totals), computed from ``sites`` and the ``readings_hourly`` rollup.
 
 Everything here must stay fast with tens of millions of readings, so no query scans
 ``readings``: each question is one index probe per data point, either into the raw readings'
@@ -22,6 +22,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+
+from central.connectivity import STATES, Thresholds, connectivity
 
 # unit -> (kind, factor to kWh or kW)
 UNITS: dict[str, tuple[str, float]] = {
@@ -256,24 +258,6 @@ def designated(conn: psycopg.Connection[Any], tenant_id: int) -> Designated:
     return fresh
 
 
-@dataclass(frozen=True, slots=True)
-class Thresholds:
-    late_s: float
-    offline_s: float
-
-
-def connectivity(last: datetime | None, now: datetime, limits: Thresholds) -> str:
-    """online / late / offline from the age of the last heartbeat; never for a silent site."""
-    if last is None:
-        return "never"
-    age = (now - last).total_seconds()
-    if age < limits.late_s:
-        return "online"
-    if age < limits.offline_s:
-        return "late"
-    return "offline"
-
-
 @dataclass(slots=True)
 class SiteFigures:
     site_id: int
@@ -357,7 +341,7 @@ def site_figures(
                 active=r[2],
                 created_at=r[3],
                 last_heartbeat_at=last,
-                state=connectivity(last, now, limits) if r[2] else "inactive",
+                state=connectivity(last, now, limits, active=r[2]),
                 heartbeat_age_s=(now - last).total_seconds() if last else None,
                 meters=r[6],
                 reporting=r[7],
@@ -398,3 +382,22 @@ def power_series(
             _power_cache.clear()
         _power_cache[key] = (time.monotonic(), series)
     return series
+
+
+def totals(sites: list[SiteFigures]) -> dict[str, Any]:
+    """The fleet's figures: sites per state and the sums of the sites' figures."""
+    counts = dict.fromkeys(STATES, 0)
+    for site in sites:
+        counts[site.state] += 1
+    return {
+        "sites": len(sites),
+        "states": counts,
+        "energy_today": sum(s.energy_today or 0 for s in sites),
+        "energy_month": sum(s.energy_month or 0 for s in sites),
+        "power_now": sum(s.power_now or 0 for s in sites),
+        "meters": sum(s.meters for s in sites),
+        "reporting": sum(s.reporting for s in sites),
+        "unreachable": sum(len(s.unreachable) for s in sites),
+        "backlog": sum(s.backlog or 0 for s in sites),
+        "dropped": sum(s.dropped or 0 for s in sites),
+    }
