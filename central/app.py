@@ -10,7 +10,8 @@ from typing import Any
 from flask import Flask, Response, g, request
 
 from central import errors, metrics
-from central.extensions import db, limiter, limiter_storage_uri
+from central.database import new_pool
+from central.extensions import limiter, limiter_storage_uri
 from central.settings import CentralSettings, load_settings
 
 OPENAPI = Path(__file__).with_name("openapi.json")
@@ -39,9 +40,16 @@ def settings_config(settings: CentralSettings) -> dict[str, Any]:
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """The central app. Served (``test_config`` None), it is built from the settings
+    (environment, config file). Otherwise from ``test_config`` only, never the environment:
+    ``CENTRAL_SETTINGS`` (a ``CentralSettings``; its defaults when absent), then any Flask
+    config keys of ``test_config`` over it — so a test gets exactly what it passed."""
     app = Flask(__name__)
-    config = settings_config(load_settings())
-    config.update(test_config or {})
+    if test_config is None:
+        config = settings_config(load_settings())
+    else:
+        config = settings_config(test_config.get("CENTRAL_SETTINGS") or CentralSettings())
+        config.update(test_config)
     app.config.update(config)
     if not app.config["SECRET_KEY"]:
         import secrets
@@ -49,7 +57,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = secrets.token_hex(32)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    db.init_app(app)
+    new_pool().init_app(app)  # one per app: its DATABASE_URL, not a process-wide one
     limiter.init_app(app)
     errors.init_app(app)
 

@@ -1,11 +1,11 @@
-"""The Flask extensions of the central app, created unbound and attached in ``create_app``."""
+"""The Flask extensions of the central app, created unbound and attached in ``create_app``
+(the connection pool is made per app there, from the app's own ``DATABASE_URL``)."""
 
 from __future__ import annotations
 
 from flask import current_app, request
 from flask_limiter import Limiter
 
-from central.database import new_pool
 from central.ingest import Ingestor
 
 
@@ -30,7 +30,6 @@ def limiter_storage_uri(redis_url: str) -> str:
     return redis_url
 
 
-db = new_pool()
 ingestor = Ingestor()
 # swallow_errors: when Redis is away ingest goes on unlimited (Redis holds no data); /health
 # reports the outage.
