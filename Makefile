@@ -32,7 +32,7 @@ docs: $(STAMP)
 	$(PY) -m common.docs > docs/configuration.md
 
 demo: $(STAMP)
-	$(VENV)/bin/meterit-central demo
+	$(PY) -m demo
 
 ## make deb: the Debian packages (meterit-common, -appliance, -central) into build/deb, lintian-checked
 DEB_DIR ?= build/deb

@@ -26,10 +26,6 @@ COMMANDS: cli.Commands = {
         "central.commands.rollup:main",
         "recompute the hourly rollup of the hours ingest wrote",
     ),
-    "demo": (
-        "central.demo.run:main",
-        "run central, one appliance and simulated meters (make demo)",
-    ),
     "prune": (
         "central.commands.prune:main",
         "drop batch answers and heartbeats past their retention",

@@ -34,7 +34,6 @@ def start_demo(data: Path, log: Path) -> subprocess.Popen[bytes]:
         [
             sys.executable,
             "-m",
-            "central",
             "demo",
             "--dir",
             str(data),

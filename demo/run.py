@@ -1,4 +1,4 @@
-"""``meterit-central demo``: central, one appliance and simulated meters, in one terminal.
+"""``python -m demo`` (``make demo``): central, one appliance and simulated meters, in one terminal.
 
 PostgreSQL and Redis are the ones named by ``METERIT_DEMO_DATABASE_URL`` (an admin URL that may
 create databases) and ``METERIT_DEMO_REDIS_URL``, or else embedded ones whose data lives in
@@ -22,17 +22,18 @@ from typing import Any
 
 import psycopg
 
+from appliance import cli as appliance_cli
 from appliance.bacnet.simulator import SimMeterSpec, meters_document
+from central import cli as central_cli
 from central import keys, meters, sites, tenants, users
-from central.demo.supervisor import Service, Supervisor
 from common import db
 from common.embedded import EmbeddedPostgres, EmbeddedRedis, reachable
 from common.logs import setup_logging
+from demo.supervisor import Service, Supervisor
 from web import password as web_password
 
 logger = logging.getLogger("meterit.demo")
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 TENANT = "Demo Energy Co"
 SITE = "Demo site"
 ADMIN_EMAIL = "admin@demo.meterit"
@@ -107,7 +108,7 @@ def _enroll(central_url: str, state_file: Path, specs: list[SimMeterSpec]) -> di
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="meterit-central demo",
+        prog="python -m demo",
         description="Run central, one appliance and simulated meters in one terminal.",
     )
     parser.add_argument("--dir", default=".demo", help="where embedded data and state live")
@@ -152,8 +153,8 @@ def _run(
 
     central_db = _ensure_database(admin_url, "meterit_demo_central")
     edge_db = _ensure_database(admin_url, "meterit_demo_edge")
-    db.migrate(central_db, ROOT / "central" / "migrations")
-    db.migrate(edge_db, ROOT / "appliance" / "migrations")
+    db.migrate(central_db, central_cli.MIGRATIONS)
+    db.migrate(edge_db, appliance_cli.MIGRATIONS)
 
     specs = [
         SimMeterSpec(device_instance=1000 + i, port=BACNET_BASE_PORT + i, points=10)

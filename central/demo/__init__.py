@@ -1,1 +1,0 @@
-"""``meterit-central demo``: the whole system in one terminal (see ``run.py``)."""
