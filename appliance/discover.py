@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 from appliance.bacnet.client import (
     BacpypesClient,
@@ -23,7 +21,9 @@ from appliance.bacnet.client import (
     DeviceTarget,
     DiscoveredDevice,
 )
+from appliance.meters_file import dump_meters
 from common.logs import setup_logging
+from common.meter_spec import MeterSpec, PointSpec
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def point_name(object_name: str | None, object_id: str, taken: set[str]) -> str:
     return name
 
 
-async def describe_device(client: DeviceClient, device: DiscoveredDevice) -> dict[str, Any]:
+async def describe_device(client: DeviceClient, device: DiscoveredDevice) -> MeterSpec:
     target = DeviceTarget(device.address, device.device_instance)
     info = await client.read_device_info(target)
     objects = [
@@ -75,31 +75,31 @@ async def describe_device(client: DeviceClient, device: DiscoveredDevice) -> dic
         if oid.split(",")[0] in MEASUREMENT_TYPES
     ]
     taken: set[str] = set()
-    points = [
-        {
-            "name": point_name(obj.name, obj.object_id, taken),
-            "object": obj.object_id,
-            "property": "present-value",
-            "unit": SHORT_UNITS.get(obj.units or "no-units", obj.units or ""),
-        }
+    points = tuple(
+        PointSpec(
+            name=point_name(obj.name, obj.object_id, taken),
+            object=obj.object_id,
+            property="present-value",
+            unit=SHORT_UNITS.get(obj.units or "no-units", obj.units or ""),
+        )
         for obj in await client.describe_objects(target, objects)
-    ]
+    )
     name = info.object_name or f"device {device.device_instance}"
-    return {
-        "external_id": point_name(name, str(device.device_instance), set()),
-        "name": name,
-        "address": device.address,
-        "device_instance": device.device_instance,
-        "points": points,
-    }
+    return MeterSpec(
+        external_id=point_name(name, str(device.device_instance), set()),
+        name=name,
+        address=device.address,
+        device_instance=device.device_instance,
+        points=points,
+    )
 
 
 async def discover(
     client: DeviceClient, low: int | None, high: int | None, address: str | None
-) -> list[dict[str, Any]]:
+) -> list[MeterSpec]:
     devices = sorted(await client.who_is(low, high, address), key=lambda d: d.device_instance)
     logger.info("Who-Is answered by %d device(s)", len(devices))
-    meters: list[dict[str, Any]] = []
+    meters: list[MeterSpec] = []
     for n, device in enumerate(devices, 1):
         try:
             meter = await describe_device(client, device)
@@ -119,8 +119,8 @@ async def discover(
             len(devices),
             device.device_instance,
             device.address,
-            meter["name"],
-            len(meter["points"]),
+            meter.name,
+            len(meter.points),
         )
         meters.append(meter)
     return meters
@@ -144,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _run(args: argparse.Namespace) -> list[dict[str, Any]]:
+async def _run(args: argparse.Namespace) -> list[MeterSpec]:
     config = ClientConfig(local_address=args.local_address, who_is_timeout_s=args.timeout)
     async with BacpypesClient(config) as client:
         return await discover(client, args.low, args.high, args.address)
@@ -158,7 +158,7 @@ def main(argv: list[str]) -> int:
     except OSError as err:
         logger.error("discovery cannot start: %s", err)
         return 1
-    text = json.dumps(meters, indent=2, ensure_ascii=False) + "\n"
+    text = dump_meters(meters)
     if args.output == "-":
         sys.stdout.write(text)
     else:

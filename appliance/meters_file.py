@@ -6,13 +6,12 @@ meter, the field and the fix, because the reader is an installer on site editing
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from common.meter_spec import MeterSpec, check_meter
+from common.meter_spec import MeterSpec, check_meter, meters_document
 
 EXAMPLE = (
     '[{"external_id": "main-incomer", "name": "Main incomer", "address": "192.168.1.20:47808", '
@@ -61,17 +60,7 @@ def validate_meters(data: Any, source: str = "meters file") -> list[MeterSpec]:
 
 def dump_meters(meters: Sequence[MeterSpec]) -> str:
     """The file text for these meters (what discovery proposes)."""
-    items = [
-        {
-            "external_id": m.external_id,
-            "name": m.name,
-            "address": m.address,
-            "device_instance": m.device_instance,
-            "points": [dataclasses.asdict(p) for p in m.points],
-        }
-        for m in meters
-    ]
-    return json.dumps(items, indent=2) + "\n"
+    return json.dumps(meters_document(meters), indent=2, ensure_ascii=False) + "\n"
 
 
 def _meter(item: Any, index: int, problems: list[str]) -> MeterSpec | None:

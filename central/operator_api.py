@@ -20,6 +20,7 @@ from central.database import pool
 from central.domain_errors import Conflict, NotFound
 from central.errors import ApiError
 from central.tenants import site_tenant
+from common.timestamps import format_ts, parse_ts
 
 bp = Blueprint("operator", __name__, url_prefix="/api/v1")
 identify(bp, current_operator)
@@ -242,14 +243,9 @@ def _time_arg(name: str) -> datetime | None:
     if raw is None:
         return None
     try:
-        ts = datetime.fromisoformat(raw)
-    except ValueError:
-        ts = None
-    if ts is None or ts.tzinfo is None:
-        raise ApiError(
-            400, f"{name}: expected an ISO 8601 timestamp with zone, e.g. 2026-11-23T10:00:00Z"
-        )
-    return ts
+        return parse_ts(raw, name)
+    except ValueError as err:
+        raise ApiError(400, str(err)) from None
 
 
 @bp.get("/readings")
@@ -302,7 +298,7 @@ def readings() -> Response:
         ).fetchall()
     items = [
         {
-            "ts": r[0].isoformat().replace("+00:00", "Z"),
+            "ts": format_ts(r[0]),
             "meter": r[2],
             "point": r[3],
             "value": r[4],

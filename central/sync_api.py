@@ -7,7 +7,7 @@ answer or not at all.
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,15 +20,19 @@ from central.database import pool
 from central.errors import ApiError
 from central.extensions import ingestor, limiter, rate_limit_value
 from central.sync_auth import current_site
+from common import wire
+from common.heartbeat import MAX_HEARTBEAT_BYTES, check_heartbeat
+from common.meter_spec import MeterSpec, PointSpec, meters_document
+from common.timestamps import format_ts
 from common.wire import HEADER_IDEMPOTENCY_KEY
 
-bp = Blueprint("sync", __name__, url_prefix="/api/v1/sync")
+bp = Blueprint("sync", __name__)
 limiter.limit(rate_limit_value)(bp)
 
 MAX_IDEMPOTENCY_KEY = 200
 
 
-@bp.post("/auth")
+@bp.post(wire.SYNC_AUTH)
 def auth() -> Response:
     site = current_site()
     return jsonify(
@@ -37,7 +41,7 @@ def auth() -> Response:
             "site_name": site.site_name,
             "tenant": site.tenant_name,
             "key_prefix": site.key_prefix,
-            "key_expires_at": site.key_expires_at.isoformat() if site.key_expires_at else None,
+            "key_expires_at": format_ts(site.key_expires_at) if site.key_expires_at else None,
         }
     )
 
@@ -55,7 +59,7 @@ def _idempotency_key() -> str:
     return key
 
 
-@bp.post("/readings")
+@bp.post(wire.SYNC_READINGS)
 def readings() -> Response:
     site = current_site()
     key = _idempotency_key()
@@ -91,7 +95,7 @@ def _batch_response(answer: dict[str, Any], replayed: bool) -> Response:
     return response
 
 
-@bp.get("/config")
+@bp.get(wire.SYNC_CONFIG)
 def config() -> Response:
     site = current_site()
     etag = f"cfg-{site.site_id}-{site.config_version}"
@@ -107,64 +111,31 @@ def config() -> Response:
                WHERE m.site_id = %s AND m.active ORDER BY m.external_id, p.name""",
             (site.site_id,),
         ).fetchall()
-    meters: dict[int, dict[str, Any]] = {}
+    meters: dict[int, tuple[MeterSpec, list[PointSpec]]] = {}
     for r in rows:
-        meter = meters.setdefault(
-            r[0],
-            {
-                "external_id": r[1],
-                "name": r[2],
-                "address": r[3],
-                "device_instance": r[4],
-                "points": [],
-            },
-        )
+        _, points = meters.setdefault(r[0], (MeterSpec(r[1], r[2], r[3], r[4], ()), []))
         if r[5] is not None:
-            meter["points"].append(
-                {"name": r[5], "object": f"{r[6]},{r[7]}", "property": r[8], "unit": r[9]}
-            )
-    response = jsonify({"site_id": site.site_id, "meters": list(meters.values())})
+            points.append(PointSpec(r[5], f"{r[6]},{r[7]}", r[8], r[9]))
+    document = meters_document(
+        dataclasses.replace(meter, points=tuple(points)) for meter, points in meters.values()
+    )
+    response = jsonify({"site_id": site.site_id, "meters": document})
     response.set_etag(etag)
     return response
 
 
-def _check_heartbeat(body: dict[str, Any]) -> list[dict[str, str]]:
-    problems: list[dict[str, str]] = []
-
-    def bad(field: str, expected: str) -> None:
-        problems.append({"field": field, "reason": f"expected {expected}, got {body.get(field)!r}"})
-
-    for name in ("backlog", "dropped_readings"):
-        value = body.get(name, 0)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            bad(name, "a whole number of at least 0")
-    age = body.get("oldest_unsynced_age_s")
-    if age is not None and (
-        isinstance(age, bool) or not isinstance(age, int | float) or not math.isfinite(age)
-    ):
-        bad("oldest_unsynced_age_s", "a number of seconds or null")
-    if not isinstance(body.get("versions", {}), dict):
-        bad("versions", "an object of component versions")
-    for name in ("collection_paused", "upload_paused"):
-        if not isinstance(body.get(name, False), bool):
-            bad(name, "true or false")
-    meters = body.get("meters", [])
-    if not isinstance(meters, list) or not all(isinstance(m, dict) for m in meters):
-        bad("meters", "a list of meter status objects")
-    return problems
-
-
-@bp.post("/heartbeat")
+@bp.post(wire.SYNC_HEARTBEAT)
 def heartbeat() -> Response:
     site = current_site()
-    body = json_object(request, int(current_app.config["MAX_BATCH_BYTES"]))
-    problems = _check_heartbeat(body)
-    if problems:
+    beat, problems = check_heartbeat(json_object(request, MAX_HEARTBEAT_BYTES))
+    if beat is None:
         raise ApiError(
             422,
-            "heartbeat: " + "; ".join(f"{p['field']}: {p['reason']}" for p in problems),
-            problems,
+            "heartbeat: " + "; ".join(f"{field}: {reason}" for field, reason in problems),
+            [{"field": field, "reason": reason} for field, reason in problems],
         )
+    # what is stored is the checked document, never the body as sent
+    body = beat.to_wire()
     now = datetime.now(UTC)
     with pool().connection() as conn, conn.transaction():
         conn.execute(
@@ -178,7 +149,7 @@ def heartbeat() -> Response:
     metrics.HEARTBEATS.inc()
     return jsonify(
         {
-            "received_at": now.isoformat().replace("+00:00", "Z"),
+            "received_at": format_ts(now),
             "config_etag": f"cfg-{site.site_id}-{site.config_version}",
         }
     )

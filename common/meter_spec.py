@@ -16,11 +16,11 @@ import builtins
 import dataclasses
 import functools
 import re
+from collections.abc import Iterable
 from typing import Any
 
+from common.problems import Problem
 from common.wire import MAX_NAME_LENGTH, MAX_UNIT_LENGTH
-
-Problem = tuple[str, str]
 
 EXTERNAL_ID_RE = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_.:-]{{0,{MAX_NAME_LENGTH - 1}}}$")
 PROPERTY_RE = re.compile(r"^[a-z][a-z0-9-]*$")
@@ -30,8 +30,11 @@ ADDRESS_RE = re.compile(
     r"^(?:\d+:)?(?:\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?|\d+|0x[0-9A-Fa-f]+)"
     r"(?:@\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?)?$"
 )
-MAX_DEVICE_INSTANCE = 4194302  # 4194303 is the wildcard, never a device's own
-MAX_OBJECT_INSTANCE = 4194303
+# BACnet instance numbers are 22 bits; 4194303 addresses "any device" in Who-Is and
+# ReadProperty, so it is never a device's own
+WILDCARD_INSTANCE = 4194303
+MAX_DEVICE_INSTANCE = WILDCARD_INSTANCE - 1
+MAX_OBJECT_INSTANCE = WILDCARD_INSTANCE
 MAX_METER_NAME = 200
 METER_FIELDS = frozenset({"external_id", "name", "address", "device_instance", "points"})
 POINT_FIELDS = frozenset({"name", "object", "property", "unit"})
@@ -61,6 +64,25 @@ class MeterSpec:
     address: str | None
     device_instance: int | None
     points: tuple[PointSpec, ...]
+
+
+def meter_document(meter: MeterSpec) -> dict[str, Any]:
+    """The meter as JSON: an item of a meters file, of discovery's output and of the
+    ``/sync/config`` answer (one shape, so what one side writes the other reads)."""
+    return {
+        "external_id": meter.external_id,
+        "name": meter.name,
+        "address": meter.address,
+        "device_instance": meter.device_instance,
+        "points": [
+            {"name": p.name, "object": p.object, "property": p.property, "unit": p.unit}
+            for p in meter.points
+        ],
+    }
+
+
+def meters_document(meters: Iterable[MeterSpec]) -> list[dict[str, Any]]:
+    return [meter_document(m) for m in meters]
 
 
 @functools.cache

@@ -11,19 +11,17 @@ sent with ``X-API-Key`` and an ``Idempotency-Key`` (the edge's batch id). Centra
 ``POST /sync/auth`` answers ``{"site_id": 1, "site_name": "...", "tenant": "..."}``.
 
 ``GET /sync/config`` answers the site's meters in the same shape as a local meters file
-(``common/meter_spec.py`` checks it on both sides), with an ``ETag`` (``If-None-Match`` gets 304)::
+(``common.meter_spec`` builds and checks it on both sides), with an ``ETag`` (``If-None-Match`` gets 304)::
 
     {"site_id": 1, "meters": [{"external_id": "main-incomer", "name": "...",
       "address": "127.0.0.1:47901", "device_instance": 1001,
       "points": [{"name": "energy_kwh", "object": "analog-input,1",
                   "property": "present-value", "unit": "kWh"}]}]}
 
-``POST /sync/heartbeat`` takes::
+``POST /sync/heartbeat`` takes the document ``common.heartbeat`` defines and checks (one type,
+one validator for both sides), and answers ``{"received_at": ts, "config_etag": "..."}``.
 
-    {"sent_at": ts, "versions": {"meterit": "0.1.0", ...}, "backlog": n,
-     "oldest_unsynced_age_s": float | null, "dropped_readings": n,
-     "collection_paused": bool, "upload_paused": bool,
-     "meters": [{"external_id": "...", "state": "reachable", "since": ts, "last_error": str | null}]}
+Timestamps are ``common.timestamps``' form: UTC ISO 8601 with a ``Z``.
 
 Every error answer is ``{"error": "what is wrong and how to fix it", "details": [...]}``.
 """
@@ -33,14 +31,18 @@ from __future__ import annotations
 import gzip
 import json
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
+from common.timestamps import format_ts, parse_ts
+
+# the routes, as central registers them and the appliance calls them
 API_PREFIX = "/api/v1"
-SYNC_AUTH = API_PREFIX + "/sync/auth"
-SYNC_READINGS = API_PREFIX + "/sync/readings"
-SYNC_CONFIG = API_PREFIX + "/sync/config"
-SYNC_HEARTBEAT = API_PREFIX + "/sync/heartbeat"
+SYNC_PREFIX = API_PREFIX + "/sync"
+SYNC_AUTH = SYNC_PREFIX + "/auth"
+SYNC_READINGS = SYNC_PREFIX + "/readings"
+SYNC_CONFIG = SYNC_PREFIX + "/config"
+SYNC_HEARTBEAT = SYNC_PREFIX + "/heartbeat"
 
 HEADER_API_KEY = "X-API-Key"
 HEADER_IDEMPOTENCY_KEY = "Idempotency-Key"
@@ -58,13 +60,6 @@ class WireReading(NamedTuple):
     ts: datetime
     value: float
     unit: str
-
-
-def format_ts(ts: datetime) -> str:
-    """UTC ISO 8601 with a ``Z``: the only timestamp form put on the wire."""
-    if ts.tzinfo is None:
-        raise ValueError("naive datetime: readings carry UTC timestamps")
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def reading_item(meter: str, point: str, ts: datetime, value: float, unit: str) -> dict[str, Any]:
@@ -87,22 +82,6 @@ def _name(item: dict[str, Any], key: str, limit: int, required: bool = True) -> 
     if len(value) > limit:
         raise ValueError(f"{key}: longer than {limit} characters")
     return value
-
-
-def parse_ts(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError(
-            f"ts: expected an ISO 8601 string such as 2026-11-23T10:00:00Z, got {value!r}"
-        )
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(
-            f"ts: {value!r} is not an ISO 8601 timestamp; send e.g. 2026-11-23T10:00:00Z"
-        ) from None
-    if ts.tzinfo is None:
-        raise ValueError(f"ts: {value!r} has no time zone; send UTC such as {value}Z")
-    return ts
 
 
 def parse_reading(item: Any) -> WireReading:

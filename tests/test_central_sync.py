@@ -13,6 +13,7 @@ import psycopg
 import requests
 
 from central import rollup
+from common.heartbeat import MAX_HEARTBEAT_BYTES
 from common.wire import (
     SYNC_AUTH,
     SYNC_CONFIG,
@@ -374,6 +375,42 @@ def test_heartbeat_is_stored_with_the_site_status(central_server: CentralServer)
         timeout=10,
     )
     assert bad.status_code == 422 and "backlog" in bad.json()["error"]
+
+
+def test_a_heartbeat_breaking_the_contract_is_refused_and_not_stored(
+    central_server: CentralServer,
+) -> None:
+    """Issue 16 item 7: a number as a meter's last error was stored and broke the site page."""
+    site = site_with_meter(central_server)
+    meter = {"external_id": "main", "state": "unreachable", "since": None, "last_error": 42}
+    body = {
+        "sent_at": "2026-11-23T10:00:00Z",
+        "versions": {"meterit": "0.1.0"},
+        "backlog": 0,
+        "oldest_unsynced_age_s": None,
+        "dropped_readings": 0,
+        "collection_paused": False,
+        "upload_paused": False,
+        "meters": [meter],
+    }
+    bad = requests.post(
+        central_server.url(SYNC_HEARTBEAT),
+        json=body,
+        headers={"X-API-Key": site.api_key},
+        timeout=10,
+    )
+    assert bad.status_code == 422
+    assert bad.json()["details"][0]["field"] == "meters[0].last_error"
+    huge = requests.post(
+        central_server.url(SYNC_HEARTBEAT),
+        data=b" " * (MAX_HEARTBEAT_BYTES + 1),
+        headers={"X-API-Key": site.api_key, "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert huge.status_code == 413
+    with psycopg.connect(central_server.db_url) as conn:
+        assert scalar(conn, "SELECT count(*) FROM heartbeats") == 0
+        assert scalar(conn, "SELECT last_status FROM sites WHERE id = %s", (site.site_id,)) is None
 
 
 def test_overlapping_batches_sent_at_once_store_each_reading_once(

@@ -9,6 +9,7 @@ from appliance.bacnet.client import BacpypesClient, ClientConfig
 from appliance.bacnet.simulator import SimMeterSpec, run_simulators
 from appliance.discover import discover, point_name
 from appliance.meters_file import parse_meters
+from common.meter_spec import MeterSpec, meters_document
 
 
 def test_point_names_are_snake_case_and_unique() -> None:
@@ -21,7 +22,7 @@ def test_point_names_are_snake_case_and_unique() -> None:
 def test_discovery_proposes_a_meters_file_with_names_and_units() -> None:
     spec = SimMeterSpec(device_instance=3001, port=48301, points=6)
 
-    async def scenario() -> list[dict]:
+    async def scenario() -> list[MeterSpec]:
         sims = await run_simulators([spec])
         try:
             config = ClientConfig(local_address="127.0.0.1:48300", who_is_timeout_s=1.0)
@@ -30,7 +31,7 @@ def test_discovery_proposes_a_meters_file_with_names_and_units() -> None:
         finally:
             sims.close()
 
-    meters = asyncio.run(scenario())
+    meters = meters_document(asyncio.run(scenario()))
     assert len(meters) == 1
     meter = meters[0]
     assert meter["device_instance"] == 3001

@@ -12,13 +12,26 @@ import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from appliance.sync.central import CentralClient, CentralError
+from common.heartbeat import Heartbeat
 from tests.sync_helpers import edge_settings, with_settings
+
+HEARTBEAT = Heartbeat(
+    sent_at=datetime(2026, 11, 23, 10, tzinfo=UTC),
+    versions={"meterit": "0.1.0"},
+    backlog=0,
+    oldest_unsynced_age_s=None,
+    dropped_readings=0,
+    collection_paused=False,
+    upload_paused=False,
+    meters=(),
+)
 
 
 class _Ok(BaseHTTPRequestHandler):
@@ -61,7 +74,7 @@ def test_unverifiable_certificate_is_refused(tls_server, edge_db_url: str, redis
     url, _ = tls_server
     settings = with_settings(edge_settings(edge_db_url, redis_url, url, None), api_key="k")
     with CentralClient(settings, retries=0) as client, pytest.raises(CentralError) as err:
-        client.post_heartbeat({})
+        client.post_heartbeat(HEARTBEAT)
     assert "TLS verification" in str(err.value) and "METERIT_CA_BUNDLE" in str(err.value)
 
 
@@ -71,4 +84,4 @@ def test_ca_bundle_makes_central_trusted(tls_server, edge_db_url: str, redis_url
         edge_settings(edge_db_url, redis_url, url, None), api_key="k", ca_bundle=str(cert)
     )
     with CentralClient(settings, retries=0) as client:
-        assert client.post_heartbeat({}).status == 200
+        assert client.post_heartbeat(HEARTBEAT).status == 200

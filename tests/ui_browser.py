@@ -22,6 +22,7 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from common.wire import SYNC_CONFIG, SYNC_HEARTBEAT, SYNC_READINGS
 from tests.central_fixtures import CentralServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,7 +112,7 @@ def ui(browser: Browser, central_server: CentralServer) -> Iterator[Ui]:
 def send_readings(central: CentralServer, api_key: str, items: list[dict[str, Any]]) -> Any:
     body = gzip.compress(json.dumps({"readings": items}).encode())
     response = requests.post(
-        central.url("/api/v1/sync/readings"),
+        central.url(SYNC_READINGS),
         data=body,
         headers={
             "X-API-Key": api_key,
@@ -153,7 +154,7 @@ def send_heartbeat(
         for m in unreachable
     ]
     response = requests.post(
-        central.url("/api/v1/sync/heartbeat"),
+        central.url(SYNC_HEARTBEAT),
         json={
             "sent_at": datetime.now(UTC).isoformat(),
             "versions": {"meterit": "0.1.0"},
@@ -175,7 +176,7 @@ def sync_config(central: CentralServer, api_key: str, etag: str | None = None) -
     headers = {"X-API-Key": api_key}
     if etag:
         headers["If-None-Match"] = etag
-    return requests.get(central.url("/api/v1/sync/config"), headers=headers, timeout=10)
+    return requests.get(central.url(SYNC_CONFIG), headers=headers, timeout=10)
 
 
 def run_rollup(central: CentralServer) -> None:

@@ -16,6 +16,7 @@ from typing import Any, TypedDict
 import psycopg
 
 from appliance.readings_query import MAX_SPAN, ReadingsQueryError, UnknownMeter, UnknownPoint
+from common.timestamps import parse_ts
 
 DEFAULT_BUCKETS = 300
 # widths a person reads without arithmetic; the smallest that fits the bucket budget is used
@@ -137,14 +138,9 @@ def parse_time(text: str | None, name: str) -> datetime | None:
     if not text:
         return None
     try:
-        value = datetime.fromisoformat(text.strip().replace(" ", "+").replace("Z", "+00:00"))
-    except ValueError:
-        raise ReadingsQueryError(
-            f"{name}={text!r}: expected ISO 8601 with a time zone, e.g. 2026-11-23T10:00:00Z"
-        ) from None
-    if value.tzinfo is None:
-        raise ReadingsQueryError(f"{name}={text!r}: add a time zone (e.g. a trailing Z for UTC)")
-    return value
+        return parse_ts(text.strip().replace(" ", "+"), name)
+    except ValueError as err:
+        raise ReadingsQueryError(str(err)) from None
 
 
 # what changes whenever the newest values can have: the collector stamps every polled meter's

@@ -14,8 +14,10 @@ from typing import Protocol
 from bacpypes3.basetypes import PropertyIdentifier  # type: ignore[import-untyped]
 from bacpypes3.primitivedata import ObjectType  # type: ignore[import-untyped]
 
+from common.meter_spec import WILDCARD_INSTANCE
+
 _OBJECT_ID_RE = re.compile(r"^([a-z][a-z0-9-]*),(\d+)$")
-WILDCARD_DEVICE = 4194303
+WILDCARD_DEVICE = WILDCARD_INSTANCE  # "any device": how the client asks a device its own id
 
 
 class DeviceError(Exception):

@@ -49,13 +49,14 @@ from bacpypes3.primitivedata import ObjectType  # type: ignore[import-untyped]
 from appliance.bacnet import codec, speedups
 from appliance.bacnet.transport import port_is_free, wait_bound
 from common.logs import setup_logging
+from common.meter_spec import WILDCARD_INSTANCE, MeterSpec, PointSpec
+from common.meter_spec import meters_document as spec_document
 
 logger = logging.getLogger(__name__)
 
 ErrorKind = Literal["unknown-object", "unknown-property"]
 ERROR_KINDS: tuple[str, ...] = ("unknown-object", "unknown-property")
 VENDOR_ID = 999  # bacpypes3's own vendor id: its object classes decode everything we serve
-WILDCARD_INSTANCE = 4194303
 STANDARD_MAX_APDU = (50, 128, 206, 480, 1024, 1476)
 
 
@@ -448,21 +449,23 @@ def specs_from_args(args: argparse.Namespace) -> list[SimMeterSpec]:
     ]
 
 
+def meter_spec(spec: SimMeterSpec) -> MeterSpec:
+    """The simulated meter as a meter definition, as ``meters load`` or central would hold it."""
+    return MeterSpec(
+        external_id=f"sim-{spec.device_instance}",
+        name=spec.device_name,
+        address=spec.address,
+        device_instance=spec.device_instance,
+        points=tuple(
+            PointSpec(p.name, p.object_id, "present-value", p.unit)
+            for p in meter_points(spec.points)
+        ),
+    )
+
+
 def meters_document(specs: Iterable[SimMeterSpec]) -> list[dict[str, Any]]:
     """The simulated meters in the meters-file format that ``meters load`` reads."""
-    return [
-        {
-            "external_id": f"sim-{spec.device_instance}",
-            "name": spec.device_name,
-            "address": spec.address,
-            "device_instance": spec.device_instance,
-            "points": [
-                {"name": p.name, "object": p.object_id, "property": "present-value", "unit": p.unit}
-                for p in meter_points(spec.points)
-            ],
-        }
-        for spec in specs
-    ]
+    return spec_document(meter_spec(s) for s in specs)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -9,12 +9,10 @@ import sys
 from appliance.mcp.auth import check_token
 from appliance.mcp.transports import BindError, parse_bind, run_http, run_stdio
 from appliance.settings import load_settings
-from common.config import ConfigError
+from common.config import EX_CONFIG, ConfigError
 from common.logs import setup_logging
 
 logger = logging.getLogger(__name__)
-
-EX_CONFIG = 78
 
 
 def _logs_to_stderr() -> None:

@@ -7,7 +7,6 @@ carry an idempotency key and central writes with ``ON CONFLICT DO NOTHING`` on t
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from itertools import takewhile
@@ -19,6 +18,7 @@ from urllib3.util.retry import Retry
 
 from appliance.settings import ApplianceSettings
 from common import wire
+from common.heartbeat import Heartbeat
 
 RETRIES = 5
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
@@ -163,11 +163,11 @@ class CentralClient:
         headers = {"If-None-Match": etag} if etag else {}
         return self._request("GET", wire.SYNC_CONFIG, headers=headers)
 
-    def post_heartbeat(self, body: dict[str, Any]) -> Response:
+    def post_heartbeat(self, heartbeat: Heartbeat) -> Response:
         return self._request(
             "POST",
             wire.SYNC_HEARTBEAT,
-            data=json.dumps(body, default=str).encode(),
+            data=heartbeat.encode(),
             headers={"Content-Type": "application/json"},
         )
 

@@ -1,7 +1,7 @@
 """Heartbeat to central: versions, backlog, meter statuses, dropped readings, pause flags.
 
 Central marks a site offline when heartbeats stop, so this is sent even when the upload is
-paused; its body follows ``common.wire`` (``POST /sync/heartbeat``).
+paused; its document is ``common.heartbeat``'s (``POST /sync/heartbeat``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import psycopg
 from appliance.settings import ApplianceSettings
 from appliance.sync import connectivity
 from appliance.sync.central import CentralClient, CentralError, NotEnrolled
-from common import db, wire
+from common import db
+from common.heartbeat import MAX_METERS, Heartbeat, clip_error, parse_heartbeat
+from common.timestamps import format_ts
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +37,9 @@ def versions(conn: psycopg.Connection[Any]) -> dict[str, str]:
     }
 
 
-def build(conn: psycopg.Connection[Any]) -> dict[str, Any]:
-    """The heartbeat body, from the edge database alone."""
+def build(conn: psycopg.Connection[Any]) -> Heartbeat:
+    """The heartbeat, from the edge database alone, checked as central will check it: a
+    document central would refuse fails here, naming the field, not every five minutes there."""
     backlog_row = conn.execute("SELECT count(*) FROM readings WHERE synced_at IS NULL").fetchone()
     oldest = conn.execute(
         "SELECT extract(epoch FROM now() - ts)::float8 FROM readings"
@@ -50,17 +53,18 @@ def build(conn: psycopg.Connection[Any]) -> dict[str, Any]:
         {
             "external_id": external_id,
             "state": status or "unknown",
-            "since": wire.format_ts(since) if since else None,
-            "last_error": last_error,
+            "since": format_ts(since) if since else None,
+            "last_error": clip_error(last_error),
         }
         for external_id, status, since, last_error in conn.execute(
             """SELECT m.external_id, s.state, s.state_since, s.last_error
                FROM meters m LEFT JOIN meter_status s ON s.meter_id = m.id
-               WHERE m.active ORDER BY m.external_id"""
+               WHERE m.active ORDER BY m.external_id LIMIT %s""",
+            (MAX_METERS,),
         )
     ]
-    body = {
-        "sent_at": wire.format_ts(datetime.now(UTC)),
+    document = {
+        "sent_at": format_ts(datetime.now(UTC)),
         "versions": versions(conn),
         "backlog": int(backlog_row[0]),
         "oldest_unsynced_age_s": max(0.0, float(oldest[0])) if oldest else None,
@@ -70,18 +74,18 @@ def build(conn: psycopg.Connection[Any]) -> dict[str, Any]:
         "meters": meters,
     }
     conn.commit()
-    return body
+    return parse_heartbeat(document)
 
 
 def send(settings: ApplianceSettings) -> dict[str, Any] | None:
-    """Build and send one heartbeat; returns the body sent, None when it could not be sent."""
+    """Build and send one heartbeat; returns the document sent, None when it could not be sent."""
     with db.connect(settings.database_url, application_name="meterit-heartbeat") as conn:
-        body = build(conn)
+        beat = build(conn)
         try:
             # one quick retry: the next heartbeat is minutes away, and a heartbeat stuck on a
             # bad link must not hold the worker (and the uploads queued behind it)
             with CentralClient(settings, retries=1, read_timeout_s=15) as client:
-                client.post_heartbeat(body)
+                client.post_heartbeat(beat)
         except NotEnrolled as err:
             logger.info("heartbeat skipped: %s", err)
             return None
@@ -90,5 +94,5 @@ def send(settings: ApplianceSettings) -> dict[str, Any] | None:
             logger.warning("heartbeat not delivered: %s", err)
             return None
         connectivity.record_success(conn)
-    logger.debug("heartbeat sent: backlog %d", body["backlog"])
-    return body
+    logger.debug("heartbeat sent: backlog %d", beat.backlog)
+    return beat.to_wire()

@@ -10,7 +10,7 @@ ISO 8601 strings for JSON answers).
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypedDict
 
 import psycopg
@@ -18,6 +18,7 @@ import psycopg
 from appliance.settings import ApplianceSettings
 from appliance.sync import jobs
 from common import db
+from common.timestamps import format_ts
 
 logger = logging.getLogger(__name__)
 
@@ -374,7 +375,7 @@ def resume_upload(settings: ApplianceSettings) -> bool:
 def jsonable(value: Any) -> Any:
     """The same data with datetimes as UTC ISO 8601 strings, for JSON answers."""
     if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return format_ts(value)
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -12,13 +12,12 @@ import psycopg
 
 from central.domain_errors import Conflict, NotFound
 from central.settings import load_settings
-from common.config import ConfigError
+from common.config import EX_CONFIG, ConfigError
 from common.db import connect
 
 EX_USAGE = 2
 EX_DATAERR = 65
 EX_UNAVAILABLE = 69
-EX_CONFIG = 78
 
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:

@@ -27,6 +27,7 @@ from central.fleet import no_jit
 from central.ui import bp
 from central.ui.sites import own_site
 from central.ui.users import me
+from common.timestamps import parse_ts
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +60,9 @@ class Selection:
 def _parse_time(raw: str, what: str) -> datetime:
     """``datetime-local`` input (no zone) is UTC, as the page says; a zone given is honoured."""
     try:
-        ts = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+        return parse_ts(raw, what, naive_is_utc=True)
     except ValueError:
         abort(400, f"{what}: expected a date and time such as 2026-11-23T10:00 (UTC).")
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def selection(now: datetime) -> Selection | None:
