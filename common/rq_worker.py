@@ -2,15 +2,22 @@
 
 Redis only carries jobs. The cron thread re-enqueues every periodic job on its interval (and at
 once at start), and each job re-derives its work from PostgreSQL, so a flushed or restarted
-Redis, or a job killed halfway, loses nothing: the next run picks it up. RQ's heartbeats also
-feed systemd's watchdog, so a wedged worker is restarted.
+Redis, or a job killed halfway, loses nothing: the next run picks it up.
+
+The units are ``Type=notify`` with ``WatchdogSec=``: READY comes once the database and Redis have
+answered, WATCHDOG from the work loop itself. Idle, each turn of RQ's loop feeds it (also the
+turns that retry an unreachable Redis: an outage is waited out, not punished with restarts that
+would use up the unit's start limit), and RQ is told to turn at least every half watchdog period.
+While a job runs the loop does not turn, so a helper feeds the watchdog for as long as the job is
+within its own timeout plus half a period; past that RQ's SIGALRM has failed to stop it (it is
+stuck where a signal cannot reach, e.g. in C code), the feeding stops and systemd restarts the
+worker. So ``WatchdogSec=`` need not exceed the longest job, and a wedged worker is restarted.
 
 Jobs run in the worker's own process (RQ's ``SimpleWorker``), not in a forked work horse: a
 horse is a second copy of the interpreter for as long as a job runs (about 45 MB of RSS on the
 appliance, whose units share a 300 MB budget), and isolation buys nothing here — a job that
 dies takes the worker with it, systemd restarts it, and the next run re-derives the work.
-Job timeouts still hold (RQ's SIGALRM death penalty in this, the main, thread). While a job runs
-there are no heartbeats, so a unit that sets ``WatchdogSec=`` must allow the longest job timeout.
+Job timeouts still hold (RQ's SIGALRM death penalty in this, the main, thread).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import contextlib
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -37,7 +45,8 @@ from common.systemd import Notifier
 
 logger = logging.getLogger(__name__)
 
-WORKER_TTL_S = 60  # RQ heartbeats (and our WATCHDOG) come at least every 45 s
+WORKER_TTL_S = 60  # RQ's loop turns at least every WORKER_TTL_S - 15 s when idle
+MAX_REDIS_RETRY_S = 60.0  # RQ's longest wait between attempts while Redis is unreachable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,15 +59,82 @@ class Periodic:
     timeout_s: int
 
 
+class _JobFeeder:
+    """Feeds the watchdog from a helper thread while one job runs, until the job ends or until
+    its timeout plus ``grace_s`` has passed (then RQ's death penalty has failed: stop feeding and
+    say so, and systemd restarts the worker)."""
+
+    def __init__(
+        self,
+        notifier: Notifier,
+        interval_s: float,
+        description: str,
+        *,
+        timeout_s: float,
+        grace_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.notifier = notifier
+        self.interval_s = interval_s
+        self.description = description
+        self.timeout_s = timeout_s
+        self.clock = clock
+        self.deadline = clock() + timeout_s + grace_s
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._feed, name="watchdog-job", daemon=True)
+
+    def __enter__(self) -> _JobFeeder:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def within_time(self) -> bool:
+        return self.clock() < self.deadline
+
+    def _feed(self) -> None:
+        while not self.done.wait(self.interval_s):
+            if not self.within_time():
+                logger.error(
+                    "job %s is still running past its %.0f s timeout and RQ cannot stop it; "
+                    "the watchdog is no longer fed, systemd restarts the worker",
+                    self.description,
+                    self.timeout_s,
+                )
+                return
+            self.notifier.watchdog()
+
+
 class _NotifyingWorker(SimpleWorker):
-    """An RQ worker whose heartbeats (idle or while a job runs) also feed systemd's watchdog."""
+    """An RQ worker that feeds systemd's watchdog from its loop (see the module docstring)."""
 
     notifier: Notifier | None = None
+    watchdog_interval_s: float | None = None
+    signalled = False  # SIGTERM / SIGINT asked it to stop (else a loop end is a failure)
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        self.signalled = True
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
     def heartbeat(self, *args: Any, **kwargs: Any) -> None:
-        super().heartbeat(*args, **kwargs)
-        if self.notifier is not None:
-            self.notifier.watchdog()
+        try:
+            super().heartbeat(*args, **kwargs)
+        finally:  # a turn that failed to reach Redis is still a turn of a live loop
+            if self.notifier is not None:
+                self.notifier.watchdog()
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        interval = self.watchdog_interval_s
+        if interval is None or self.notifier is None:
+            super().execute_job(job, queue)
+            return
+        # RQ sets every job's timeout when it is queued; -1 is "no limit", honoured here too
+        timeout = float("inf") if job.timeout in (None, -1) else float(job.timeout)
+        name = f"{job.func_name} ({job.id})"
+        with _JobFeeder(self.notifier, interval, name, timeout_s=timeout, grace_s=interval):
+            super().execute_job(job, queue)
 
 
 def _rq_level(log_level: str) -> str:
@@ -202,10 +278,18 @@ def run(redis_url: str, queue: str, periodic: list[Periodic], log_level: str) ->
         daemon=True,
     )
     cron.start()
+    interval = notifier.watchdog_interval_s()
+    # idle, RQ's loop turns every worker_ttl - 15 s: at least every half watchdog period
+    ttl = WORKER_TTL_S if interval is None else min(WORKER_TTL_S, 15 + max(1, int(interval)))
     worker = _NotifyingWorker(
-        [Queue(queue, connection=connection)], connection=connection, worker_ttl=WORKER_TTL_S
+        [Queue(queue, connection=connection)], connection=connection, worker_ttl=ttl
     )
     worker.notifier = notifier
+    if interval is not None:
+        worker.watchdog_interval_s = interval
+        # while Redis is away a turn is a wait plus a failing heartbeat (up to its socket
+        # timeout, dequeue timeout + 10 s): half a period for the wait keeps turns in time
+        worker.max_connection_wait_time = min(MAX_REDIS_RETRY_S, interval / 2)
     logger.info(
         "worker started: %s",
         ", ".join(f"{job.name} every {job.interval_s} s" for job in periodic),
@@ -217,4 +301,12 @@ def run(redis_url: str, queue: str, periodic: list[Periodic], log_level: str) ->
         notifier.stopping()
         stop.set()
         cron.join(timeout=5)
+    if not worker.signalled:
+        # RQ ends its loop, without raising, on errors it does not retry (Redis lost while it
+        # records a job's end, a Redis timeout): a failure, so that systemd restarts the worker
+        logger.error(
+            "worker loop ended without a stop request (RQ's error is above); exiting with 1 "
+            "for systemd to restart it"
+        )
+        return 1
     return 0

