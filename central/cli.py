@@ -14,7 +14,7 @@ COMMANDS: cli.Commands = {
     "migrate": ("central.cli:migrate", "apply (or --rollback) the central database schema"),
     "config": ("central.cli:show_config", "check the configuration, or --doc to list settings"),
     "serve": ("central.commands.serve:main", "run the central server under gunicorn"),
-    "worker": ("central.worker:main", "run the central worker (hourly rollup, pruning)"),
+    "worker": ("central.worker:main", "run the central worker (rollup, alerts, e-mail, pruning)"),
     "tenant": ("central.commands.tenant:main", "tenant create NAME"),
     "site": (
         "central.commands.site:main",
@@ -25,6 +25,14 @@ COMMANDS: cli.Commands = {
     "rollup": (
         "central.commands.rollup:main",
         "recompute the hourly rollup of the hours ingest wrote",
+    ),
+    "alerts": (
+        "central.commands.alerts:main",
+        "alerts evaluate [--at TIME]: evaluate every alert rule once",
+    ),
+    "mail": (
+        "central.commands.alerts:mail_main",
+        "mail send [--at TIME]: send the outbox's due e-mails once",
     ),
     "prune": (
         "central.commands.prune:main",

@@ -27,7 +27,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from central import metrics
+from central import latest, metrics
 from central.keys import SiteIdentity
 from common.logs import fields
 from common.wire import parse_reading
@@ -42,17 +42,19 @@ MAX_FUTURE = timedelta(days=1)
 # The ORDER BY makes concurrent batches that share rows take their row locks in one order, so
 # they wait for each other instead of deadlocking. Only rows actually inserted mark their hour
 # for the rollup job (``central.rollup``): a batch of duplicates leaves the rollup alone.
-MOVE_SQL = """
+# The same statement keeps each point's latest reading (``central.latest``) for alerts and
+# pages that show the value now.
+MOVE_SQL = f"""
 WITH ins AS (
     INSERT INTO readings (point_id, ts, value)
     SELECT point_id, ts, value FROM ingest_staging ORDER BY point_id, ts
     ON CONFLICT DO NOTHING
-    RETURNING ts
+    RETURNING point_id, ts, value
 ), dirty AS (
     INSERT INTO readings_hourly_dirty (site_id, hour)
     SELECT DISTINCT %s::int, date_trunc('hour', ts) FROM ins ORDER BY 2
     ON CONFLICT DO NOTHING
-)
+), {latest.CTE}
 SELECT count(*) FROM ins
 """
 

@@ -4,8 +4,10 @@ the settings themselves; their state lives in the central database, so any run m
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from central import locks, retention, rollup
+from central.alerts import evaluate
 from central.mail import drain
 from central.mail.smtp import SmtpConfig, SmtpTransport
 from central.settings import load_settings
@@ -15,6 +17,7 @@ QUEUE = "meterit-central"
 ROLLUP_INTERVAL_S = 60
 PRUNE_INTERVAL_S = 86400
 MAIL_INTERVAL_S = 15
+ALERTS_INTERVAL_S = evaluate.INTERVAL_S
 JOB_TIMEOUT_S = 600
 # the current hour is recomputed once its newest mark is this old (see central.rollup)
 ROLLUP_SETTLE = timedelta(minutes=5)
@@ -44,3 +47,10 @@ def drain_mail() -> dict[str, int]:
             return {"skipped": 1}
         with SmtpTransport(SmtpConfig.from_settings(settings)) as transport:
             return drain.run(conn, transport, datetime.now(UTC), settings.mail_hourly_cap).as_dict()
+
+
+def evaluate_alerts() -> dict[str, Any]:
+    """Evaluate every alert rule and queue the e-mails due (one evaluator at a time)."""
+    settings = load_settings()
+    with connect(settings.database_url) as conn:
+        return evaluate.run(conn, settings, datetime.now(UTC)).as_dict()

@@ -102,6 +102,24 @@ class CentralSettings:
         minimum=1,
         maximum=10000,
     )
+    alert_group_wait_s: int = setting(
+        30,
+        help="seconds a new alert waits for others of its site before its e-mail goes out",
+        minimum=0,
+        maximum=3600,
+    )
+    alert_group_interval_s: int = setting(
+        300,
+        help="seconds at least between two e-mails about the same site's alerts",
+        minimum=0,
+        maximum=86400,
+    )
+    alert_repeat_interval_s: int = setting(
+        14400,
+        help="seconds after which alerts still firing and unacknowledged are e-mailed again",
+        minimum=60,
+        maximum=7 * 86400,
+    )
     log_level: str = setting(
         "info", help="least severe log level written", choices=("debug", "info", "warning", "error")
     )

@@ -12,9 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from psycopg.types.json import Jsonb
 
-from central import metrics
+from central import health_state, metrics
 from central.body import json_body, json_object
 from central.database import pool
 from central.errors import ApiError
@@ -135,17 +134,9 @@ def heartbeat() -> Response:
             [{"field": field, "reason": reason} for field, reason in problems],
         )
     # what is stored is the checked document, never the body as sent
-    body = beat.to_wire()
     now = datetime.now(UTC)
     with pool().connection() as conn, conn.transaction():
-        conn.execute(
-            "INSERT INTO heartbeats (site_id, received_at, body) VALUES (%s, %s, %s)",
-            (site.site_id, now, Jsonb(body)),
-        )
-        conn.execute(
-            "UPDATE sites SET last_heartbeat_at = %s, last_status = %s WHERE id = %s",
-            (now, Jsonb(body), site.site_id),
-        )
+        health_state.store(conn, site.site_id, beat, now)
     metrics.HEARTBEATS.inc()
     return jsonify(
         {

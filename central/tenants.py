@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 
 from central import audit
+from central.alerts import rules
 from central.domain_errors import Conflict, NotFound
 
 
@@ -28,6 +29,7 @@ def create_tenant(conn: psycopg.Connection[Any], name: str, actor: str) -> int:
     if row is None:
         raise Conflict(f"a tenant named {name!r} already exists")
     audit.record(conn, row[0], actor, "tenant.create", ("tenant", row[0]), details={"name": name})
+    rules.create_defaults(conn, int(row[0]))
     return int(row[0])
 
 

@@ -1,4 +1,4 @@
-"""``meterit-central worker``: keeps the hourly rollup current and prunes old batch answers."""
+"""``meterit-central worker``: the hourly rollup, alert evaluation, the e-mail outbox, pruning."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from common import rq_worker
 PERIODIC = [
     rq_worker.Periodic("rollup", jobs.rollup_hours, jobs.ROLLUP_INTERVAL_S, jobs.JOB_TIMEOUT_S),
     rq_worker.Periodic("prune", jobs.prune, jobs.PRUNE_INTERVAL_S, jobs.JOB_TIMEOUT_S),
+    rq_worker.Periodic("alerts", jobs.evaluate_alerts, jobs.ALERTS_INTERVAL_S, jobs.JOB_TIMEOUT_S),
     rq_worker.Periodic("mail", jobs.drain_mail, jobs.MAIL_INTERVAL_S, jobs.JOB_TIMEOUT_S),
 ]
 
@@ -17,7 +18,7 @@ def main(argv: list[str]) -> int:
     return rq_worker.main(
         argv,
         prog="meterit-central worker",
-        description="Run the central worker: hourly rollup every minute, e-mail every 15 s, pruning daily.",
+        description="Run the central worker: hourly rollup every minute, alerts every 30 s, e-mail every 15 s, pruning daily.",
         load=load_settings,
         identifier="meterit-central-worker",
         probe_sql="SELECT 1 FROM readings_hourly_dirty",
