@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 from common.heartbeat import Heartbeat
 from common.timestamps import format_ts
 
+
 def store(conn: psycopg.Connection[Any], site_id: int, beat: Heartbeat, now: datetime) -> None:
     """Keep a checked heartbeat received at ``now``: its history row, the site's latest
     heartbeat, and the health columns below (the heartbeat endpoint's whole write)."""

@@ -21,6 +21,7 @@ from central.mail.smtp import SmtpConfig, SmtpTransport
 from central.settings import CentralSettings
 from common import wire
 from common.heartbeat import parse_heartbeat
+from common.timestamps import format_ts
 from tests.smtp_capture import Received, SmtpServer
 
 ADMIN = "ops@example.com"
@@ -83,15 +84,18 @@ class Fleet:
         """What the heartbeat endpoint stores, received at ``at`` (the endpoint uses the wall
         clock; tests of timing need theirs)."""
         body: dict[str, Any] = {
-            "sent_at": wire.format_ts(at),
+            "sent_at": format_ts(at),
             "backlog": 0,
             "oldest_unsynced_age_s": None,
             "dropped_readings": 0,
+            "versions": {"meterit": "test"},
+            "collection_paused": False,
+            "upload_paused": False,
             "meters": [
                 {
                     "external_id": ext,
                     "state": state,
-                    "since": wire.format_ts(since),
+                    "since": format_ts(since),
                     "last_error": None,
                 }
                 for ext, (state, since) in (meter_states or {}).items()

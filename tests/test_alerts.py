@@ -154,7 +154,9 @@ def test_every_firing_sent_gets_its_resolved(fleet: Fleet, smtp_server: SmtpServ
     run(fleet, smtp_server, T0, T0 + timedelta(minutes=8))
     # A recovers one meter, C goes quiet, B drains
     fleet.heartbeat(
-        "A", T0 + timedelta(minutes=8, seconds=10), {"m0": ("reachable", T0), "m1": ("unreachable", down)}
+        "A",
+        T0 + timedelta(minutes=8, seconds=10),
+        {"m0": ("reachable", T0), "m1": ("unreachable", down)},
     )
     fleet.heartbeat("B", T0 + timedelta(minutes=8, seconds=10))
     run(

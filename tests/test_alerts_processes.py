@@ -17,6 +17,7 @@ import requests
 
 from central import locks
 from common import wire
+from common.timestamps import format_ts
 from tests.alert_helpers import Fleet, post_readings
 from tests.central_fixtures import CentralServer
 from tests.smtp_capture import SmtpServer
@@ -59,11 +60,15 @@ def test_500_meters_of_one_site_going_down_make_one_email(
     now = datetime.now(UTC).replace(microsecond=0)
     down = now - timedelta(minutes=10)
     body = {
-        "sent_at": wire.format_ts(now),
+        "sent_at": format_ts(now),
         "backlog": 0,
         "dropped_readings": 0,
+        "oldest_unsynced_age_s": None,
+        "versions": {"meterit": "test"},
+        "collection_paused": False,
+        "upload_paused": False,
         "meters": [
-            {"external_id": f"m{n}", "state": "unreachable", "since": wire.format_ts(down),
+            {"external_id": f"m{n}", "state": "unreachable", "since": format_ts(down),
              "last_error": "timeout"}
             for n in range(500)
         ],

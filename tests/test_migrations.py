@@ -49,7 +49,12 @@ def tables(url: str) -> set[str]:
                 "readings",
                 "readings_hourly",
                 "alert_rules",
-                "alert_events",
+                "alert_instances",
+                "alert_silences",
+                "maintenance_windows",
+                "point_latest",
+                "site_health",
+                "meter_health",
                 "audit_log",
                 "mail_messages",
                 "mail_attachments",
@@ -161,3 +166,23 @@ def test_edge_upgrade_moves_in_flight_leases_into_their_batch(empty_db_url: str)
     with psycopg.connect(empty_db_url) as conn:
         held = conn.execute("SELECT id FROM readings WHERE batch_id IS NOT NULL ORDER BY id")
         assert [r[0] for r in held] == [2, 4]
+
+
+def test_tenants_from_before_alerting_get_the_default_rules(empty_db_url: str, tmp_path) -> None:
+    import shutil
+
+    from central.alerts import rules
+
+    earlier = tmp_path / "migrations"
+    earlier.mkdir()
+    for path in harness.CENTRAL_MIGRATIONS.glob("000[123].*.sql"):
+        shutil.copy(path, earlier / path.name)
+    db.migrate(empty_db_url, earlier)
+    with psycopg.connect(empty_db_url) as conn:
+        conn.execute("INSERT INTO tenants (name) VALUES ('old tenant')")
+    db.migrate(empty_db_url, harness.CENTRAL_MIGRATIONS)
+    with psycopg.connect(empty_db_url) as conn:
+        made = conn.execute(
+            "SELECT name, kind, severity, params FROM alert_rules ORDER BY id"
+        ).fetchall()
+    assert made == [(n, k, s, p) for n, k, s, p in rules.DEFAULTS]

@@ -15,8 +15,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from central.mail.outbox import MailError, normalize_address
 from central import audit
+from central.mail.outbox import MailError, normalize_address
 
 SEVERITIES = ("info", "warning", "critical")
 MAX_FOR_S = 7 * 86400

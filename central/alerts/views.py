@@ -8,8 +8,8 @@ from typing import Any
 
 import psycopg
 
-from central.alerts import conditions, muting, rules
 from central import audit
+from central.alerts import conditions, muting, rules
 
 WHICH = ("open", "firing", "pending", "resolved", "all")
 
