@@ -236,9 +236,10 @@ def end_silence(
 ) -> bool:
     """End a silence now (its alerts' firing e-mails then go out if they still fire)."""
     row = conn.execute(
-        """UPDATE alert_silences SET ends_at = greatest(starts_at + interval '1 second', %s)
-           WHERE id = %s AND tenant_id = %s AND ends_at > %s RETURNING id""",
-        (now, silence_id, tenant_id, now),
+        """UPDATE alert_silences
+           SET starts_at = least(starts_at, %(now)s - interval '1 microsecond'), ends_at = %(now)s
+           WHERE id = %(id)s AND tenant_id = %(tenant)s AND ends_at > %(now)s RETURNING id""",
+        {"now": now, "id": silence_id, "tenant": tenant_id},
     ).fetchone()
     if row is not None:
         audit.record(conn, tenant_id, actor, "silence.end", ("silence", silence_id))
