@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from central import errors, metrics
 from central.database import new_pool
 from central.extensions import limiter, limiter_storage_uri
 from central.settings import CentralSettings, load_settings
+from common import http_headers
 
 OPENAPI = Path(__file__).with_name("openapi.json")
 
@@ -27,12 +29,24 @@ def settings_config(settings: CentralSettings) -> dict[str, Any]:
         "RATELIMIT_STORAGE_URI": limiter_storage_uri(settings.redis_url),
         "MAX_BATCH_BYTES": settings.max_batch_bytes,
         "MAX_BATCH_READINGS": settings.max_batch_readings,
-        # werkzeug refuses larger bodies before they are read; gzip is never larger than its input
-        "MAX_CONTENT_LENGTH": settings.max_batch_bytes,
+        "ACCEPT_PAST_DAYS": settings.accept_past_days,
+        "ACCEPT_FUTURE_HOURS": settings.accept_future_hours,
+        # werkzeug refuses a larger Content-Length before reading; gzip is never larger than its
+        # input. One byte more than the cap: a chunked body (no Content-Length) is read up to
+        # this and then stops silently, so ``central.body`` needs to see that extra byte to
+        # answer 413 instead of parsing a cut body.
+        "MAX_CONTENT_LENGTH": settings.max_batch_bytes + 1,
         "KEY_OVERLAP_HOURS": settings.key_overlap_hours,
         "OPERATOR_TOKEN_HOURS": settings.operator_token_hours,
         "HEARTBEAT_LATE_S": settings.heartbeat_late_s,
         "HEARTBEAT_OFFLINE_S": settings.heartbeat_offline_s,
+        "METRICS_ALLOW_FROM": settings.metrics_allow_from,
+        "METRICS_TOKEN": settings.metrics_token,
+        "TRUSTED_PROXIES": settings.trusted_proxies,
+        # Flask holds SESSION_COOKIE_SAMESITE already (None), so the UI cannot setdefault it
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SECURE": settings.session_cookie_secure,
         # one connection per gunicorn thread, plus one for /health-free housekeeping
         "DB_POOL_SIZE": settings.gunicorn_threads + 1,
         "JSON_SORT_KEYS": False,
@@ -56,7 +70,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
         app.config["SECRET_KEY"] = secrets.token_hex(32)
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    proxies = int(app.config["TRUSTED_PROXIES"])
+    if proxies:
+        # the client address, scheme and host as the proxy saw them; never believed otherwise,
+        # since any client can send X-Forwarded-For
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
+        )
 
+    http_headers.init_app(app)  # first: it must see the limiter's headers
     new_pool().init_app(app)  # one per app: its DATABASE_URL, not a process-wide one
     limiter.init_app(app)
     errors.init_app(app)

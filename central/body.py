@@ -20,12 +20,15 @@ def raw_body(request: Request, limit: int) -> bytes:
     data = request.get_data(cache=False)
     if encoding == "identity":
         if len(data) > limit:
-            raise ApiError(413, f"body is {len(data)} bytes; the limit is {limit} bytes")
+            # a chunked body is read only to one byte past the app's cap: say "over", not a size
+            raise ApiError(413, f"body is over {limit} bytes; send smaller batches")
         return data
     if encoding != "gzip":
         raise ApiError(
             415, f"Content-Encoding {encoding!r} is not supported; send gzip or no encoding"
         )
+    if len(data) > limit:
+        raise ApiError(413, f"body is over {limit} bytes; send smaller batches")
     inflater = zlib.decompressobj(wbits=31)
     try:
         out = inflater.decompress(data, limit + 1)

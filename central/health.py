@@ -7,10 +7,15 @@ request be served now?".
 
 from __future__ import annotations
 
+import hmac
+from ipaddress import ip_address
+
 import redis
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from central import metrics
+from central.errors import ApiError
+from central.settings import metrics_networks
 from common.db import connect
 
 bp = Blueprint("health", __name__)
@@ -52,7 +57,28 @@ def health() -> Response:
     return response
 
 
+def _may_read_metrics() -> bool:
+    """Opt-in: an address of ``metrics_allow_from``, or the ``metrics_token``."""
+    token = current_app.config.get("METRICS_TOKEN")
+    header = request.headers.get("Authorization", "")
+    if token and header.lower().startswith("bearer "):
+        given = header[len("bearer ") :].strip()
+        return hmac.compare_digest(given.encode(), str(token).encode())
+    try:
+        client = ip_address(request.remote_addr or "")
+    except ValueError:
+        return False
+    networks = metrics_networks(str(current_app.config.get("METRICS_ALLOW_FROM") or ""))
+    return any(client in network for network in networks)
+
+
 @bp.get("/metrics")
 def prometheus() -> Response:
+    if not _may_read_metrics():
+        raise ApiError(
+            403,
+            "/metrics is not open to this client; allow its address with "
+            "METERIT_METRICS_ALLOW_FROM or send the METERIT_METRICS_TOKEN as a bearer token",
+        )
     body, content_type = metrics.render()
     return Response(body, content_type=content_type)

@@ -30,14 +30,11 @@ from psycopg_pool import ConnectionPool
 from central import latest, metrics
 from central.keys import SiteIdentity
 from common.logs import fields
+from common.problems import show
 from common.wire import parse_reading
 
 logger = logging.getLogger(__name__)
 
-# Timestamps outside this window are refused: each month needs a partition, and a reading from
-# 1970 or next year is a broken clock, not data worth a table.
-EARLIEST_TS = datetime(2000, 1, 1, tzinfo=UTC)
-MAX_FUTURE = timedelta(days=1)
 
 # The ORDER BY makes concurrent batches that share rows take their row locks in one order, so
 # they wait for each other instead of deadlocking. Only rows actually inserted mark their hour
@@ -59,12 +56,38 @@ SELECT count(*) FROM ins
 """
 
 
+@dataclass(frozen=True, slots=True)
+class AcceptWindow:
+    """How far back and ahead of now a reading's timestamp may be (settings
+    ``accept_past_days`` / ``accept_future_hours``). Each month needs a partition, so a bounded
+    window bounds the partitions one batch can create; a reading from 1970 or next year is a
+    broken clock, not data worth a table."""
+
+    past: timedelta = timedelta(days=366)
+    future: timedelta = timedelta(hours=24)
+
+    def reason(self, ts: datetime, now: datetime) -> str | None:
+        if ts < now - self.past:
+            return (
+                f"ts: {ts.isoformat()} is more than {self.past.days} days old, past the "
+                "accepted range (METERIT_ACCEPT_PAST_DAYS on central); check the appliance's clock"
+            )
+        if ts > now + self.future:
+            return (
+                f"ts: {ts.isoformat()} is more than {self.future.total_seconds() / 3600:g} h "
+                "ahead, past the accepted range (METERIT_ACCEPT_FUTURE_HOURS on central); "
+                "check the appliance's clock"
+            )
+        return None
+
+
 @dataclass(slots=True)
 class SiteMap:
     """A site's data points as ingest needs them, valid for one ``config_version``."""
 
     version: int
-    points: dict[tuple[str, str], tuple[int, str]]  # (meter, point) -> (point_id, unit)
+    # (meter, point) -> (point_id, unit, deactivated at: readings from then on are refused)
+    points: dict[tuple[str, str], tuple[int, str, datetime | None]]
     meters: set[str]
 
 
@@ -92,14 +115,15 @@ class Ingestor:
         if cached is not None and cached.version == site.config_version:
             return cached
         rows = conn.execute(
-            """SELECT m.external_id, p.name, p.id, p.unit
+            """SELECT m.external_id, p.name, p.id, p.unit,
+                      least(m.deactivated_at, p.deactivated_at)
                FROM meters m LEFT JOIN meter_points p ON p.meter_id = m.id
                WHERE m.site_id = %s""",
             (site.site_id,),
         ).fetchall()
         fresh = SiteMap(
             site.config_version,
-            {(r[0], r[1]): (r[2], r[3]) for r in rows if r[2] is not None},
+            {(r[0], r[1]): (r[2], r[3], r[4]) for r in rows if r[2] is not None},
             {r[0] for r in rows},
         )
         with self._lock:
@@ -108,13 +132,18 @@ class Ingestor:
 
     # -- validation ------------------------------------------------------------------------
     def validate(
-        self, items: list[Any], smap: SiteMap, site: SiteIdentity, now: datetime
+        self,
+        items: list[Any],
+        smap: SiteMap,
+        site: SiteIdentity,
+        now: datetime,
+        window: AcceptWindow = AcceptWindow(),
     ) -> tuple[list[tuple[int, datetime, float]], list[dict[str, Any]]]:
         """(rows to write, rejected items by index and reason); every item is judged alone."""
         rows: list[tuple[int, datetime, float]] = []
         rejected: list[dict[str, Any]] = []
         points = smap.points
-        latest = now + MAX_FUTURE
+        earliest, latest = now - window.past, now + window.future
         append = rows.append
         for index, item in enumerate(items):
             try:
@@ -126,22 +155,27 @@ class Ingestor:
             if hit is None:
                 rejected.append({"index": index, "reason": self._unknown(meter, point, smap, site)})
                 continue
-            point_id, configured_unit = hit
+            point_id, configured_unit, deactivated_at = hit
             if unit and configured_unit and unit != configured_unit:
                 rejected.append(
                     {
                         "index": index,
-                        "reason": f"unit: {unit!r} differs from the unit {configured_unit!r} "
+                        "reason": f"unit: {show(unit)} differs from the unit {show(configured_unit)} "
                         f"configured for {meter}/{point}; fix the meter configuration",
                     }
                 )
                 continue
-            if not EARLIEST_TS <= ts <= latest:
+            if not earliest <= ts <= latest:
+                rejected.append({"index": index, "reason": window.reason(ts, now)})
+                continue
+            if deactivated_at is not None and ts >= deactivated_at:
+                # what was collected before the deactivation is kept, whenever it arrives
                 rejected.append(
                     {
                         "index": index,
-                        "reason": f"ts: {ts.isoformat()} is outside the accepted range "
-                        f"(2000-01-01 to 24 h from now); check the appliance's clock",
+                        "reason": f"meter: {show(meter)} (or its point {show(point)}) was "
+                        f"deactivated at {deactivated_at.isoformat()}; readings stamped after "
+                        "that are refused (reactivate it on central to accept them)",
                     }
                 )
                 continue
@@ -152,10 +186,10 @@ class Ingestor:
     def _unknown(meter: str, point: str, smap: SiteMap, site: SiteIdentity) -> str:
         if meter not in smap.meters:
             return (
-                f"meter: {meter!r} is not a meter of site {site.site_name!r} (id {site.site_id}); "
+                f"meter: {show(meter)} is not a meter of site {show(site.site_name)} (id {site.site_id}); "
                 "a site may only write its own meters: add it to the site's configuration"
             )
-        return f"point: meter {meter!r} has no data point {point!r} in the site's configuration"
+        return f"point: meter {show(meter)} has no data point {show(point)} in the site's configuration"
 
     # -- partitions --------------------------------------------------------------------------
     def ensure_partitions(
@@ -204,6 +238,7 @@ class Ingestor:
         site: SiteIdentity,
         key: str,
         items: list[Any],
+        window: AcceptWindow = AcceptWindow(),
     ) -> tuple[dict[str, Any], bool]:
         """(the answer, whether it is a replay of an earlier batch with the same key).
 
@@ -214,7 +249,7 @@ class Ingestor:
         with pool.connection() as conn:
             smap = self.site_map(conn, site)
             conn.commit()
-            rows, rejected = self.validate(items, smap, site, datetime.now(UTC))
+            rows, rejected = self.validate(items, smap, site, datetime.now(UTC), window)
             self.ensure_partitions(conn, rows)
             outcome = Outcome(rejected=rejected)
             with conn.transaction():

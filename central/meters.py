@@ -48,7 +48,8 @@ def parse_meter(body: Any) -> dict[str, Any]:
 
 def meter_json(conn: psycopg.Connection[Any], meter_id: int) -> dict[str, Any]:
     row = conn.execute(
-        "SELECT id, site_id, external_id, name, address, device_instance, active, updated_at FROM meters WHERE id = %s",
+        """SELECT id, site_id, external_id, name, address, device_instance, active, updated_at,
+                  deactivated_at FROM meters WHERE id = %s""",
         (meter_id,),
     ).fetchone()
     assert row is not None
@@ -66,6 +67,8 @@ def meter_json(conn: psycopg.Connection[Any], meter_id: int) -> dict[str, Any]:
         "device_instance": row[5],
         "active": row[6],
         "updated_at": row[7].isoformat(),
+        # readings stamped from then on are refused; earlier ones are still accepted
+        "deactivated_at": row[8].isoformat() if row[8] else None,
         "points": [
             {
                 "id": p[0],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 from common import config
@@ -37,6 +38,19 @@ class CentralSettings:
         32 * 1024 * 1024,
         help="largest decompressed readings batch accepted, in bytes",
         minimum=1024,
+    )
+    accept_past_days: int = setting(
+        366,
+        help="days back from now a reading's timestamp may be; older ones are rejected one by "
+        "one with the reason (each month needs a partition: this bounds how many a batch makes)",
+        minimum=1,
+        maximum=3660,
+    )
+    accept_future_hours: float = setting(
+        24,
+        help="hours ahead of now a reading's timestamp may be (an appliance clock running fast)",
+        minimum=0,
+        maximum=720,
     )
     max_batch_readings: int = setting(
         50000, help="most readings in one batch", minimum=1, maximum=1_000_000
@@ -120,12 +134,54 @@ class CentralSettings:
         minimum=60,
         maximum=7 * 86400,
     )
+    metrics_allow_from: str = setting(
+        "",
+        help="addresses or networks (comma-separated, e.g. 127.0.0.1,10.0.0.0/8) that may read "
+        "/metrics without a token; /metrics is refused to everyone else",
+    )
+    metrics_token: str | None = setting(
+        None,
+        help="bearer token that opens /metrics from any address (Authorization: Bearer …)",
+        secret=True,
+    )
+    trusted_proxies: int = setting(
+        0,
+        help="reverse proxies in front of central whose X-Forwarded-For / -Proto / -Host are "
+        "believed (0: none; 1: one TLS-terminating proxy). Client addresses (rate limits, "
+        "/metrics) and https come from them",
+        minimum=0,
+        maximum=5,
+    )
+    session_cookie_secure: bool = setting(
+        False,
+        help="send the operator UI's session cookie only over HTTPS (set it when central is "
+        "served over TLS, directly or behind a proxy)",
+    )
     log_level: str = setting(
         "info", help="least severe log level written", choices=("debug", "info", "warning", "error")
     )
 
 
+def metrics_networks(text: str) -> list[IPv4Network | IPv6Network]:
+    """The networks of ``metrics_allow_from``; ValueError names the entry that is not one."""
+    networks = []
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        try:
+            networks.append(ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IP address or network") from None
+    return networks
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, config_dir: Path = Path("/etc/meterit")
 ) -> CentralSettings:
-    return config.load(CentralSettings, "central", environ, config_dir)
+    settings = config.load(CentralSettings, "central", environ, config_dir)
+    try:
+        metrics_networks(settings.metrics_allow_from)
+    except ValueError as err:
+        raise config.ConfigError(
+            f"METERIT_METRICS_ALLOW_FROM={settings.metrics_allow_from!r}: {err}; expected "
+            "comma-separated addresses or networks such as 127.0.0.1,10.0.0.0/8"
+        ) from None
+    return settings

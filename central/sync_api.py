@@ -8,7 +8,7 @@ answer or not at all.
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -18,6 +18,7 @@ from central.body import json_body, json_object
 from central.database import pool
 from central.errors import ApiError
 from central.extensions import ingestor, limiter, rate_limit_value
+from central.ingest import AcceptWindow
 from central.sync_auth import current_site
 from common import wire
 from common.heartbeat import MAX_HEARTBEAT_BYTES, check_heartbeat
@@ -26,7 +27,8 @@ from common.timestamps import format_ts
 from common.wire import HEADER_IDEMPOTENCY_KEY
 
 bp = Blueprint("sync", __name__)
-limiter.limit(rate_limit_value)(bp)
+# one budget per site for every sync endpoint together (a per-route limit would multiply it)
+limiter.shared_limit(rate_limit_value, scope="sync")(bp)
 
 MAX_IDEMPOTENCY_KEY = 200
 
@@ -83,7 +85,11 @@ def readings() -> Response:
     limit = int(current_app.config["MAX_BATCH_READINGS"])
     if len(items) > limit:
         raise ApiError(413, f"readings: {len(items)} items; at most {limit} per batch")
-    answer, replayed = ingestor.write_batch(pool(), site, key, items)
+    window = AcceptWindow(
+        past=timedelta(days=int(current_app.config["ACCEPT_PAST_DAYS"])),
+        future=timedelta(hours=float(current_app.config["ACCEPT_FUTURE_HOURS"])),
+    )
+    answer, replayed = ingestor.write_batch(pool(), site, key, items, window)
     return _batch_response(answer, replayed)
 
 

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from common.problems import Problem
+from common.problems import Problem, show
 from common.wire import MAX_NAME_LENGTH, MAX_UNIT_LENGTH
 
 EXTERNAL_ID_RE = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_.:-]{{0,{MAX_NAME_LENGTH - 1}}}$")
@@ -126,7 +126,7 @@ def check_meter(
         problems.append(
             (
                 "external_id",
-                f"{external_id!r} is not an id; use letters, digits, '-', '_', '.', ':' "
+                f"{show(external_id)} is not an id; use letters, digits, '-', '_', '.', ':' "
                 f"(up to {MAX_NAME_LENGTH}, starting with a letter or digit), such as main-incomer",
             )
         )
@@ -136,7 +136,7 @@ def check_meter(
         problems.append(
             (
                 "name",
-                f'{name!r} must be text of up to {MAX_METER_NAME} characters, such as "Main incomer"',
+                f'{show(name)} must be text of up to {MAX_METER_NAME} characters, such as "Main incomer"',
             )
         )
     address = item.get("address")
@@ -144,7 +144,7 @@ def check_meter(
         problems.append(
             (
                 "address",
-                f"{address!r} is not a BACnet/IP address; expected IP:PORT such as "
+                f"{show(address)} is not a BACnet/IP address; expected IP:PORT such as "
                 "192.168.1.20:47808, or NET:MAC such as 2:17 for a device behind a router",
             )
         )
@@ -155,7 +155,10 @@ def check_meter(
         or not 0 <= instance <= MAX_DEVICE_INSTANCE
     ):
         problems.append(
-            ("device_instance", f"{instance!r} must be a whole number 0..{MAX_DEVICE_INSTANCE}")
+            (
+                "device_instance",
+                f"{show(instance)} must be a whole number 0..{MAX_DEVICE_INSTANCE}",
+            )
         )
     if address is None and instance is None:
         problems.append(("", "give an address, a device_instance, or both"))
@@ -175,7 +178,7 @@ def check_meter(
                 problems.append(
                     (
                         f"points[{j}].name",
-                        f"{spec.name!r} is also points[{seen[spec.name]}]; "
+                        f"{show(spec.name)} is also points[{seen[spec.name]}]; "
                         "data point names must be unique within a meter",
                     )
                 )
@@ -197,7 +200,7 @@ def _check_point(
         problems.append(
             (
                 f"{where}.name",
-                f"{name!r} must be text of 1 to {MAX_NAME_LENGTH} characters, such as energy_kwh",
+                f"{show(name)} must be text of 1 to {MAX_NAME_LENGTH} characters, such as energy_kwh",
             )
         )
     obj = raw.get("object")
@@ -206,14 +209,14 @@ def _check_point(
         problems.append(
             (
                 f"{where}.object",
-                f"{obj!r} is not a BACnet object id; expected TYPE,INSTANCE such as analog-input,1",
+                f"{show(obj)} is not a BACnet object id; expected TYPE,INSTANCE such as analog-input,1",
             )
         )
     elif not is_object_type(match.group(1)):
         problems.append(
             (
                 f"{where}.object",
-                f"{obj!r} is not a BACnet object id ({match.group(1)!r} is not a BACnet object "
+                f"{show(obj)} is not a BACnet object id ({show(match.group(1))} is not a BACnet object "
                 "type); expected TYPE,INSTANCE such as analog-input,1",
             )
         )
@@ -224,7 +227,7 @@ def _check_point(
     prop = raw.get("property", "present-value")
     if not isinstance(prop, str) or not PROPERTY_RE.match(prop) or not is_property(prop):
         problems.append(
-            (f"{where}.property", f"{prop!r} is not a BACnet property; such as present-value")
+            (f"{where}.property", f"{show(prop)} is not a BACnet property; such as present-value")
         )
     unit = raw.get("unit", "")
     if unit is None:
@@ -233,7 +236,7 @@ def _check_point(
         problems.append(
             (
                 f"{where}.unit",
-                f"{unit!r} must be text of up to {MAX_UNIT_LENGTH} characters, such as kWh",
+                f"{show(unit)} must be text of up to {MAX_UNIT_LENGTH} characters, such as kWh",
             )
         )
     if problems:
@@ -244,6 +247,6 @@ def _check_point(
 
 def _unknown(item: dict[str, Any], known: frozenset[str], prefix: str) -> list[Problem]:
     return [
-        (f"{prefix}{key}", f"unknown field; expected one of {', '.join(sorted(known))}")
+        (f"{prefix}{key[:40]}", f"unknown field; expected one of {', '.join(sorted(known))}")
         for key in sorted(set(item) - known)
     ]

@@ -34,6 +34,7 @@ import math
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from common.problems import show
 from common.timestamps import format_ts, parse_ts
 
 # the routes, as central registers them and the appliance calls them
@@ -78,7 +79,7 @@ def _name(item: dict[str, Any], key: str, limit: int, required: bool = True) -> 
     if value is None and not required:
         return ""
     if not isinstance(value, str) or (required and not value.strip()):
-        raise ValueError(f"{key}: expected a non-empty string, got {value!r}")
+        raise ValueError(f"{key}: expected a non-empty string, got {show(value)}")
     if len(value) > limit:
         raise ValueError(f"{key}: longer than {limit} characters")
     return value
@@ -127,9 +128,9 @@ def _parse_reading_checked(item: Any) -> WireReading:
         )
     value = item.get("value")
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"value: expected a number, got {value!r}")
+        raise ValueError(f"value: expected a number, got {show(value)}")
     if not math.isfinite(value):
-        raise ValueError(f"value: expected a finite number, got {value!r}")
+        raise ValueError(f"value: expected a finite number, got {show(value)}")
     return WireReading(
         meter=_name(item, "meter", MAX_NAME_LENGTH),
         point=_name(item, "point", MAX_NAME_LENGTH),

@@ -74,7 +74,8 @@ def test_health_goes_503_when_postgresql_stops_and_recovers(redis_url: str, tmp_
         pg.stop()
 
 
-def test_metrics_count_ingested_readings(central_server: CentralServer) -> None:
+def test_metrics_count_ingested_readings(make_central_server: Any) -> None:
+    central_server = make_central_server(METERIT_METRICS_ALLOW_FROM="127.0.0.0/8")
     site = site_with_meter(central_server)
     post_batch(central_server, site.api_key, "b1", items(n=7))
     post_batch(central_server, site.api_key, "b2", items(n=7))

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 
 from appliance.settings import ApplianceSettings, load_settings
+from common import http_headers
 from web import api, auth, health, pages, password
 from web.database import new_pool
 from web.jsonprovider import OrjsonProvider
@@ -47,6 +48,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     config.update(test_config or {})
     app.config.update(config)
 
+    http_headers.init_app(app)  # first: it must see the limiter's headers
     new_pool().init_app(app)
     auth.init_app(app)
     app.register_blueprint(health.bp)

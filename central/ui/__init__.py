@@ -44,8 +44,6 @@ def _setup(state: BlueprintSetupState) -> None:
     # CSRF only where a session cookie authenticates: see the module docstring
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the token lives as long as the session
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     csrf.init_app(app)
     users.login_manager.init_app(app)
 
@@ -58,14 +56,10 @@ def _protect() -> None:
 
 @bp.after_request
 def _headers(response: Response) -> Response:
-    # pages are per user and may carry a one-time API key: never cache them anywhere
+    # pages are per user and may carry a one-time API key: never cache them anywhere (the other
+    # security headers are app-wide: ``common.http_headers``)
     if response.mimetype == "text/html":
         response.headers["Cache-Control"] = "no-store"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Content-Security-Policy"] = (
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            "frame-ancestors 'none'"
-        )
     return response
 
 
