@@ -4,6 +4,7 @@ JavaScript and for scripts (HTTP Basic). Status and actions come from ``applianc
 from __future__ import annotations
 
 import logging
+import math
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from flask import Blueprint, current_app, request
 from appliance import readings_query
 from appliance.settings import ApplianceSettings
 from appliance.sync import status
+from common.describe import brief
 from web import queries
 from web.database import connection
 
@@ -22,6 +24,7 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/local")
 
 Answer = tuple[dict[str, Any], int]
+MAX_HOURS = 24 * 366
 
 LATEST = queries.LatestValuesCache()  # one per gunicorn worker
 _STATUS_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="meterit-web-status")
@@ -80,11 +83,16 @@ def _window() -> tuple[datetime | None, datetime | None]:
     hours = request.args.get("hours")
     if hours:
         try:
-            span = timedelta(hours=float(hours))
+            value = float(hours)
         except ValueError:
-            raise readings_query.ReadingsQueryError(f"hours={hours!r}: expected a number") from None
+            value = math.nan
+        # a span past the year back from now is no chart, and 1e9 hours overflows a datetime
+        if not 0 < value <= MAX_HOURS:
+            raise readings_query.ReadingsQueryError(
+                f"hours={brief(hours)}: expected a number of hours above 0, at most {MAX_HOURS}"
+            )
         end = _now()
-        return end - span, end
+        return end - timedelta(hours=value), end
     return (
         queries.parse_time(request.args.get("start"), "start"),
         queries.parse_time(request.args.get("end"), "end"),

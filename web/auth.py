@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -30,6 +29,7 @@ from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect  # type: ignore[import-untyped]
 from werkzeug.wrappers.response import Response
 
+from common.redirects import local_path
 from web import password
 
 logger = logging.getLogger(__name__)
@@ -88,12 +88,7 @@ def guard() -> Any:
 
 def _safe_next(target: str | None) -> str:
     """Only a path on this site: never bounce a fresh login to another host."""
-    # a backslash too: browsers read "/\evil.example" as "//evil.example"
-    if target and "\\" not in target:
-        parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and target.startswith("/"):
-            return target
-    return url_for("pages.dashboard")
+    return local_path(target) or url_for("pages.dashboard")
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -6,6 +6,7 @@ page's script then keeps it current by polling the ``/api/local`` endpoints, wit
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import redis
@@ -20,10 +21,13 @@ from flask import (
     request,
     url_for,
 )
+from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers.response import Response
 
 from appliance.sync import status
 from web import api
+
+logger = logging.getLogger(__name__)
 
 bp = Blueprint("pages", __name__)
 
@@ -83,12 +87,23 @@ def sync_action() -> Response:
     return redirect(url_for("pages.sync"))
 
 
-def _error_page(err: Any) -> tuple[str, int]:
+def _error_page(err: Any) -> tuple[str, int] | tuple[dict[str, str], int]:
     code = getattr(err, "code", 500) or 500
     message = getattr(err, "description", "") or "Something went wrong."
+    if request.path.startswith("/api/"):
+        # the JSON API answers JSON whatever happened, so scripts can read the reason
+        return {"error": message}, code
     return render_template("error.html", title=f"Error {code}", message=message), code
+
+
+def _unexpected(err: Exception) -> tuple[str, int] | tuple[dict[str, str], int]:
+    if isinstance(err, HTTPException):
+        return _error_page(err)
+    logger.exception("unhandled error on %s: %s", request.path, err)
+    return _error_page(InternalServerError("Internal error; the journal has the details."))
 
 
 def init_app(app: Flask) -> None:
     for code in (400, 404, 405):
         app.register_error_handler(code, _error_page)
+    app.register_error_handler(Exception, _unexpected)

@@ -13,15 +13,14 @@ from central.extensions import limiter
 from central.ui import bp
 from central.ui.users import authenticate, login_user, logout_user, me
 from central.users import MIN_PASSWORD, change_password, verify_password
+from common.redirects import local_path
 
 logger = logging.getLogger(__name__)
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on this server: ``?next=https://evil`` must not turn sign-in into a redirector."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("ui.dashboard")
+    """Only a path on this server: ``?next=`` must not turn sign-in into a redirector."""
+    return local_path(target) or url_for("ui.dashboard")
 
 
 @bp.route("/login", methods=["GET", "POST"])

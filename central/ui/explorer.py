@@ -22,6 +22,7 @@ from flask import Response, abort, render_template, request, url_for
 from psycopg_pool import ConnectionPool
 
 from central.access import require
+from central.csv_cells import text_cell
 from central.database import pool
 from central.fleet import no_jit
 from central.ui import bp
@@ -69,7 +70,10 @@ def selection(now: datetime) -> Selection | None:
     site_id = request.args.get("site", type=int)
     if site_id is None:
         return None
-    point_ids = [int(p) for p in request.args.getlist("point") if p.isdigit()][:MAX_POINTS]
+    # ASCII digits of an int4 only: "²".isdigit() is true but int("²") fails
+    point_ids = [
+        int(p) for p in request.args.getlist("point") if p.isascii() and p.isdigit() and len(p) <= 9
+    ][:MAX_POINTS]
     preset = request.args.get("range", "24h")
     if preset in PRESETS:
         end = now
@@ -224,12 +228,16 @@ def export_rows(
     buf = io.StringIO()
     out = csv.writer(buf, lineterminator="\n")
     out.writerow(["ts", "site", "meter", "point", "value", "unit"])
+    site = text_cell(site_name)
     sent = 0
     with db.connection() as conn, conn.transaction(), conn.cursor(name="meterit_export") as cur:
         cur.itersize = EXPORT_CHUNK
         cur.execute(EXPORT_SQL, (sel.point_ids, sel.start, sel.end))
         for ts, meter, point, value, unit in cur:
-            out.writerow((ts, site_name, meter, point, repr(value), unit))
+            # names are text anyone with operator rights chose: never let them be formulas
+            out.writerow(
+                (ts, site, text_cell(meter), text_cell(point), repr(value), text_cell(unit))
+            )
             sent += 1
             if sent % EXPORT_CHUNK == 0:
                 yield buf.getvalue()

@@ -35,7 +35,10 @@ def meter_from_form(form: MultiDict[str, str]) -> dict[str, Any]:
     instance_raw = form.get("device_instance", "").strip()
     instance: Any = None
     if instance_raw:
-        instance = int(instance_raw) if instance_raw.isdigit() else instance_raw
+        # ASCII digits only ("²".isdigit() is true, int("²") fails); a longer one is left as
+        # text for the meter check to refuse by name
+        digits = instance_raw.isascii() and instance_raw.isdigit() and len(instance_raw) <= 12
+        instance = int(instance_raw) if digits else instance_raw
     columns = [form.getlist(f"point_{f}") for f in POINT_FIELDS]
     points = []
     for values in zip(*columns, strict=False):
