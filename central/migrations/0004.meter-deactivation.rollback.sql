@@ -1,4 +1,4 @@
--- depends: 0002.central-sync
+-- depends: 0003.central-mail
 DROP TRIGGER IF EXISTS meter_points_stamp_deactivation ON meter_points;
 DROP TRIGGER IF EXISTS meters_stamp_deactivation ON meters;
 DROP FUNCTION IF EXISTS stamp_deactivation();
