@@ -15,7 +15,7 @@ from flask import Blueprint, current_app, request
 from appliance import readings_query
 from appliance.settings import ApplianceSettings
 from appliance.sync import status
-from common.describe import brief
+from common.problems import show
 from web import queries
 from web.database import connection
 
@@ -89,7 +89,7 @@ def _window() -> tuple[datetime | None, datetime | None]:
         # a span past the year back from now is no chart, and 1e9 hours overflows a datetime
         if not 0 < value <= MAX_HOURS:
             raise readings_query.ReadingsQueryError(
-                f"hours={brief(hours)}: expected a number of hours above 0, at most {MAX_HOURS}"
+                f"hours={show(hours)}: expected a number of hours above 0, at most {MAX_HOURS}"
             )
         end = _now()
         return end - timedelta(hours=value), end
