@@ -194,8 +194,18 @@ def test_the_sync_rate_limit_is_one_budget_per_site_across_endpoints(
     assert first.status_code == 200
     assert "Retry-After" not in first.headers  # only a 429 (or 503) says when to come back
     assert requests.get(server.url(SYNC_CONFIG), headers=key, timeout=10).status_code == 200
-    heartbeat = requests.post(server.url(SYNC_HEARTBEAT), json={}, headers=key, timeout=10)
-    assert heartbeat.status_code == 200
+    beat = {
+        "sent_at": "2026-11-23T10:00:00Z",
+        "versions": {"meterit": "0.1.0"},
+        "backlog": 0,
+        "oldest_unsynced_age_s": None,
+        "dropped_readings": 0,
+        "collection_paused": False,
+        "upload_paused": False,
+        "meters": [],
+    }
+    heartbeat = requests.post(server.url(SYNC_HEARTBEAT), json=beat, headers=key, timeout=10)
+    assert heartbeat.status_code == 200, heartbeat.text
     assert post_batch(server, busy.api_key, "b1", []).status_code == 200
     limited = requests.get(server.url(SYNC_CONFIG), headers=key, timeout=10)
     assert limited.status_code == 429
