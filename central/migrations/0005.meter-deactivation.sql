@@ -1,7 +1,7 @@
 -- When a meter or data point was deactivated: ingest keeps what was collected before that
 -- moment (an appliance may upload it days later) and refuses what is stamped after it.
 -- A trigger sets it, so every path that flips `active` (API, UI, CLI, SQL) records the moment.
--- depends: 0003.central-mail
+-- depends: 0004.central-alerts
 
 ALTER TABLE meters ADD COLUMN deactivated_at timestamptz;
 ALTER TABLE meter_points ADD COLUMN deactivated_at timestamptz;
