@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 from flask import g, request
+from psycopg.rows import class_row
 
 from central import users
 from central.database import pool
@@ -89,17 +90,18 @@ def current_operator() -> Operator:
     scheme, _, value = header.partition(" ")
     with pool().connection() as conn:
         if scheme.lower() == "bearer" and value.strip():
-            row = conn.execute(
-                """SELECT u.id, u.email, u.tenant_id, u.role FROM operator_tokens t
-                   JOIN users u ON u.id = t.user_id
-                   WHERE t.token_hash = %s AND t.expires_at > now() AND u.active""",
-                (hashlib.sha256(value.strip().encode()).digest(),),
-            ).fetchone()
-            if row is None:
+            with conn.cursor(row_factory=class_row(Operator)) as cur:
+                found = cur.execute(
+                    """SELECT u.id AS user_id, u.email, u.tenant_id, u.role FROM operator_tokens t
+                       JOIN users u ON u.id = t.user_id
+                       WHERE t.token_hash = %s AND t.expires_at > now() AND u.active""",
+                    (hashlib.sha256(value.strip().encode()).digest(),),
+                ).fetchone()
+            if found is None:
                 raise _unauthorized(
                     "bearer token unknown or expired; get a new one from POST /api/v1/auth/token"
                 )
-            g.operator = Operator(row[0], row[1], row[2], row[3])
+            g.operator = found
         else:
             creds = basic_credentials()
             if creds is None:

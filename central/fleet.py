@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg.rows import class_row
 
 from central.connectivity import STATES, Thresholds, connectivity
 
@@ -38,7 +39,7 @@ _UNITS_SQL = ", ".join(f"('{u}', '{k}', {f})" for u, (k, f) in UNITS.items())
 
 # One energy and one power point per active meter of the tenant (see the module docstring).
 DESIGNATED_SQL = f"""
-SELECT DISTINCT ON (p.meter_id, u.kind) p.id, m.site_id, p.meter_id, u.kind, u.factor
+SELECT DISTINCT ON (p.meter_id, u.kind) p.id, m.site_id, p.meter_id, u.kind, u.factor::float8
 FROM sites s
 JOIN meters m ON m.site_id = s.id AND m.active
 JOIN meter_points p ON p.meter_id = m.id AND p.active
@@ -89,9 +90,9 @@ def _baseline(boundary: str) -> str:
 BASELINES_SQL = """
 SELECT
     (SELECT h.last_value FROM readings_hourly h
-     WHERE h.point_id = d.id AND h.hour < %(day)s ORDER BY h.hour DESC LIMIT 1),
+     WHERE h.point_id = d.id AND h.hour < %(day)s ORDER BY h.hour DESC LIMIT 1) AS day,
     (SELECT h.last_value FROM readings_hourly h
-     WHERE h.point_id = d.id AND h.hour < %(month)s ORDER BY h.hour DESC LIMIT 1)
+     WHERE h.point_id = d.id AND h.hour < %(month)s ORDER BY h.hour DESC LIMIT 1) AS month
 FROM unnest(%(ids)s::int[], %(kinds)s::text[]) WITH ORDINALITY AS d (id, kind, i)
 ORDER BY d.i
 """
@@ -128,7 +129,7 @@ meter_counts AS (
     WHERE s.tenant_id = %(tenant)s
     GROUP BY m.site_id
 )
-SELECT s.id, s.name, s.active, s.created_at, s.last_heartbeat_at,
+SELECT s.id AS site_id, s.name, s.active, s.created_at, s.last_heartbeat_at,
        -- only what the table shows: a site with 100 meters sends a long status
        CASE WHEN s.last_status IS NOT NULL THEN jsonb_build_object(
            'backlog', s.last_status->'backlog',
@@ -139,8 +140,9 @@ SELECT s.id, s.name, s.active, s.created_at, s.last_heartbeat_at,
            'versions', s.last_status->'versions',
            'meters', jsonb_path_query_array(s.last_status,
                '$.meters[*] ? (@.state == "unreachable" || @.state == "stale")'))
-       END,
-       coalesce(c.meters, 0), coalesce(f.reporting, 0) + coalesce(u.reporting, 0),
+       END AS status,
+       coalesce(c.meters, 0) AS meters,
+       coalesce(f.reporting, 0) + coalesce(u.reporting, 0) AS reporting,
        f.energy_today, f.energy_month, f.power_now
 FROM sites s LEFT JOIN figures f ON f.site_id = s.id LEFT JOIN meter_counts c ON c.site_id = s.id
      LEFT JOIN undesignated u ON u.site_id = s.id
@@ -149,11 +151,49 @@ ORDER BY s.name
 """
 
 POWER_SERIES_SQL = f"""
-SELECT h.hour, sum(d.factor * h.sum / h.n)
+SELECT h.hour, sum(d.factor * h.sum / h.n) AS kw
 FROM {DESIGNATED_FROM} JOIN readings_hourly h ON h.point_id = d.id
 WHERE d.kind = 'power' AND d.site_id = ANY(%(shown)s::int[]) AND h.hour >= %(since)s
 GROUP BY h.hour ORDER BY h.hour
 """
+
+
+@dataclass(frozen=True, slots=True)
+class _Point:
+    id: int
+    site_id: int
+    meter_id: int
+    kind: str
+    factor: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Baselines:
+    day: float | None
+    month: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class _SiteRow:
+    """A row of ``SITE_FIGURES_SQL``; ``status`` is the part of the last heartbeat it shows."""
+
+    site_id: int
+    name: str
+    active: bool
+    created_at: datetime
+    last_heartbeat_at: datetime | None
+    status: dict[str, Any] | None
+    meters: int
+    reporting: int
+    energy_today: float | None
+    energy_month: float | None
+    power_now: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class _PowerHour:
+    hour: datetime
+    kw: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,12 +257,15 @@ def baselines(
     hit = _baseline_cache.get(key)
     if hit is not None and hit[1] is points and time.monotonic() - hit[0] < BASELINE_TTL_S:
         return hit[2], hit[3]
-    rows = conn.execute(BASELINES_SQL, {**points.params(), "day": day, "month": month}).fetchall()
+    with conn.cursor(row_factory=class_row(_Baselines)) as cur:
+        rows = cur.execute(
+            BASELINES_SQL, {**points.params(), "day": day, "month": month}
+        ).fetchall()
     day_base = array_literal(
-        [r[0] if k == "energy" else None for r, k in zip(rows, points.kinds, strict=True)]
+        [r.day if k == "energy" else None for r, k in zip(rows, points.kinds, strict=True)]
     )
     month_base = array_literal(
-        [r[1] if k == "energy" else None for r, k in zip(rows, points.kinds, strict=True)]
+        [r.month if k == "energy" else None for r, k in zip(rows, points.kinds, strict=True)]
     )
     with _cache_lock:
         for old in [k for k in _baseline_cache if k[0] == tenant_id]:
@@ -241,13 +284,14 @@ def designated(conn: psycopg.Connection[Any], tenant_id: int) -> Designated:
     cached = _designated_cache.get(key)
     if cached is not None:
         return cached
-    rows = conn.execute(DESIGNATED_SQL, (tenant_id,)).fetchall()
+    with conn.cursor(row_factory=class_row(_Point)) as cur:
+        rows = cur.execute(DESIGNATED_SQL, (tenant_id,)).fetchall()
     fresh = Designated(
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [r[2] for r in rows],
-        [r[3] for r in rows],
-        [float(r[4]) for r in rows],
+        [r.id for r in rows],
+        [r.site_id for r in rows],
+        [r.meter_id for r in rows],
+        [r.kind for r in rows],
+        [r.factor for r in rows],
     )
     with _cache_lock:
         for old in [k for k in _designated_cache if k[0] == tenant_id]:
@@ -319,36 +363,37 @@ def site_figures(
     no_jit(conn)
     points = designated(conn, tenant_id)
     day_base, month_base = baselines(conn, tenant_id, points, day, month)
-    rows = conn.execute(
-        SITE_FIGURES_SQL,
-        {
-            "tenant": tenant_id,
-            "day": day,
-            "month": month,
-            "recent": now - timedelta(seconds=limits.offline_s),
-            "day_base": day_base,
-            "month_base": month_base,
-            **points.params(),
-        },
-    ).fetchall()
+    with conn.cursor(row_factory=class_row(_SiteRow)) as cur:
+        rows = cur.execute(
+            SITE_FIGURES_SQL,
+            {
+                "tenant": tenant_id,
+                "day": day,
+                "month": month,
+                "recent": now - timedelta(seconds=limits.offline_s),
+                "day_base": day_base,
+                "month_base": month_base,
+                **points.params(),
+            },
+        ).fetchall()
     out = []
     for r in rows:
-        last = r[4]
+        last = r.last_heartbeat_at
         out.append(
             SiteFigures(
-                site_id=r[0],
-                name=r[1],
-                active=r[2],
-                created_at=r[3],
+                site_id=r.site_id,
+                name=r.name,
+                active=r.active,
+                created_at=r.created_at,
                 last_heartbeat_at=last,
-                state=connectivity(last, now, limits, active=r[2]),
+                state=connectivity(last, now, limits, active=r.active),
                 heartbeat_age_s=(now - last).total_seconds() if last else None,
-                meters=r[6],
-                reporting=r[7],
-                energy_today=r[8],
-                energy_month=r[9],
-                power_now=r[10],
-                **_status_fields(r[5]),
+                meters=r.meters,
+                reporting=r.reporting,
+                energy_today=r.energy_today,
+                energy_month=r.energy_month,
+                power_now=r.power_now,
+                **_status_fields(r.status),
             )
         )
     return out
@@ -372,11 +417,16 @@ def power_series(
     if hit is not None and time.monotonic() - hit[0] < POWER_TTL_S:
         return hit[1]
     no_jit(conn)
-    rows = conn.execute(
-        POWER_SERIES_SQL,
-        {"shown": array_literal(site_ids), "since": since, **designated(conn, tenant_id).params()},
-    ).fetchall()
-    series = [(r[0], float(r[1])) for r in rows]
+    with conn.cursor(row_factory=class_row(_PowerHour)) as cur:
+        rows = cur.execute(
+            POWER_SERIES_SQL,
+            {
+                "shown": array_literal(site_ids),
+                "since": since,
+                **designated(conn, tenant_id).params(),
+            },
+        ).fetchall()
+    series = [(r.hour, float(r.kw)) for r in rows]
     with _cache_lock:
         if len(_power_cache) >= CACHE_TENANTS:
             _power_cache.clear()

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg.rows import class_row, scalar_row
 
 from central import audit
 from central.domain_errors import NotFound
@@ -40,6 +41,45 @@ class SiteIdentity:
     key_prefix: str
     config_version: int
     key_expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A site's key as operators see it: never the secret, only its prefix and its life."""
+
+    id: int
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    usable: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "prefix": self.prefix,
+            "created_at": self.created_at.isoformat(),
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            "usable": self.usable,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _PresentedKey:
+    """What ``authenticate`` reads about a presented key and its site."""
+
+    key_id: int
+    prefix: str
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    expired: bool | None
+    site_id: int
+    site_name: str
+    site_active: bool
+    config_version: int
+    tenant_id: int
+    tenant_name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,14 +128,14 @@ def create_key(conn: psycopg.Connection[Any], site_id: int, actor: str) -> NewKe
 def _expire_current(conn: psycopg.Connection[Any], site_id: int, overlap: timedelta) -> list[str]:
     """Set the site's usable keys to end ``overlap`` from now; keys already ending sooner keep
     their earlier end. Returns their prefixes."""
-    rows = conn.execute(
-        """UPDATE api_keys SET expires_at = now() + %s
-           WHERE site_id = %s AND revoked_at IS NULL
-             AND (expires_at IS NULL OR expires_at > now() + %s)
-           RETURNING prefix""",
-        (overlap, site_id, overlap),
-    ).fetchall()
-    return [r[0] for r in rows]
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return cur.execute(
+            """UPDATE api_keys SET expires_at = now() + %s
+               WHERE site_id = %s AND revoked_at IS NULL
+                 AND (expires_at IS NULL OR expires_at > now() + %s)
+               RETURNING prefix""",
+            (overlap, site_id, overlap),
+        ).fetchall()
 
 
 def rotate_key(
@@ -126,14 +166,14 @@ def rotate_key(
 
 
 def _revoke(conn: psycopg.Connection[Any], site_id: int, prefix: str | None) -> list[str]:
-    rows = conn.execute(
-        """UPDATE api_keys SET revoked_at = now()
-           WHERE site_id = %s AND revoked_at IS NULL
-             AND (prefix = %s OR (%s::text IS NULL AND (expires_at IS NULL OR expires_at > now())))
-           RETURNING prefix""",
-        (site_id, prefix, prefix),
-    ).fetchall()
-    return [r[0] for r in rows]
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return cur.execute(
+            """UPDATE api_keys SET revoked_at = now()
+               WHERE site_id = %s AND revoked_at IS NULL
+                 AND (prefix = %s OR (%s::text IS NULL AND (expires_at IS NULL OR expires_at > now())))
+               RETURNING prefix""",
+            (site_id, prefix, prefix),
+        ).fetchall()
 
 
 def revoke_keys(
@@ -152,24 +192,14 @@ def revoke_keys(
     return revoked
 
 
-def list_keys(conn: psycopg.Connection[Any], site_id: int) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        """SELECT id, prefix, created_at, expires_at, revoked_at,
-                  revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
-           FROM api_keys WHERE site_id = %s ORDER BY id""",
-        (site_id,),
-    ).fetchall()
-    return [
-        {
-            "id": r[0],
-            "prefix": r[1],
-            "created_at": r[2].isoformat(),
-            "expires_at": r[3].isoformat() if r[3] else None,
-            "revoked_at": r[4].isoformat() if r[4] else None,
-            "usable": r[5],
-        }
-        for r in rows
-    ]
+def list_keys(conn: psycopg.Connection[Any], site_id: int) -> list[ApiKey]:
+    with conn.cursor(row_factory=class_row(ApiKey)) as cur:
+        return cur.execute(
+            """SELECT id, prefix, created_at, expires_at, revoked_at,
+                      revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) AS usable
+               FROM api_keys WHERE site_id = %s ORDER BY id""",
+            (site_id,),
+        ).fetchall()
 
 
 def _shown(key: str) -> str:
@@ -184,40 +214,43 @@ def authenticate(conn: psycopg.Connection[Any], key: str | None) -> SiteIdentity
             "missing X-API-Key header; send the site's API key "
             "(printed once by 'meterit-central site create' or 'key rotate')"
         )
-    row = conn.execute(
-        """SELECT k.id, k.prefix, k.expires_at, k.revoked_at, k.expires_at <= now(),
-                  s.id, s.name, s.active, s.config_version, t.id, t.name
-           FROM api_keys k JOIN sites s ON s.id = k.site_id JOIN tenants t ON t.id = s.tenant_id
-           WHERE k.key_hash = %s""",
-        (hash_key(key),),
-    ).fetchone()
+    with conn.cursor(row_factory=class_row(_PresentedKey)) as cur:
+        row = cur.execute(
+            """SELECT k.id AS key_id, k.prefix, k.expires_at, k.revoked_at,
+                      k.expires_at <= now() AS expired, s.id AS site_id, s.name AS site_name,
+                      s.active AS site_active, s.config_version, t.id AS tenant_id,
+                      t.name AS tenant_name
+               FROM api_keys k JOIN sites s ON s.id = k.site_id
+               JOIN tenants t ON t.id = s.tenant_id
+               WHERE k.key_hash = %s""",
+            (hash_key(key),),
+        ).fetchone()
     if row is None:
         raise KeyAuthError(
             f"API key {_shown(key)} is not recognised; check the appliance's configured key "
             "or ask an operator for a new one ('meterit-central key rotate')"
         )
-    key_id, prefix, expires_at, revoked_at, expired, site_id, site_name, active = row[:8]
-    if revoked_at is not None:
+    if row.revoked_at is not None:
         raise KeyAuthError(
-            f"API key {prefix} was revoked at {revoked_at.isoformat()}; "
+            f"API key {row.prefix} was revoked at {row.revoked_at.isoformat()}; "
             "ask an operator for the site's new key ('meterit-central key rotate')"
         )
-    if expired:
+    if row.expired and row.expires_at is not None:
         raise KeyAuthError(
-            f"API key {prefix} expired at {expires_at.isoformat()} after a rotation; "
+            f"API key {row.prefix} expired at {row.expires_at.isoformat()} after a rotation; "
             "install the site's new key on the appliance"
         )
-    if not active:
+    if not row.site_active:
         raise KeyAuthError(
-            f"site {site_name!r} (id {site_id}) is deactivated; its keys are refused"
+            f"site {row.site_name!r} (id {row.site_id}) is deactivated; its keys are refused"
         )
     return SiteIdentity(
-        site_id=site_id,
-        site_name=site_name,
-        tenant_id=row[9],
-        tenant_name=row[10],
-        key_id=key_id,
-        key_prefix=prefix,
-        config_version=row[8],
-        key_expires_at=expires_at,
+        site_id=row.site_id,
+        site_name=row.site_name,
+        tenant_id=row.tenant_id,
+        tenant_name=row.tenant_name,
+        key_id=row.key_id,
+        key_prefix=row.prefix,
+        config_version=row.config_version,
+        key_expires_at=row.expires_at,
     )

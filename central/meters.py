@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
 from central import audit
 from central.errors import ApiError
@@ -47,39 +48,27 @@ def parse_meter(body: Any) -> dict[str, Any]:
 
 
 def meter_json(conn: psycopg.Connection[Any], meter_id: int) -> dict[str, Any]:
-    row = conn.execute(
-        """SELECT id, site_id, external_id, name, address, device_instance, active, updated_at,
-                  deactivated_at FROM meters WHERE id = %s""",
-        (meter_id,),
-    ).fetchone()
-    assert row is not None
-    points = conn.execute(
-        """SELECT id, name, object_type, object_instance, property, unit, active
-           FROM meter_points WHERE meter_id = %s ORDER BY name""",
-        (meter_id,),
-    ).fetchall()
-    return {
-        "id": row[0],
-        "site_id": row[1],
-        "external_id": row[2],
-        "name": row[3],
-        "address": row[4],
-        "device_instance": row[5],
-        "active": row[6],
-        "updated_at": row[7].isoformat(),
+    """The meter as the operator API answers it (and the UI's form is filled from)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        meter = cur.execute(
+            """SELECT id, site_id, external_id, name, address, device_instance, active, updated_at,
+                      deactivated_at
+               FROM meters WHERE id = %s""",
+            (meter_id,),
+        ).fetchone()
+        assert meter is not None
+        points = cur.execute(
+            """SELECT id, name, object_type || ',' || object_instance AS object, property, unit,
+                      active
+               FROM meter_points WHERE meter_id = %s ORDER BY name""",
+            (meter_id,),
+        ).fetchall()
+    deactivated = meter["deactivated_at"]
+    return meter | {
+        "updated_at": meter["updated_at"].isoformat(),
         # readings stamped from then on are refused; earlier ones are still accepted
-        "deactivated_at": row[8].isoformat() if row[8] else None,
-        "points": [
-            {
-                "id": p[0],
-                "name": p[1],
-                "object": f"{p[2]},{p[3]}",
-                "property": p[4],
-                "unit": p[5],
-                "active": p[6],
-            }
-            for p in points
-        ],
+        "deactivated_at": deactivated.isoformat() if deactivated else None,
+        "points": points,
     }
 
 

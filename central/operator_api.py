@@ -53,10 +53,14 @@ def list_sites() -> Response:
     limits = Thresholds.from_config(current_app.config)
     with pool().connection() as conn:
         rows = sites.list_sites(conn, op.tenant_id)
-    for row in rows:
-        last = row["last_heartbeat_at"]
-        row["status"] = connectivity(datetime.fromisoformat(last) if last else None, now, limits)
-    return jsonify({"sites": rows})
+    return jsonify(
+        {
+            "sites": [
+                site.as_json() | {"status": connectivity(site.last_heartbeat_at, now, limits)}
+                for site in rows
+            ]
+        }
+    )
 
 
 @bp.post("/sites")
@@ -98,24 +102,21 @@ def _own_site(conn: Any, site_id: int, tenant_id: int) -> None:
 def site_status(site_id: int) -> Response:
     op = current_operator()
     with pool().connection() as conn:
-        row = conn.execute(
-            """SELECT id, name, active, last_heartbeat_at, last_status, config_version
-               FROM sites WHERE id = %s AND tenant_id = %s""",
-            (site_id, op.tenant_id),
-        ).fetchone()
-    if row is None:
+        site = sites.tenant_site(conn, site_id, op.tenant_id)
+    if site is None:
         raise _not_found(f"site with id {site_id}")
+    last = site.last_heartbeat_at
     return jsonify(
         {
-            "id": row[0],
-            "name": row[1],
-            "active": row[2],
+            "id": site.id,
+            "name": site.name,
+            "active": site.active,
             "status": connectivity(
-                row[3], datetime.now(UTC), Thresholds.from_config(current_app.config)
+                last, datetime.now(UTC), Thresholds.from_config(current_app.config)
             ),
-            "last_heartbeat_at": row[3].isoformat() if row[3] else None,
-            "last_status": row[4],
-            "config_version": row[5],
+            "last_heartbeat_at": last.isoformat() if last else None,
+            "last_status": site.last_status,
+            "config_version": site.config_version,
         }
     )
 
@@ -126,7 +127,7 @@ def site_keys(site_id: int) -> Response:
     op = current_operator()
     with pool().connection() as conn:
         _own_site(conn, site_id, op.tenant_id)
-        return jsonify({"keys": keys.list_keys(conn, site_id)})
+        return jsonify({"keys": [k.as_json() for k in keys.list_keys(conn, site_id)]})
 
 
 @bp.post("/sites/<int:site_id>/keys/rotate")

@@ -50,15 +50,16 @@ def _list(argv: list[str]) -> int:
             tenant_id = tenants.tenant_id_by_name(conn, args.tenant) if args.tenant else None
             rows = sites.list_sites(conn, tenant_id)
         if args.json:
-            sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+            sys.stdout.write(json.dumps([r.as_json() for r in rows], indent=2) + "\n")
             return 0
         sys.stdout.write(
             f"{'id':>5}  {'tenant':<20} {'site':<30} {'active':<6} {'meters':>6}  last heartbeat / keys\n"
         )
         for r in rows:
+            last = r.last_heartbeat_at.isoformat() if r.last_heartbeat_at else "never"
             sys.stdout.write(
-                f"{r['id']:>5}  {r['tenant']:<20} {r['name']:<30} {('yes' if r['active'] else 'no'):<6} "
-                f"{r['meters']:>6}  {r['last_heartbeat_at'] or 'never'} / {', '.join(r['keys']) or 'no usable key'}\n"
+                f"{r.id:>5}  {r.tenant:<20} {r.name:<30} {('yes' if r.active else 'no'):<6} "
+                f"{r.meters:>6}  {last} / {', '.join(r.keys) or 'no usable key'}\n"
             )
         return 0
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from flask import render_template, request
 
+from central import audit as audit_log
 from central.access import require
 from central.database import pool
 from central.ui import bp
@@ -21,27 +22,10 @@ def audit() -> str:
     before = request.args.get("before", type=int)
     action = request.args.get("action", "").strip()
     with pool().connection() as conn:
-        rows = conn.execute(
-            """SELECT id, at, actor, action, target_type, target_id, details FROM audit_log
-               WHERE tenant_id = %(tenant)s
-                 AND (%(before)s::bigint IS NULL OR id < %(before)s)
-                 AND (%(action)s = '' OR action LIKE %(prefix)s)
-               ORDER BY id DESC LIMIT %(limit)s""",
-            {
-                "tenant": me().tenant_id,
-                "before": before,
-                "action": action,
-                "prefix": action.replace("%", r"\%").replace("_", r"\_") + "%",
-                "limit": PAGE + 1,
-            },
-        ).fetchall()
-        actions = [
-            r[0]
-            for r in conn.execute(
-                "SELECT DISTINCT action FROM audit_log WHERE tenant_id = %s ORDER BY 1",
-                (me().tenant_id,),
-            )
-        ]
+        rows = audit_log.page(
+            conn, me().tenant_id, before=before, action_prefix=action, limit=PAGE + 1
+        )
+        actions = audit_log.actions(conn, me().tenant_id)
     more = len(rows) > PAGE
     rows = rows[:PAGE]
     return render_template(
@@ -49,5 +33,5 @@ def audit() -> str:
         rows=rows,
         actions=actions,
         action=action,
-        next_before=rows[-1][0] if more else None,
+        next_before=rows[-1].id if more else None,
     )

@@ -261,10 +261,10 @@ def export_csv() -> Response:
     )
     if not sel.point_ids:
         abort(404, "None of those data points belong to this site.")
-    name = f"meterit-{site['name']}-{sel.start:%Y%m%dT%H%M}-{sel.end:%Y%m%dT%H%M}.csv"
+    name = f"meterit-{site.name}-{sel.start:%Y%m%dT%H%M}-{sel.end:%Y%m%dT%H%M}.csv"
     safe = "".join(c if c.isalnum() or c in "-_.T" else "_" for c in name)
     return Response(
-        export_rows(pool(), sel, site["name"]),
+        export_rows(pool(), sel, site.name),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{safe}"'},
     )

@@ -20,6 +20,7 @@ from central import meters
 from central.access import require
 from central.database import pool
 from central.errors import ApiError
+from central.sites import Site
 from central.ui import bp
 from central.ui.sites import own_site
 from central.ui.users import me
@@ -61,7 +62,7 @@ def _own_meter(conn: psycopg.Connection[Any], meter_id: int) -> dict[str, Any]:
 
 
 def _render(
-    site: dict[str, Any], meter: dict[str, Any], problems: list[Any], status: int = 200
+    site: Site, meter: dict[str, Any], problems: list[Any], status: int = 200
 ) -> tuple[str, int]:
     points = [p for p in meter.get("points", []) if p.get("active", True)]
     return render_template(
@@ -115,12 +116,12 @@ def edit_meter(meter_id: int) -> Response | tuple[str, int]:
             meters.update_meter(conn, meter_id, user.tenant_id, meter, user.actor)
     except ApiError as err:
         return _render(site, body, err.details or [{"field": "", "reason": err.message}], 422)
-    logger.info("meter %s of site %s changed by %s", meter_id, site["id"], user.email)
+    logger.info("meter %s of site %s changed by %s", meter_id, site.id, user.email)
     flash(
         f"Meter {meter['external_id']} saved; the appliance picks it up at its next sync.",
         "success",
     )
-    return redirect(url_for("ui.site", site_id=site["id"]) + "#meters")
+    return redirect(url_for("ui.site", site_id=site.id) + "#meters")
 
 
 @bp.post("/meters/<int:meter_id>/deactivate")

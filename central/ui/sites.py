@@ -17,7 +17,7 @@ import psycopg
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from central import keys, sites
+from central import audit, keys, sites
 from central.access import require
 from central.connectivity import Thresholds, connectivity
 from central.database import pool
@@ -33,17 +33,12 @@ AUDIT_SHOWN = 20
 MAX_OVERLAP_HOURS = 720  # as the operator API allows
 
 
-def own_site(conn: psycopg.Connection[Any], site_id: int) -> dict[str, Any]:
+def own_site(conn: psycopg.Connection[Any], site_id: int) -> sites.Site:
     """The signed-in user's site, or 404 (also for another tenant's site)."""
-    row = conn.execute(
-        """SELECT id, name, active, created_at, last_heartbeat_at, last_status, config_version
-           FROM sites WHERE id = %s AND tenant_id = %s""",
-        (site_id, me().tenant_id),
-    ).fetchone()
-    if row is None:
+    site = sites.tenant_site(conn, site_id, me().tenant_id)
+    if site is None:
         abort(404, f"There is no site with id {site_id} in your organisation.")
-    names = ("id", "name", "active", "created_at", "last_heartbeat_at", "last_status", "version")
-    return dict(zip(names, row, strict=True))
+    return site
 
 
 def site_meters(
@@ -119,28 +114,6 @@ def heartbeat_history(conn: psycopg.Connection[Any], site_id: int) -> list[dict[
     return out
 
 
-def site_audit(
-    conn: psycopg.Connection[Any], site_id: int, meter_ids: list[int], key_ids: list[int]
-) -> list[tuple[Any, ...]]:
-    """Recent audit entries about the site, its meters and its keys."""
-    return conn.execute(
-        """SELECT at, actor, action, target_type, target_id, details FROM audit_log
-           WHERE tenant_id = %(tenant)s AND (
-               (target_type = 'site' AND target_id = %(site)s)
-               OR details->>'site_id' = %(site)s
-               OR (target_type = 'meter' AND target_id = ANY(%(meters)s))
-               OR (target_type = 'api_key' AND target_id = ANY(%(keys)s)))
-           ORDER BY at DESC, id DESC LIMIT %(limit)s""",
-        {
-            "tenant": me().tenant_id,
-            "site": str(site_id),
-            "meters": [str(i) for i in meter_ids],
-            "keys": [str(i) for i in key_ids],
-            "limit": AUDIT_SHOWN,
-        },
-    ).fetchall()
-
-
 def meter_states(last_status: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     """external_id -> the meter's status in the last heartbeat (state, since, last_error)."""
     meters = (last_status or {}).get("meters") or []
@@ -157,8 +130,15 @@ def site(site_id: int) -> str:
         meters = site_meters(conn, site_id, now - timedelta(seconds=limits.offline_s))
         beats = heartbeat_history(conn, site_id)
         site_keys = keys.list_keys(conn, site_id)
-        audit = site_audit(conn, site_id, [m["id"] for m in meters], [k["id"] for k in site_keys])
-    last = row["last_heartbeat_at"]
+        changes = audit.about_site(
+            conn,
+            me().tenant_id,
+            site_id,
+            meter_ids=[m["id"] for m in meters],
+            key_ids=[k.id for k in site_keys],
+            limit=AUDIT_SHOWN,
+        )
+    last = row.last_heartbeat_at
     chart = {
         "x": [int(b["at"].timestamp() * 1000) for b in reversed(beats)],
         "backlog": [b["backlog"] or 0 for b in reversed(beats)],
@@ -167,15 +147,15 @@ def site(site_id: int) -> str:
     return render_template(
         "ui/site.html",
         site=row,
-        state=connectivity(last, now, limits, active=row["active"]),
+        state=connectivity(last, now, limits, active=row.active),
         heartbeat_age_s=(now - last).total_seconds() if last else None,
-        status=row["last_status"] or {},
-        meter_state=meter_states(row["last_status"]),
+        status=row.last_status or {},
+        meter_state=meter_states(row.last_status),
         meters=meters,
         beats=beats,
         chart=chart,
         keys=site_keys,
-        audit=audit,
+        audit=changes,
         overlap_hours=current_app.config["KEY_OVERLAP_HOURS"],
         limits=limits,
         now=now,
@@ -230,7 +210,7 @@ def rotate_key(site_id: int) -> str:
     with pool().connection() as conn, conn.transaction():
         row = own_site(conn, site_id)
         new = keys.rotate_key(conn, site_id, timedelta(hours=hours), user.actor)
-        expiring = [k for k in keys.list_keys(conn, site_id) if k["usable"] and k["expires_at"]]
+        expiring = [k for k in keys.list_keys(conn, site_id) if k.usable and k.expires_at]
     logger.info("key of site %s rotated by %s (overlap %s h)", site_id, user.email, hours)
     return render_template(
         "ui/key_once.html",
