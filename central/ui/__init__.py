@@ -98,6 +98,27 @@ def _number(value: Any, digits: int = 1) -> str:
 
 
 # the views register themselves on ``bp``
-from central.ui import account, audit, dashboard, explorer, meters, sites  # noqa: E402
+from central.ui import (  # noqa: E402
+    account,
+    alert_rules,
+    alerts,
+    audit,
+    dashboard,
+    explorer,
+    meters,
+    silences,
+    sites,
+)
 
-__all__ = ["account", "audit", "bp", "dashboard", "explorer", "meters", "sites"]
+__all__ = [
+    "account",
+    "alert_rules",
+    "alerts",
+    "audit",
+    "bp",
+    "dashboard",
+    "explorer",
+    "meters",
+    "silences",
+    "sites",
+]

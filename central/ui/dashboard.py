@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app, render_template, request
 
 from central.access import require
+from central.alerts import views
 from central.connectivity import STATES, Thresholds
 from central.database import pool
 from central.fleet import SiteFigures, power_series, site_figures, totals
@@ -38,6 +39,7 @@ def dashboard() -> str:
     with pool().connection() as conn:
         every = site_figures(conn, user.tenant_id, now, limits)
         shown = [s for s in every if _matches(s, query, state)]
+        firing = views.firing_by_site(conn, user.tenant_id)
         series = power_series(
             conn, user.tenant_id, [s.site_id for s in shown], now - timedelta(hours=CHART_HOURS)
         )
@@ -67,4 +69,9 @@ def dashboard() -> str:
         states=STATES,
         limits=limits,
         now=now,
+        firing=firing,
+        firing_total={
+            sev: sum(f.get(sev, 0) for f in firing.values())
+            for sev in ("critical", "warning", "info")
+        },
     )

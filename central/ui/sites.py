@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response
 
 from central import audit, keys, sites
 from central.access import require
+from central.alerts import views
 from central.connectivity import Thresholds, connectivity
 from central.database import pool
 from central.domain_errors import Conflict, NotFound
@@ -130,6 +131,7 @@ def site(site_id: int) -> str:
         meters = site_meters(conn, site_id, now - timedelta(seconds=limits.offline_s))
         beats = heartbeat_history(conn, site_id)
         site_keys = keys.list_keys(conn, site_id)
+        site_alerts = views.alerts(conn, me().tenant_id, "firing", site_id=site_id, limit=200)
         changes = audit.about_site(
             conn,
             me().tenant_id,
@@ -157,6 +159,7 @@ def site(site_id: int) -> str:
         keys=site_keys,
         audit=changes,
         overlap_hours=current_app.config["KEY_OVERLAP_HOURS"],
+        alerts=site_alerts,
         limits=limits,
         now=now,
     )

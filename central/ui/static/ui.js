@@ -212,3 +212,16 @@
     drawCharts(); copyButtons(); confirmations(); pointRows(); rangeInputs();
   });
 })();
+
+// The rule form: only the chosen kind's parameters are shown (all are shown without script).
+(function () {
+  var kind = document.getElementById("kind");
+  if (!kind) { return; }
+  function show() {
+    document.querySelectorAll("fieldset.params").forEach(function (set) {
+      set.hidden = set.getAttribute("data-kind") !== kind.value;
+    });
+  }
+  kind.addEventListener("change", show);
+  show();
+})();
