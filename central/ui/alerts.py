@@ -14,7 +14,6 @@ from central.database import pool
 from central.mail import outbox
 from central.ui import bp
 from central.ui.users import me
-from common.redirects import local_path
 
 PAGE = 100
 TABS = ("firing", "pending", "muted", "resolved")
