@@ -6,25 +6,21 @@ the ``Type=notify`` handshake and handles SIGTERM/SIGHUP itself.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from appliance.settings import load_settings
-from common.config import EX_CONFIG, load_or_report
-from common.gunicorn import exec_gunicorn
+from common.gunicorn import serve_main
 
 CONFIG = Path(__file__).resolve().parent / "gunicorn.conf.py"
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="meterit-appliance web", description="Run the local web UI (gunicorn)."
+    return serve_main(
+        argv,
+        prog="meterit-appliance web",
+        description="Run the local web UI (gunicorn).",
+        config=CONFIG,
+        load=load_settings,
+        bind=lambda settings: settings.web_bind,
+        bind_setting="METERIT_WEB_BIND",
     )
-    parser.add_argument("--bind", help="address:port (default: METERIT_WEB_BIND)")
-    args, extra = parser.parse_known_args(argv)
-    settings = load_or_report(
-        load_settings, "meterit-appliance web"
-    )  # fail here, in one line, rather than in every worker
-    if settings is None:
-        return EX_CONFIG
-    exec_gunicorn(CONFIG, args.bind or settings.web_bind, extra)
