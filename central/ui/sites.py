@@ -10,11 +10,13 @@ once the page is left, the key is gone.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from psycopg.rows import class_row
 from werkzeug.wrappers import Response
 
 from central import audit, keys, sites
@@ -42,75 +44,140 @@ def own_site(conn: psycopg.Connection[Any], site_id: int) -> sites.Site:
     return site
 
 
-def site_meters(
-    conn: psycopg.Connection[Any], site_id: int, recent: datetime
-) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class _MeterPointRow:
+    """A meter joined with one of its points (None for a meter without points) and the
+    point's latest reading."""
+
+    meter_id: int
+    external_id: str
+    meter_name: str
+    address: str | None
+    device_instance: int | None
+    meter_active: bool
+    point_id: int | None
+    point_name: str | None
+    object_type: str | None
+    object_instance: int | None
+    unit: str | None
+    point_active: bool | None
+    last_ts: datetime | None
+    value: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PointLatest:
+    id: int
+    name: str
+    object: str  # "analog-input,1"
+    unit: str | None
+    active: bool
+    last_ts: datetime | None
+    value: float | None
+
+
+@dataclass(slots=True)
+class MeterLatest:
+    id: int
+    external_id: str
+    name: str
+    address: str | None
+    device_instance: int | None
+    active: bool
+    points: list[PointLatest] = field(default_factory=list)
+    last_ts: datetime | None = None  # its newest point's
+
+
+def site_meters(conn: psycopg.Connection[Any], site_id: int, recent: datetime) -> list[MeterLatest]:
     """Meters with their points and each point's latest value (see ``central.fleet.LATEST``)."""
-    rows = conn.execute(
-        f"""SELECT m.id, m.external_id, m.name, m.address, m.device_instance, m.active,
-                  p.id, p.name, p.object_type, p.object_instance, p.unit, p.active,
-                  coalesce(raw.ts, roll.ts, old.ts), coalesce(raw.v, roll.v, old.v)
-           FROM meters m LEFT JOIN meter_points p ON p.meter_id = m.id
-           {LATEST.format(point="p.id")}
-           WHERE m.site_id = %(site)s
-           ORDER BY m.active DESC, m.external_id, p.active DESC, p.name""",
-        {"site": site_id, "recent": recent},
-    ).fetchall()
-    out: dict[int, dict[str, Any]] = {}
+    with conn.cursor(row_factory=class_row(_MeterPointRow)) as cur:
+        rows = cur.execute(
+            f"""SELECT m.id AS meter_id, m.external_id, m.name AS meter_name, m.address,
+                      m.device_instance, m.active AS meter_active, p.id AS point_id,
+                      p.name AS point_name, p.object_type, p.object_instance, p.unit,
+                      p.active AS point_active,
+                      coalesce(raw.ts, roll.ts, old.ts) AS last_ts,
+                      coalesce(raw.v, roll.v, old.v) AS value
+               FROM meters m LEFT JOIN meter_points p ON p.meter_id = m.id
+               {LATEST.format(point="p.id")}
+               WHERE m.site_id = %(site)s
+               ORDER BY m.active DESC, m.external_id, p.active DESC, p.name""",
+            {"site": site_id, "recent": recent},
+        ).fetchall()
+    out: dict[int, MeterLatest] = {}
     for r in rows:
-        meter = out.setdefault(
-            r[0],
-            {
-                "id": r[0],
-                "external_id": r[1],
-                "name": r[2],
-                "address": r[3],
-                "device_instance": r[4],
-                "active": r[5],
-                "points": [],
-                "last_ts": None,
-            },
-        )
-        if r[6] is not None:
-            meter["points"].append(
-                {
-                    "id": r[6],
-                    "name": r[7],
-                    "object": f"{r[8]},{r[9]}",
-                    "unit": r[10],
-                    "active": r[11],
-                    "last_ts": r[12],
-                    "value": r[13],
-                }
+        meter = out.get(r.meter_id)
+        if meter is None:
+            meter = out[r.meter_id] = MeterLatest(
+                r.meter_id,
+                r.external_id,
+                r.meter_name,
+                r.address,
+                r.device_instance,
+                r.meter_active,
             )
-            if r[12] is not None and (meter["last_ts"] is None or r[12] > meter["last_ts"]):
-                meter["last_ts"] = r[12]
+        if r.point_id is None:
+            continue
+        meter.points.append(
+            PointLatest(
+                id=r.point_id,
+                name=r.point_name or "",
+                object=f"{r.object_type},{r.object_instance}",
+                unit=r.unit,
+                active=bool(r.point_active),
+                last_ts=r.last_ts,
+                value=r.value,
+            )
+        )
+        if r.last_ts is not None and (meter.last_ts is None or r.last_ts > meter.last_ts):
+            meter.last_ts = r.last_ts
     return list(out.values())
 
 
-def heartbeat_history(conn: psycopg.Connection[Any], site_id: int) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        """SELECT received_at, body FROM heartbeats WHERE site_id = %s
-           ORDER BY received_at DESC LIMIT %s""",
-        (site_id, HEARTBEATS_SHOWN),
-    ).fetchall()
+@dataclass(frozen=True, slots=True)
+class _Heartbeat:
+    received_at: datetime
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatSummary:
+    """One heartbeat as the site page charts and lists it."""
+
+    at: datetime
+    backlog: int | None
+    oldest_unsynced_age_s: float | None
+    dropped: int | None
+    unreachable: int
+    meters: int
+    version: str | None
+
+
+def heartbeat_history(conn: psycopg.Connection[Any], site_id: int) -> list[HeartbeatSummary]:
+    with conn.cursor(row_factory=class_row(_Heartbeat)) as cur:
+        rows = cur.execute(
+            """SELECT received_at, body FROM heartbeats WHERE site_id = %s
+               ORDER BY received_at DESC LIMIT %s""",
+            (site_id, HEARTBEATS_SHOWN),
+        ).fetchall()
     out = []
-    for received_at, body in rows:
+    for row in rows:
+        body = row.body
         meters = body.get("meters") or []
         out.append(
-            {
-                "at": received_at,
-                "backlog": body.get("backlog"),
-                "oldest_unsynced_age_s": body.get("oldest_unsynced_age_s"),
-                "dropped": body.get("dropped_readings"),
-                "unreachable": sum(
+            HeartbeatSummary(
+                at=row.received_at,
+                backlog=body.get("backlog"),
+                oldest_unsynced_age_s=body.get("oldest_unsynced_age_s"),
+                dropped=body.get("dropped_readings"),
+                unreachable=sum(
                     1
                     for m in meters
                     if isinstance(m, dict) and m.get("state") in ("unreachable", "stale")
                 ),
-                "meters": len(meters),
-                "version": (body.get("versions") or {}).get("meterit"),
-            }
+                meters=len(meters),
+                version=(body.get("versions") or {}).get("meterit"),
+            )
         )
     return out
 
@@ -136,15 +203,15 @@ def site(site_id: int) -> str:
             conn,
             me().tenant_id,
             site_id,
-            meter_ids=[m["id"] for m in meters],
+            meter_ids=[m.id for m in meters],
             key_ids=[k.id for k in site_keys],
             limit=AUDIT_SHOWN,
         )
     last = row.last_heartbeat_at
     chart = {
-        "x": [int(b["at"].timestamp() * 1000) for b in reversed(beats)],
-        "backlog": [b["backlog"] or 0 for b in reversed(beats)],
-        "unreachable": [b["unreachable"] for b in reversed(beats)],
+        "x": [int(b.at.timestamp() * 1000) for b in reversed(beats)],
+        "backlog": [b.backlog or 0 for b in reversed(beats)],
+        "unreachable": [b.unreachable for b in reversed(beats)],
     }
     return render_template(
         "ui/site.html",
