@@ -92,6 +92,17 @@ class ApplianceSettings:
     web_refresh_s: int = setting(
         5, help="seconds between the local web UI pages' refreshes", minimum=1, maximum=300
     )
+    banner_unreachable_minutes: int = setting(
+        15,
+        help="minutes central must be unreachable before the local UI shows a banner",
+        minimum=1,
+        maximum=10080,
+    )
+    banner_backlog_readings: int = setting(
+        10000,
+        help="unsent readings above which the local UI shows a backlog banner",
+        minimum=1,
+    )
     web_workers: int = setting(
         1,
         help="gunicorn worker processes of the local web UI (each has 4 threads; every one "

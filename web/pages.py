@@ -7,6 +7,7 @@ page's script then keeps it current by polling the ``/api/local`` endpoints, wit
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 import redis
@@ -24,7 +25,7 @@ from flask import (
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers.response import Response
 
-from appliance.sync import status
+from appliance.sync import banners, status
 from web import api
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,12 @@ ACTION_DONE = {
 def _common() -> dict[str, Any]:
     s = api.settings()
     return {
+        "banners": banners.banners(
+            status.get_sync_status(s),
+            api._now(),
+            timedelta(minutes=s.banner_unreachable_minutes),
+            s.banner_backlog_readings,
+        ),
         "poll_ms": current_app.config["POLL_INTERVAL_MS"],
         "retention_days": s.retention_days,
         "poll_interval_s": s.poll_interval_s,

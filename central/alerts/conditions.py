@@ -76,44 +76,69 @@ QUERIES: dict[str, str] = {
         FROM alert_rules r {_SITES} JOIN site_health h ON h.site_id = s.id
         WHERE {_RULES} AND greatest(h.dropped_increased_at, h.quarantined_increased_at)
               > %(now)s - make_interval(mins => (r.params->>'window_minutes')::int)""",
-    # hysteresis: a point already alerting stays so until it passes the clear threshold
-    "value_threshold": f"""
+    # hysteresis: a point already alerting stays so until it passes the clear threshold.
+    # One pass over point_latest keeps only values past the loosest clear threshold of any
+    # rule; only those few are joined to their point, meter, site and open alert.
+    "value_threshold": """
+        WITH r AS MATERIALIZED (
+            SELECT r.*, (r.params->>'set')::float8 AS set_v, (r.params->>'clear')::float8 AS clear_v
+            FROM alert_rules r WHERE _RULES_
+        ), candidates AS MATERIALIZED (
+            SELECT pl.point_id, pl.value FROM point_latest pl
+            WHERE pl.value > (SELECT min(clear_v) FROM r WHERE r.params->>'op' IS DISTINCT FROM '<')
+               OR pl.value < (SELECT max(clear_v) FROM r WHERE r.params->>'op' = '<')
+        )
         SELECT r.id, r.tenant_id, 'point:' || p.id, s.id, m.id, p.id,
                format('%%s of meter %%s at site %%s is %%s %%s (threshold %%s %%s)', p.name,
                       m.external_id, s.name, round(pl.value::numeric, 3), p.unit,
                       r.params->>'op', r.params->>'set'),
                pl.value
-        FROM alert_rules r {_SITES}
-        JOIN meters m ON m.site_id = s.id AND m.active
-             AND (r.meter_id IS NULL OR m.id = r.meter_id)
-        JOIN meter_points p ON p.meter_id = m.id AND p.active AND p.name = r.params->>'point'
-        JOIN point_latest pl ON pl.point_id = p.id
+        FROM candidates pl
+        CROSS JOIN LATERAL (  -- per candidate: index lookups (OFFSET 0 keeps the planner from
+            -- flattening it into a pass over every point)
+            SELECT p.id, p.name, p.unit, p.meter_id FROM meter_points p
+            WHERE p.id = pl.point_id AND p.active OFFSET 0) p
+        JOIN r ON p.name = r.params->>'point'
+        CROSS JOIN LATERAL (SELECT m.id, m.external_id, m.site_id FROM meters m
+            WHERE m.id = p.meter_id AND m.active OFFSET 0) m
+        CROSS JOIN LATERAL (SELECT s.id, s.name, s.tenant_id FROM sites s
+            WHERE s.id = m.site_id AND s.active OFFSET 0) s
         LEFT JOIN alert_instances open ON open.rule_id = r.id AND open.key = 'point:' || p.id
              AND open.state <> 'resolved'
-        WHERE {_RULES} AND CASE
-            WHEN r.params->>'op' = '<' THEN pl.value < CASE WHEN open.id IS NULL
-                THEN (r.params->>'set')::float8 ELSE (r.params->>'clear')::float8 END
-            ELSE pl.value > CASE WHEN open.id IS NULL
-                THEN (r.params->>'set')::float8 ELSE (r.params->>'clear')::float8 END
+        WHERE s.tenant_id = r.tenant_id AND (r.site_id IS NULL OR s.id = r.site_id)
+          AND (r.meter_id IS NULL OR m.id = r.meter_id) AND CASE
+            WHEN r.params->>'op' = '<'
+                THEN pl.value < CASE WHEN open.id IS NULL THEN r.set_v ELSE r.clear_v END
+            ELSE pl.value > CASE WHEN open.id IS NULL THEN r.set_v ELSE r.clear_v END
             END""",
     # only while the site is online (else the heartbeat rule speaks) and its meter answers
-    # (else the meter rule speaks); a point that never had a reading is not counted
+    # (else the meter rule speaks); a point that never had a reading is not counted. One pass
+    # over point_latest keeps the points older than the shortest rule's minutes.
     "no_data": """
+        WITH r AS MATERIALIZED (
+            SELECT r.*, (r.params->>'minutes')::int AS minutes FROM alert_rules r WHERE _RULES_
+        ), stale AS MATERIALIZED (
+            SELECT pl.point_id, pl.ts FROM point_latest pl
+            WHERE pl.ts < %(now)s - make_interval(mins => (SELECT min(minutes) FROM r))
+        )
         SELECT r.id, r.tenant_id, 'point:' || p.id, s.id, m.id, p.id,
                format('no reading of %%s of meter %%s at site %%s since %%s', p.name,
                       m.external_id, s.name, _TS_(pl.ts)),
                extract(epoch FROM %(now)s - pl.ts) / 60
-        FROM alert_rules r
-        JOIN point_latest pl
-             ON pl.ts < %(now)s - make_interval(mins => (r.params->>'minutes')::int)
-        JOIN meter_points p ON p.id = pl.point_id AND p.active
+        FROM stale pl
+        CROSS JOIN LATERAL (  -- per stale point: index lookups, never a pass over every point
+            SELECT p.id, p.name, p.meter_id FROM meter_points p
+            WHERE p.id = pl.point_id AND p.active OFFSET 0) p
+        CROSS JOIN LATERAL (SELECT m.id, m.external_id, m.site_id FROM meters m
+            WHERE m.id = p.meter_id AND m.active OFFSET 0) m
+        CROSS JOIN LATERAL (SELECT s.id, s.name, s.tenant_id FROM sites s
+            WHERE s.id = m.site_id AND s.active
+              AND s.last_heartbeat_at >= %(now)s - make_interval(secs => %(late_s)s) OFFSET 0) s
+        JOIN r ON r.tenant_id = s.tenant_id AND pl.ts < %(now)s - make_interval(mins => r.minutes)
              AND (r.params->>'point' IS NULL OR p.name = r.params->>'point')
-        JOIN meters m ON m.id = p.meter_id AND m.active
              AND (r.meter_id IS NULL OR m.id = r.meter_id)
-        JOIN sites s ON s.id = m.site_id AND s.tenant_id = r.tenant_id AND s.active
              AND (r.site_id IS NULL OR s.id = r.site_id)
-             AND s.last_heartbeat_at >= %(now)s - make_interval(secs => %(late_s)s)
-        WHERE _RULES_ AND NOT EXISTS (
+        WHERE NOT EXISTS (
             SELECT 1 FROM meter_health h
             WHERE h.meter_id = m.id AND h.state IN ('unreachable', 'stale'))""",
     # the share of readings ingest refused, from the stored batch answers of the window

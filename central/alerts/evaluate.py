@@ -57,6 +57,9 @@ def run(conn: psycopg.Connection[Any], settings: CentralSettings, now: datetime)
             logger.info("alert evaluation skipped: another one is running")
             return Outcome(ran=False)
         started = time.perf_counter()
+        # the condition queries are cheap but their estimates are not (CTEs over point_latest):
+        # PostgreSQL's JIT then spends seconds compiling a query that runs in milliseconds
+        conn.execute("SET jit = off")
         rules = policy(settings)
         held = conditions.collect(conn, now, float(settings.heartbeat_late_s))
         changes = engine.apply(conn, held, now, rules.repeat_interval)
