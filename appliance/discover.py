@@ -66,32 +66,37 @@ def point_name(object_name: str | None, object_id: str, taken: set[str]) -> str:
     return name
 
 
-async def describe_device(client: DeviceClient, device: DiscoveredDevice) -> MeterSpec:
+async def describe_device(
+    client: DeviceClient, device: DiscoveredDevice
+) -> tuple[MeterSpec, list[str]]:
+    """The device as a meters-file entry, and what of it could not be read (for the report)."""
     target = DeviceTarget(device.address, device.device_instance)
     info = await client.read_device_info(target)
-    objects = [
-        oid
-        for oid in await client.read_object_list(target)
-        if oid.split(",")[0] in MEASUREMENT_TYPES
-    ]
+    unreadable = [f"device {p}" for p in info.unreadable]
+    object_list = await client.read_object_list(target)
+    unreadable += object_list.unreadable
+    objects = [oid for oid in object_list.objects if oid.split(",")[0] in MEASUREMENT_TYPES]
     taken: set[str] = set()
-    points = tuple(
-        PointSpec(
-            name=point_name(obj.name, obj.object_id, taken),
-            object=obj.object_id,
-            property="present-value",
-            unit=SHORT_UNITS.get(obj.units or "no-units", obj.units or ""),
+    points: list[PointSpec] = []
+    for obj in await client.describe_objects(target, objects):
+        unreadable += [f"{obj.object_id} {p}" for p in obj.unreadable]
+        points.append(
+            PointSpec(
+                name=point_name(obj.name, obj.object_id, taken),
+                object=obj.object_id,
+                property="present-value",
+                unit=SHORT_UNITS.get(obj.units or "no-units", obj.units or ""),
+            )
         )
-        for obj in await client.describe_objects(target, objects)
-    )
     name = info.object_name or f"device {device.device_instance}"
-    return MeterSpec(
+    meter = MeterSpec(
         external_id=point_name(name, str(device.device_instance), set()),
         name=name,
         address=device.address,
         device_instance=device.device_instance,
-        points=points,
+        points=tuple(points),
     )
+    return meter, unreadable
 
 
 async def discover(
@@ -102,17 +107,28 @@ async def discover(
     meters: list[MeterSpec] = []
     for n, device in enumerate(devices, 1):
         try:
-            meter = await describe_device(client, device)
-        except DeviceError as err:
+            meter, unreadable = await describe_device(client, device)
+        except Exception as err:  # one odd device must not stop the others
+            reason = str(err) if isinstance(err, DeviceError) else f"{type(err).__name__}: {err}"
             logger.warning(
                 "[%d/%d] device %s at %s skipped: %s",
                 n,
                 len(devices),
                 device.device_instance,
                 device.address,
-                err,
+                reason,
             )
             continue
+        if unreadable:
+            logger.warning(
+                "[%d/%d] device %s at %s: could not read %s; the proposal leaves those out or "
+                "blank, check them on the device",
+                n,
+                len(devices),
+                device.device_instance,
+                device.address,
+                "; ".join(unreadable),
+            )
         logger.info(
             "[%d/%d] device %s at %s: %r, %d point(s)",
             n,
@@ -157,6 +173,9 @@ def main(argv: list[str]) -> int:
         meters = asyncio.run(_run(args))
     except OSError as err:
         logger.error("discovery cannot start: %s", err)
+        return 1
+    except DeviceError as err:
+        logger.error("discovery failed: %s", err)
         return 1
     text = dump_meters(meters)
     if args.output == "-":

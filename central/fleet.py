@@ -25,6 +25,12 @@ import psycopg
 from psycopg.rows import class_row
 
 from central.connectivity import STATES, Thresholds, connectivity
+from common.heartbeat import METER_PROBLEM_STATES
+
+# the heartbeat's meters that give no readings (only those are shown in the fleet table)
+PROBLEM_METERS = "$.meters[*] ? ({})".format(
+    " || ".join(f'@.state == "{state}"' for state in METER_PROBLEM_STATES)
+)
 
 # unit -> (kind, factor to kWh or kW)
 UNITS: dict[str, tuple[str, float]] = {
@@ -139,7 +145,7 @@ SELECT s.id AS site_id, s.name, s.active, s.created_at, s.last_heartbeat_at,
            'upload_paused', s.last_status->'upload_paused',
            'versions', s.last_status->'versions',
            'meters', jsonb_path_query_array(s.last_status,
-               '$.meters[*] ? (@.state == "unreachable" || @.state == "stale")'))
+               %(problem_meters)s::jsonpath))
        END AS status,
        coalesce(c.meters, 0) AS meters,
        coalesce(f.reporting, 0) + coalesce(u.reporting, 0) AS reporting,
@@ -336,7 +342,7 @@ def _status_fields(status: dict[str, Any] | None) -> dict[str, Any]:
         "unreachable": sorted(
             str(m.get("external_id", "?"))
             for m in meters
-            if isinstance(m, dict) and m.get("state") in ("unreachable", "stale")
+            if isinstance(m, dict) and m.get("state") in METER_PROBLEM_STATES
         ),
         "versions": status.get("versions") if isinstance(status.get("versions"), dict) else {},
         "paused": paused,
@@ -368,6 +374,7 @@ def site_figures(
             SITE_FIGURES_SQL,
             {
                 "tenant": tenant_id,
+                "problem_meters": PROBLEM_METERS,
                 "day": day,
                 "month": month,
                 "recent": now - timedelta(seconds=limits.offline_s),

@@ -33,8 +33,13 @@ from common.meter_spec import EXTERNAL_ID_RE
 from common.problems import Problem, show
 from common.timestamps import format_ts, parse_ts
 
-MeterState = Literal["unknown", "reachable", "unreachable"]
+# A meter's state as the collector sees it; the local UI, both MCP servers and central show it.
+# "no-values": the device answers, but not one of its points gives a value (wrong objects or
+# properties, or a device refusing them).
+MeterState = Literal["unknown", "reachable", "no-values", "unreachable"]
 METER_STATES: tuple[MeterState, ...] = get_args(MeterState)
+# the states that mean "no readings from this meter": central counts them as unreachable
+METER_PROBLEM_STATES: tuple[MeterState, ...] = ("no-values", "unreachable")
 
 # Bounds. A site has tens, at most hundreds of meters (the collector's target is 200 per
 # appliance); 2,000 leaves room while keeping the worst document under MAX_HEARTBEAT_BYTES.

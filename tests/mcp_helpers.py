@@ -22,7 +22,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_types import CallToolResult
 
 from appliance.bacnet.client import BacpypesClient, ClientConfig
-from appliance.collector.daemon import Collector
+from appliance.collector.loop import Collector
 from appliance.settings import load_settings
 from appliance.sync.jobs import QUEUE
 from common.embedded import EmbeddedRedis

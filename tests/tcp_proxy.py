@@ -9,6 +9,8 @@ Modes (``proxy.mode = ...``, effective for new connections):
 - ``reset``: every connection is closed at once (central "down");
 - ``delay``: like pass, but central's answer waits ``delay_s`` seconds.
 
+``cut()`` also breaks the connections already open (a server gone away, not only refusing).
+
 ``forwarded`` counts requests handed to central; ``swallowed`` answers dropped.
 """
 
@@ -35,6 +37,7 @@ class TcpProxy:
         self.url = f"http://127.0.0.1:{self.port}"
         self._stopped = threading.Event()
         self._held: list[socket.socket] = []
+        self._live: set[socket.socket] = set()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -61,6 +64,7 @@ class TcpProxy:
             client.close()
             return
         done = threading.Event()
+        self._live.update((client, upstream))
 
         def pump(src: socket.socket, dst: socket.socket | None, answer: bool) -> None:
             first = True
@@ -91,8 +95,16 @@ class TcpProxy:
             return
         pump(upstream, client, True)
         for s in (client, upstream):
+            self._live.discard(s)
             with contextlib.suppress(OSError):
                 s.close()
+
+    def cut(self) -> None:
+        """Refuse new connections and break every open one."""
+        self.mode = "reset"
+        for s in list(self._live):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
 
     def release_held(self) -> None:
         """Close every held client connection (the appliance then sees a reset)."""

@@ -99,7 +99,7 @@ def test_rpm_is_chunked_to_a_small_apdu_without_segmentation(max_apdu: int, port
 
 
 def test_falls_back_to_read_property_when_rpm_is_rejected_and_remembers() -> None:
-    spec = SimMeterSpec(2004, 47924, reject_rpm=True)
+    spec = SimMeterSpec(2004, 47924, refuse_rpm="reject")
 
     async def body(client: BacpypesClient, handle: SimulatorHandle) -> None:
         values = await client.read_points(target(spec), POINTS)
@@ -191,7 +191,7 @@ def test_discovery_reads_object_list_names_and_units_from_a_small_apdu_device() 
     async def body(client: BacpypesClient, handle: SimulatorHandle) -> None:
         found = await client.who_is(2010, 2010, spec.address)
         assert [d.device_instance for d in found] == [2010]
-        objects = await client.read_object_list(target(spec))
+        objects = (await client.read_object_list(target(spec))).objects
         assert objects[0] == "device,2010" and "analog-input,8" in objects
         described = await client.describe_objects(target(spec), ["analog-input,1"])
         assert (described[0].name, described[0].units) == ("energy_kwh", "kilowatt-hours")

@@ -7,15 +7,20 @@ import dataclasses
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import pytest
 from psycopg import AsyncConnection
 
 from appliance.bacnet.client import BacpypesClient, ClientConfig
 from appliance.bacnet.simulator import SimMeterSpec, meters_document, run_simulators
-from appliance.collector.daemon import Collector, next_tick
+from appliance.collector.loop import Collector, next_tick
 from appliance.settings import load_settings
+from tests.notify_socket import NotifySocket
+from tests.tcp_proxy import TcpProxy
 
 _ports = itertools.count(48100)
 
@@ -112,7 +117,7 @@ def test_collector_reads_difficult_meters_and_one_bad_point_spares_the_rest(
             device_instance=2002, port=free_port(), points=20, max_apdu=128, segmentation=False
         ),
         # no ReadPropertyMultiple at all: ReadProperty per point
-        SimMeterSpec(device_instance=2003, port=free_port(), points=6, reject_rpm=True),
+        SimMeterSpec(device_instance=2003, port=free_port(), points=6, refuse_rpm="reject"),
         # one point answers unknown-object
         SimMeterSpec(
             device_instance=2004,
@@ -279,3 +284,134 @@ def test_stop_during_a_cycle_writes_nothing_partial(edge_db_url: str) -> None:
         assert await fetch(edge_db_url, "SELECT count(*) FROM readings") == [(0,)]
 
     run(scenario)
+
+
+def test_a_meter_that_answers_but_yields_no_value_is_not_reachable(
+    edge_db_url: str, monkeypatch: Any
+) -> None:
+    """It was shown green 'reachable' and counted so in STATUS=: now it has its own state."""
+    silent = SimMeterSpec(
+        device_instance=2501, port=free_port(), points=3, unknown_properties=("present-value",)
+    )
+    good = SimMeterSpec(device_instance=2502, port=free_port(), points=3)
+    insert_meters(edge_db_url, meters_document([silent, good]))
+
+    async def scenario(notify: NotifySocket) -> None:
+        sims = await run_simulators([silent, good])
+        collector = make_collector(edge_db_url)
+        task = asyncio.ensure_future(collector.run())
+        try:
+            await eventually(lambda: _cycles_at_least(collector, 2))
+        finally:
+            collector.stop.set()
+            await task
+            sims.close()
+        bad = await status(edge_db_url, "sim-2501")
+        assert bad["state"] == "no-values"
+        assert bad["error"].startswith("answers but gave no value")
+        assert "unknown-property" in bad["error"]
+        assert bad["failures"] >= 2
+        assert (await status(edge_db_url, "sim-2502"))["state"] == "reachable"
+        assert "1/2 meters reachable, 1 answer without values" in notify.statuses()[-1]
+
+    with NotifySocket() as notify:
+        monkeypatch.setenv("NOTIFY_SOCKET", notify.path)
+        asyncio.run(scenario(notify))
+
+
+def test_a_meter_refusing_rpm_with_an_error_is_read_and_the_refusal_survives_a_restart(
+    edge_db_url: str,
+) -> None:
+    """It got 0 readings forever: the ReadProperty fallback only triggered on a Reject."""
+    spec = SimMeterSpec(device_instance=2503, port=free_port(), points=4, refuse_rpm="error")
+    insert_meters(edge_db_url, meters_document([spec]))
+
+    async def run_once(cycles: int) -> Collector:
+        collector = make_collector(edge_db_url)
+        task = asyncio.ensure_future(collector.run())
+        try:
+            await eventually(lambda: _cycles_at_least(collector, cycles))
+        finally:
+            collector.stop.set()
+            await task
+        return collector
+
+    async def scenario() -> None:
+        sims = await run_simulators([spec])
+        try:
+            first = await run_once(2)
+            counts = await readings_per_meter(edge_db_url)
+            assert counts["sim-2503"] == 4 * first.cycles
+            learned = await fetch(edge_db_url, "SELECT rpm_refused_at FROM meter_status")
+            assert learned[0][0] is not None
+            restarted = await run_once(1)
+            assert isinstance(restarted.client, BacpypesClient)
+            assert restarted.client.stats.rpm_requests == 0, "learned before: no RPM tried"
+            assert restarted.client.stats.rp_requests > 0
+        finally:
+            sims.close()
+        assert (await status(edge_db_url, "sim-2503"))["state"] == "reachable"
+
+    run(scenario)
+
+
+# What systemd would do: kill the unit when no WATCHDOG=1 came for this long. The test plays
+# systemd's part with a real notify socket; the collector pings every half of it.
+WATCHDOG_S = 3.0
+
+
+def test_edge_database_outage_longer_than_the_watchdog_keeps_the_collector_up_and_loses_nothing(
+    edge_db_url: str, monkeypatch: Any
+) -> None:
+    spec = SimMeterSpec(device_instance=2504, port=free_port(), points=3)
+    insert_meters(edge_db_url, meters_document([spec]))
+    url = urlsplit(edge_db_url)
+    if not url.hostname or url.hostname.startswith("/"):
+        pytest.skip("the test database listens on a Unix socket; the proxy needs TCP")
+    proxy = TcpProxy(url.hostname, url.port or 5432)
+    credentials = url.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@127.0.0.1:{proxy.port}" if credentials else f"127.0.0.1:{proxy.port}"
+    proxied = urlunsplit(url._replace(netloc=netloc))
+
+    async def scenario(notify: NotifySocket) -> None:
+        sims = await run_simulators([spec])
+        collector = make_collector(proxied)
+        task = asyncio.ensure_future(collector.run())
+        try:
+            await eventually(lambda: _cycles_at_least(collector, 2))
+            outage_from = datetime.now(UTC)
+            stored = collector.cycles
+            proxy.cut()
+            polled = sims.requests_seen(2504)
+            # longer than the watchdog: at least WATCHDOG_S + 2 one-second poll cycles
+            await eventually(
+                lambda: _requests_above(sims, 2504, polled + int(WATCHDOG_S) + 2), timeout=30
+            )
+            assert collector.cycles == stored, "nothing can be written while it is away"
+            assert not task.done(), "the collector stays up"
+            outage_to = datetime.now(UTC)
+            proxy.mode = "pass"
+            await eventually(lambda: _cycles_at_least(collector, stored + int(WATCHDOG_S) + 3))
+        finally:
+            collector.stop.set()
+            await task
+            sims.close()
+            proxy.close()
+        assert collector.dropped_held == 0
+        counts = await readings_per_meter(edge_db_url)
+        assert counts["sim-2504"] == 3 * collector.cycles, "every polled cycle was stored"
+        during = await fetch(
+            edge_db_url,
+            "SELECT count(DISTINCT ts) FROM readings WHERE ts BETWEEN %s AND %s",
+            (outage_from, outage_to),
+        )
+        assert during[0][0] >= int(WATCHDOG_S) + 2, "the outage's cycles were held and written"
+        pings = notify.times_of("WATCHDOG=1")
+        ready = notify.times_of("READY=1")[0]
+        gaps = [b - a for a, b in itertools.pairwise([ready, *pings])]
+        assert max(gaps) < WATCHDOG_S, f"systemd would have killed it: {max(gaps):.1f} s"
+
+    with NotifySocket() as notify:
+        monkeypatch.setenv("NOTIFY_SOCKET", notify.path)
+        monkeypatch.setenv("WATCHDOG_USEC", str(int(WATCHDOG_S * 1_000_000)))
+        asyncio.run(scenario(notify))

@@ -146,8 +146,9 @@ def test_migrate_command_applies_then_reports_nothing_to_do(empty_db_url: str) -
 
 def test_edge_upgrade_moves_in_flight_leases_into_their_batch(empty_db_url: str) -> None:
     """0002 moves the lease from each reading into its batch; its rollback moves it back."""
+    after_0001 = len(db.pending(empty_db_url, harness.EDGE_MIGRATIONS)) - 1
     db.migrate(empty_db_url, harness.EDGE_MIGRATIONS)
-    db.migrate(empty_db_url, harness.EDGE_MIGRATIONS, rollback=True, steps=1)  # back to 0001
+    db.migrate(empty_db_url, harness.EDGE_MIGRATIONS, rollback=True, steps=after_0001)
     with psycopg.connect(empty_db_url) as conn:
         conn.execute(
             "INSERT INTO readings (meter_id, point_id, ts, value)"
@@ -159,10 +160,10 @@ def test_edge_upgrade_moves_in_flight_leases_into_their_batch(empty_db_url: str)
             " VALUES (gen_random_uuid(), 2, 4, 2, now()) RETURNING id",
         )
         conn.execute("UPDATE readings SET batch_id = %s WHERE id IN (2, 4)", (batch,))
-    assert db.migrate(empty_db_url, harness.EDGE_MIGRATIONS) == 1
+    assert db.migrate(empty_db_url, harness.EDGE_MIGRATIONS) == after_0001
     with psycopg.connect(empty_db_url) as conn:
         assert scalar(conn, "SELECT reading_ids FROM upload_batches") == [2, 4]
-    db.migrate(empty_db_url, harness.EDGE_MIGRATIONS, rollback=True, steps=1)
+    db.migrate(empty_db_url, harness.EDGE_MIGRATIONS, rollback=True, steps=after_0001)
     with psycopg.connect(empty_db_url) as conn:
         held = conn.execute("SELECT id FROM readings WHERE batch_id IS NOT NULL ORDER BY id")
         assert [r[0] for r in held] == [2, 4]
@@ -186,3 +187,25 @@ def test_tenants_from_before_alerting_get_the_default_rules(empty_db_url: str, t
             "SELECT name, kind, severity, params FROM alert_rules ORDER BY id"
         ).fetchall()
     assert made == [(n, k, s, p) for n, k, s, p in rules.DEFAULTS]
+
+
+def test_edge_meter_quirks_roll_back_to_states_the_old_code_knows(edge_db_url: str) -> None:
+    """0003 adds the 'no-values' state and the learned RPM refusal; its rollback turns a
+    no-values meter into 'unreachable' (it yields nothing) and drops the column."""
+    with psycopg.connect(edge_db_url) as conn:
+        meter = scalar(
+            conn,
+            "INSERT INTO meters (external_id, name, device_instance) VALUES ('m1', 'M1', 1) RETURNING id",
+        )
+        conn.execute(
+            "INSERT INTO meter_status (meter_id, state, rpm_refused_at) VALUES (%s, 'no-values', now())",
+            (meter,),
+        )
+    db.migrate(edge_db_url, harness.EDGE_MIGRATIONS, rollback=True, steps=1)
+    with psycopg.connect(edge_db_url) as conn:
+        assert scalar(conn, "SELECT state FROM meter_status") == "unreachable"
+        columns = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'meter_status'"
+        ).fetchall()
+        assert ("rpm_refused_at",) not in columns
+    assert db.migrate(edge_db_url, harness.EDGE_MIGRATIONS) == 1

@@ -3,15 +3,21 @@ gunicorn, simulated meters over real UDP, the real collector and worker, and a r
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from playwright.sync_api import expect
 
+from appliance.sync import heartbeat
+from tests.mcp_helpers import ok, stdio_mcp
 from tests.sync_helpers import assert_edge_equals_central
-from tests.ui_browser import browser
+from tests.ui_browser import PASSWORD as CENTRAL_PASSWORD
+from tests.ui_browser import browser, open_ui
 from tests.web_fixtures import (
     Site,
     add_central_meter,
@@ -23,6 +29,11 @@ from tests.web_fixtures import (
 )
 
 __all__ = ["browser", "new_page", "site"]  # fixtures used by name
+
+
+def browser_of(page: Any) -> Any:
+    return page.context.browser
+
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -79,6 +90,41 @@ def test_meter_taken_offline_turns_unreachable_on_the_page(site: Site, new_page:
 
     site.sims.set_offline(3002, False)
     page.locator('#meter-state[data-state="reachable"]').wait_for(timeout=30_000)
+
+
+def test_a_meter_answering_without_values_is_shown_so_everywhere(
+    site: Site, new_page: Any, tmp_path: Path
+) -> None:
+    """It used to show green 'Reachable' here, 'reachable' in MCP and central: now the local UI,
+    MCP, the heartbeat and central's site page all say it answers without values."""
+    page = log_in(new_page(), site.appliance.web_url)
+    card = _card(page, "sim-3003")
+    card.locator('.badge[data-state="reachable"]').wait_for()
+    site.sims.set_unknown_properties(3003, ("present-value",))
+    card.locator('.badge[data-state="no-values"]').wait_for(timeout=30_000)
+    assert card.locator(".badge").inner_text() == "Answers, no values"
+    assert "answers but gave no value" in card.locator(".error").inner_text()
+    assert _card(page, "sim-3001").locator(".badge").get_attribute("data-state") == "reachable"
+    screenshot(page, "dashboard-meter-no-values")
+
+    async def through_mcp() -> dict[str, Any]:
+        async with stdio_mcp(site.appliance.env, tmp_path / "mcp.err") as client:
+            return ok(await client.call_tool("get_meter_status", {"meter": "sim-3003"}))
+
+    # Playwright's sync API holds this thread's event loop: the MCP client gets its own thread
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(asyncio.run, through_mcp()).result(timeout=120)
+    assert [m["state"] for m in answer["meters"]] == ["no-values"]
+
+    assert heartbeat.send(site.appliance.settings) is not None
+    site.central.create_user("ops@example.com", CENTRAL_PASSWORD, "viewer")
+    for central_page in open_ui(browser_of(page), site.central):
+        central_page.login("ops@example.com")
+        central_page.go(f"/sites/{site.key.site_id}")
+        expect(central_page.page.locator("[data-meter='sim-3003'] .pill")).to_have_text("no-values")
+        central_page.go("/")
+        row = central_page.page.locator("tr[data-site='plant-north']")
+        expect(row).to_contain_text("sim-3003")  # listed among the meters giving nothing
 
 
 def test_sync_now_drains_the_backlog_to_central(site: Site, new_page: Any) -> None:

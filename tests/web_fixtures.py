@@ -66,6 +66,9 @@ class SimulatorThread:
     def set_offline(self, instance: int, offline: bool) -> None:
         self.loop.call_soon_threadsafe(self.handle.set_offline, instance, offline)
 
+    def set_unknown_properties(self, instance: int, props: tuple[str, ...]) -> None:
+        self.loop.call_soon_threadsafe(self.handle.set_unknown_properties, instance, props)
+
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.handle.close)
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -17,7 +17,8 @@ import asyncio
 import dataclasses
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bacpypes3.apdu import (  # type: ignore[import-untyped]
@@ -52,7 +53,9 @@ from appliance.bacnet.device import (
     DeviceTarget,
     DeviceUnreachable,
     DiscoveredDevice,
+    NoBroadcast,
     ObjectDescription,
+    ObjectList,
     PointError,
     PointRef,
     parse_object_id,
@@ -62,6 +65,7 @@ from appliance.bacnet.transport import (
     bacpypes_address,
     build_application,
     enlarge_receive_buffer,
+    has_broadcast,
     in_flight_limit,
     parse_local_address,
     port_is_free,
@@ -83,7 +87,9 @@ __all__ = [
     "DeviceTarget",
     "DeviceUnreachable",
     "DiscoveredDevice",
+    "NoBroadcast",
     "ObjectDescription",
+    "ObjectList",
     "PointError",
     "PointRef",
     "parse_object_id",
@@ -102,6 +108,9 @@ class ClientConfig:
     max_in_flight_per_device: int = 2
     who_is_timeout_s: float = 2.0
     who_is_address: str | None = None  # where instance look-ups go; None = global broadcast
+    # a device found refusing ReadPropertyMultiple is asked again this long after (firmware
+    # gets upgraded, and a refusal may have been a bad moment rather than a missing service)
+    rpm_reprobe_s: float = 24 * 3600.0
 
 
 @dataclasses.dataclass
@@ -135,7 +144,8 @@ class _Chunk:
 class _DeviceState:
     address: Address
     info: DeviceInfo | None = None
-    rpm_supported: bool = True
+    rpm_refused_at: datetime | None = None  # when it last refused ReadPropertyMultiple
+    reprobing: bool = False  # RPM is being tried again after a refusal
     max_points: int = 10_000  # lowered when a device aborts an answer we thought would fit
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
     semaphore: asyncio.Semaphore | None = None
@@ -146,6 +156,10 @@ class _DeviceState:
 
 _Raw = Any  # a value decoded by appliance.bacnet.codec, or a PointError
 _TOO_BIG = {"segmentation-not-supported", "buffer-overflow", "apdu-too-long"}
+
+
+# Reject reasons that mean "no such service" by themselves; anything else is probed first
+_RPM_UNSUPPORTED = {"unrecognized-service", "other"}
 
 
 def _nack_code(nack: BaseException) -> str:
@@ -159,9 +173,15 @@ def _nack_code(nack: BaseException) -> str:
 class BacpypesClient:
     """DeviceClient over bacpypes3; one local UDP port, shared by every device it talks to."""
 
-    def __init__(self, config: ClientConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: ClientConfig | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         speedups.install()
         self.config = config or ClientConfig()
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._learned_rpm_refusals: dict[DeviceTarget, datetime] = {}
         self.stats = ClientStats()
         self._app: Application | None = None
         self._devices: dict[DeviceTarget, _DeviceState] = {}
@@ -264,7 +284,7 @@ class BacpypesClient:
             else:
                 assert target.device_instance is not None
                 address = await self._resolve(target.device_instance)
-            state = _DeviceState(address)
+            state = _DeviceState(address, rpm_refused_at=self._learned_rpm_refusals.get(target))
             state.semaphore = asyncio.Semaphore(self.config.max_in_flight_per_device)
             self._devices[target] = state
         if state.info is None:
@@ -296,28 +316,26 @@ class BacpypesClient:
         raw = [answers[ref] for ref in refs]
         if all(isinstance(v, PointError) and v.code == "timeout" for v in raw):
             raise DeviceUnreachable(f"{target}: no answer to a read of the device object")
-        values = {
-            name: None if isinstance(value, PointError) else sizing.decode_any(value)
-            for name, value in zip(props, raw, strict=True)
-        }
-        max_apdu, segmentation = (
-            values["max-apdu-length-accepted"],
-            values["segmentation-supported"],
-        )
-        vendor, name, vendor_name = (
-            values["vendor-identifier"],
-            values["object-name"],
-            values["vendor-name"],
-        )
+        values: dict[str, Any] = {}
+        unreadable: list[str] = []
+        for prop, value in zip(props, raw, strict=True):
+            if isinstance(value, PointError):
+                unreadable.append(f"{prop}: {value}")
+            else:
+                values[prop] = sizing.decode_any(value)
+        max_apdu = _as_int(values.get("max-apdu-length-accepted"))
+        segmentation = _as_int(values.get("segmentation-supported"))
+        name, vendor_name = values.get("object-name"), values.get("vendor-name")
         return DeviceInfo(
             device_instance=instance,
             address=str(state.address),
             # unknown limits: assume a small common one rather than risk aborts
-            max_apdu=int(max_apdu) if max_apdu else 206,
-            segmentation=segmentation is not None and int(segmentation) in (0, 1),
-            vendor_id=int(vendor) if vendor is not None else None,
-            vendor_name=str(vendor_name) if vendor_name is not None else None,
-            object_name=str(name) if name is not None else None,
+            max_apdu=max_apdu if max_apdu and max_apdu >= 50 else 206,
+            segmentation=segmentation in (0, 1),
+            vendor_id=_as_int(values.get("vendor-identifier")),
+            vendor_name=vendor_name if isinstance(vendor_name, str) else None,
+            object_name=name if isinstance(name, str) else None,
+            unreadable=tuple(unreadable),
         )
 
     async def _read_device_object(
@@ -327,7 +345,7 @@ class BacpypesClient:
         every meter's, so five ReadProperty each would make the first cycle several times slower);
         ReadProperty one by one when the device refuses RPM or the answer does not fit its APDU.
         Silence means the device is unreachable: no second round of timeouts."""
-        if state.rpm_supported:
+        if self._use_rpm(state):
             chunk = self._chunk(refs)
             self.stats.rpm_requests += 1
             try:
@@ -337,11 +355,9 @@ class BacpypesClient:
                     refs, PointError("timeout", "no answer to ReadPropertyMultiple")
                 )
             except ErrorRejectAbortNack as nack:
-                if isinstance(nack, RejectPDU) and _nack_code(nack) in (
-                    "unrecognized-service",
-                    "other",
-                ):
-                    state.rpm_supported = False
+                if _nack_code(nack) not in _TOO_BIG:
+                    # the device object exists, so a refusal here is the service's
+                    self._rpm_refused(state, nack)
             else:
                 if isinstance(ack, ComplexAckPDU):
                     values = _unpack(chunk, bytes(ack.pduData))
@@ -374,11 +390,67 @@ class BacpypesClient:
         """Drop what is cached about a device (address, limits, RPM support), e.g. after its
         configuration changed."""
         self._devices.pop(target, None)
+        self._learned_rpm_refusals.pop(target, None)
+
+    def rpm_refused_since(self, target: DeviceTarget) -> datetime | None:
+        """When the device last refused ReadPropertyMultiple (so it is read point by point), or
+        None; the collector stores it so a restart does not have to learn it again."""
+        state = self._devices.get(target)
+        if state is not None:
+            return state.rpm_refused_at
+        return self._learned_rpm_refusals.get(target)
+
+    def assume_rpm_refused(self, target: DeviceTarget, since: datetime) -> None:
+        """What an earlier run learned: the device refused ReadPropertyMultiple at ``since``.
+        It is read with ReadProperty until the re-probe is due."""
+        self._learned_rpm_refusals[target] = since
+        state = self._devices.get(target)
+        if state is not None:
+            state.rpm_refused_at = since
+
+    def _use_rpm(self, state: _DeviceState) -> bool:
+        """Whether to ask with ReadPropertyMultiple: yes unless the device refused it, and again
+        once the refusal is older than the re-probe interval."""
+        if state.rpm_refused_at is None:
+            return True
+        if self._clock() - state.rpm_refused_at >= timedelta(seconds=self.config.rpm_reprobe_s):
+            state.reprobing = True
+            return True
+        return False
+
+    def _rpm_refused(self, state: _DeviceState, nack: BaseException) -> None:
+        was_refused = state.rpm_refused_at is not None and not state.reprobing
+        state.rpm_refused_at = self._clock()
+        state.reprobing = False
+        state.plans.clear()
+        if not was_refused:
+            logger.info(
+                "%s refuses ReadPropertyMultiple (%s: %s); reading it point by point with "
+                "ReadProperty, trying again in %.0f h",
+                state.address,
+                type(nack).__name__.removesuffix("PDU"),
+                _nack_code(nack),
+                self.config.rpm_reprobe_s / 3600,
+            )
+
+    def _rpm_accepted(self, state: _DeviceState) -> None:
+        if state.reprobing:
+            logger.info("%s accepts ReadPropertyMultiple again", state.address)
+            state.reprobing = False
+            state.rpm_refused_at = None
 
     async def who_is(
         self, low: int | None = None, high: int | None = None, address: str | None = None
     ) -> list[DiscoveredDevice]:
         destination = Address(address) if address else None
+        if destination is None and not has_broadcast(self.app):
+            # bacpypes3 would raise in a background task and the Who-Is would just time out
+            raise NoBroadcast(
+                f"broadcast Who-Is from {self.config.local_address} has no subnet to reach: "
+                "give the local BACnet address with its prefix, IP/PREFIX such as "
+                "192.168.1.10/24 (METERIT_BACNET_ADDRESS for the collector, --local-address for "
+                "discover), or ask one device by its address"
+            )
         i_ams = await self.app.who_is(low, high, destination, self.config.who_is_timeout_s)
         return [
             DiscoveredDevice(
@@ -404,26 +476,43 @@ class BacpypesClient:
             raise DeviceUnreachable(f"{target}: no answer within the timeout")
         return {ref: _to_float(value) for ref, value in raw.items()}
 
-    async def read_object_list(self, target: DeviceTarget) -> list[str]:
+    async def read_object_list(self, target: DeviceTarget) -> ObjectList:
+        """The object list element by element (its length at index 0 first), since a device
+        without segmentation cannot send a long list whole. Devices that answer index 0 with the
+        whole list, or refuse the index, are read whole; elements a device will not give are
+        reported, not fatal."""
         state = await self._state(target)
         assert state.info is not None
         device = PointRef("device", state.info.device_instance, "object-list", 0)
-        count = await self._read_one(state, device)
-        if isinstance(count, PointError):
-            raise DeviceError(f"{target}: object-list length unreadable: {count}")
-        size = int(sizing.decode_any(count))
+        length = await self._read_one(state, device)
+        whole = _object_ids(length)
+        if whole is not None:  # the list itself where its length was asked for
+            return ObjectList(whole)
+        if isinstance(length, PointError) or _as_int(length) is None:
+            answer = await self._read_one(state, dataclasses.replace(device, index=None))
+            whole = _object_ids(answer)
+            if whole is None:
+                raise DeviceError(
+                    f"{target}: object list unreadable: length {_describe(length)}, "
+                    f"whole list {_describe(answer)}"
+                )
+            return ObjectList(whole)
+        size = _as_int(length) or 0
         refs = [dataclasses.replace(device, index=i) for i in range(1, size + 1)]
         # ReadProperty, not RPM: bacpypes3 drops the array index from RPM answers, so indexed
         # elements could not be told apart.
         raw = await self._read_many_rp(state, refs)
-        result = []
+        objects: list[str] = []
+        unreadable: list[str] = []
         for ref in refs:
-            value = raw[ref]
-            if isinstance(value, PointError):
-                raise DeviceError(f"{target}: object-list[{ref.index}] unreadable: {value}")
-            object_type, instance = sizing.decode_any(value)
-            result.append(f"{ObjectType(object_type)},{instance}")
-        return result
+            ids = _object_ids(raw[ref])
+            if ids is None or len(ids) != 1:
+                unreadable.append(f"object-list[{ref.index}]: {_describe(raw[ref])}")
+            else:
+                objects += ids
+        if not objects and unreadable:
+            raise DeviceError(f"{target}: no element of its object list readable: {unreadable[0]}")
+        return ObjectList(objects, unreadable)
 
     async def describe_objects(
         self, target: DeviceTarget, object_ids: Sequence[str]
@@ -433,21 +522,26 @@ class BacpypesClient:
         refs = {oid: [PointRef(*parse_object_id(oid), p) for p in props] for oid in object_ids}
         raw = await self._read_many(state, [r for rs in refs.values() for r in rs])
 
-        def text(ref: PointRef) -> str | None:
-            value = raw[ref]
-            if isinstance(value, PointError):
-                return None
-            decoded = sizing.decode_any(value)
-            if ref.prop == "units":
-                return str(EngineeringUnits(int(decoded)))
-            return str(decoded)
+        def describe(oid: str, refs: list[PointRef]) -> ObjectDescription:
+            texts: list[str | None] = []
+            unreadable: list[str] = []
+            for ref in refs:
+                value = _text(ref.prop, raw[ref])
+                if isinstance(value, PointError):
+                    texts.append(None)
+                    if ref.prop != "description":  # optional, and rarely set anyway
+                        unreadable.append(f"{ref.prop}: {value}")
+                else:
+                    texts.append(value)
+            name, units, description = texts
+            return ObjectDescription(oid, name, units, description, tuple(unreadable))
 
-        return [ObjectDescription(oid, *(text(r) for r in rs)) for oid, rs in refs.items()]
+        return [describe(oid, rs) for oid, rs in refs.items()]
 
     async def _read_many(self, state: _DeviceState, refs: list[PointRef]) -> dict[PointRef, _Raw]:
         if not refs:
             return {}
-        if not state.rpm_supported:
+        if not self._use_rpm(state):
             values = await asyncio.gather(*(self._read_one(state, ref) for ref in refs))
             return dict(zip(refs, values, strict=True))
         key = (tuple(refs), state.max_points)
@@ -476,8 +570,8 @@ class BacpypesClient:
 
     async def _read_chunk(self, state: _DeviceState, chunk: _Chunk) -> dict[PointRef, _Raw]:
         refs = chunk.refs
-        if not state.rpm_supported:
-            return await self._read_many(state, refs)
+        if state.rpm_refused_at is not None and not state.reprobing:
+            return await self._read_many_rp(state, refs)
         self.stats.rpm_requests += 1
         try:
             ack = await self._send(state, chunk, chunk.timeout)
@@ -485,13 +579,9 @@ class BacpypesClient:
             return dict.fromkeys(refs, PointError("timeout", "no answer to ReadPropertyMultiple"))
         except ErrorRejectAbortNack as nack:
             code = _nack_code(nack)
-            if isinstance(nack, RejectPDU) and code in ("unrecognized-service", "other"):
-                if state.rpm_supported:
-                    logger.info(
-                        "%s rejects ReadPropertyMultiple; using ReadProperty", state.address
-                    )
-                state.rpm_supported = False
-                return await self._read_many(state, refs)
+            if code not in _TOO_BIG and await self._refuses_rpm(state, refs[0], nack):
+                self._rpm_refused(state, nack)
+                return await self._read_many_rp(state, refs)
             if len(refs) > 1 and (code in _TOO_BIG or isinstance(nack, ErrorPDU)):
                 # too big after all, or one bad object spoiled the lot: halve and retry
                 if code in _TOO_BIG:
@@ -508,7 +598,20 @@ class BacpypesClient:
             return dict.fromkeys(refs, PointError(code, "ReadPropertyMultiple refused"))
         if not isinstance(ack, ComplexAckPDU):
             return dict.fromkeys(refs, PointError("bad-answer", type(ack).__name__))
+        self._rpm_accepted(state)
         return _unpack(chunk, bytes(ack.pduData))
+
+    async def _refuses_rpm(self, state: _DeviceState, first: PointRef, nack: BaseException) -> bool:
+        """Whether a whole ReadPropertyMultiple was refused because the device does not do RPM.
+
+        Devices say so with a Reject, an Error (service-request-denied, unrecognized-service,
+        ...) or an Abort; but an Error can also be one unknown object spoiling the lot. A
+        Reject for an unrecognized service is decisive; otherwise one ReadProperty of the first
+        point decides: if it answers, the same point by RPM failing was the service."""
+        if isinstance(nack, RejectPDU) and _nack_code(nack) in _RPM_UNSUPPORTED:
+            return True
+        probe = await self._read_one(state, first)
+        return not isinstance(probe, PointError)
 
     async def _read_many_rp(
         self, state: _DeviceState, refs: list[PointRef]
@@ -537,6 +640,53 @@ class BacpypesClient:
             return codec.decode_rp_ack(bytes(ack.pduData))[4]
         except codec.DecodeError as err:
             return PointError("bad-answer", str(err))
+
+
+def _as_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, PointError):
+        return str(value)
+    if isinstance(value, codec.Opaque):
+        return f"an unexpected value ({len(value.data)} bytes)"
+    return f"an unexpected {type(value).__name__}"
+
+
+def _object_ids(value: Any) -> list[str] | None:
+    """Object identifiers in an answer: one, or a list sent whole; None if it holds none."""
+    if isinstance(value, tuple):
+        items: list[Any] = [value]
+    elif isinstance(value, codec.Opaque):
+        try:
+            items = codec.decode_app_values(value.data)
+        except codec.DecodeError:
+            return None
+    else:
+        return None
+    if not items or not all(isinstance(i, tuple) for i in items):
+        return None
+    try:
+        return [f"{ObjectType(t)},{n}" for t, n in items]
+    except (ValueError, TypeError):
+        return None
+
+
+def _text(prop: str, value: Any) -> str | PointError:
+    """A property shown to people (name, units, description); odd shapes are an error, not a
+    crash of discovery."""
+    if isinstance(value, PointError):
+        return value
+    decoded = sizing.decode_any(value)
+    if prop == "units":
+        try:
+            return str(EngineeringUnits(decoded))
+        except (ValueError, TypeError, KeyError):
+            return PointError("bad-answer", f"units {_describe(decoded)}")
+    if isinstance(decoded, str):
+        return decoded
+    return PointError("bad-answer", _describe(decoded))
 
 
 def _to_float(value: Any) -> float | PointError:

@@ -158,6 +158,20 @@ def _property_value(data: bytes, i: int, closing: int) -> tuple[Value, int]:
     return Opaque(bytes(data[start:end])), i
 
 
+def decode_app_values(data: bytes) -> list[Value]:
+    """A run of application-tagged values, e.g. an array sent whole (an object list where its
+    length was asked for); raises DecodeError on anything constructed."""
+    values: list[Value] = []
+    i = 0
+    while i < len(data):
+        tag = _tag(data, i)
+        if tag.context:
+            raise DecodeError(f"context tag {tag.number} at byte {i} in a list of values")
+        values.append(_app_value(data, tag))
+        i = tag.end
+    return values
+
+
 def decode_rpm_ack(data: bytes) -> list[ResultItem]:
     """Every (object, property, index) -> value or per-property error in a ReadPropertyMultiple
     ACK's service data, in the order the device sent them."""

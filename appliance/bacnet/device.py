@@ -32,6 +32,10 @@ class DeviceNotFound(DeviceError):
     """Who-Is for a device instance got no I-Am."""
 
 
+class NoBroadcast(DeviceError):
+    """A broadcast Who-Is was asked for, but the local address has no subnet to broadcast to."""
+
+
 @dataclasses.dataclass(frozen=True, order=True)
 class PointRef:
     """One property of one object, e.g. analog-input,1 present-value."""
@@ -109,6 +113,7 @@ class DeviceInfo:
     vendor_id: int | None = None
     vendor_name: str | None = None
     object_name: str | None = None
+    unreadable: tuple[str, ...] = ()  # "vendor-name: unknown-property", for discovery's report
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,11 +126,20 @@ class DiscoveredDevice:
 
 
 @dataclasses.dataclass(frozen=True)
+class ObjectList:
+    """A device's objects, and the elements of its object list it would not give."""
+
+    objects: list[str]
+    unreadable: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
 class ObjectDescription:
     object_id: str
     name: str | None
     units: str | None
     description: str | None
+    unreadable: tuple[str, ...] = ()  # "units: unknown-property", for discovery's report
 
 
 class DeviceClient(Protocol):
@@ -141,7 +155,7 @@ class DeviceClient(Protocol):
         self, low: int | None = None, high: int | None = None, address: str | None = None
     ) -> list[DiscoveredDevice]: ...
 
-    async def read_object_list(self, target: DeviceTarget) -> list[str]: ...
+    async def read_object_list(self, target: DeviceTarget) -> ObjectList: ...
 
     async def describe_objects(
         self, target: DeviceTarget, object_ids: Sequence[str]

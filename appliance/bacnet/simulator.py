@@ -33,8 +33,10 @@ from bacpypes3.basetypes import PropertyIdentifier  # type: ignore[import-untype
 from bacpypes3.comm import bind  # type: ignore[import-untyped]
 from bacpypes3.errors import (  # type: ignore[import-untyped]
     AbortBufferOverflow,
+    AbortOther,
     PropertyError,
     SegmentationNotSupported,
+    ServicesError,
     UnrecognizedService,
 )
 from bacpypes3.local.analog import AnalogInputObject  # type: ignore[import-untyped]
@@ -56,6 +58,9 @@ logger = logging.getLogger(__name__)
 
 ErrorKind = Literal["unknown-object", "unknown-property"]
 ERROR_KINDS: tuple[str, ...] = ("unknown-object", "unknown-property")
+# how a device without ReadPropertyMultiple says so: all three are seen in the field
+RpmRefusal = Literal["reject", "error", "abort"]
+RPM_REFUSALS: tuple[str, ...] = ("reject", "error", "abort")
 VENDOR_ID = 999  # bacpypes3's own vendor id: its object classes decode everything we serve
 STANDARD_MAX_APDU = (50, 128, 206, 480, 1024, 1476)
 
@@ -75,7 +80,11 @@ class SimMeterSpec:
     segmentation: bool = True
     latency_ms: float = 0.0
     error_points: Mapping[str, ErrorKind] = dataclasses.field(default_factory=dict)
-    reject_rpm: bool = False
+    refuse_rpm: RpmRefusal | None = None
+    # answers object-list[0] (the list's length) with the whole list, as some stacks do
+    whole_object_list: bool = False
+    # properties no object of this device knows (e.g. "units", "description", "vendor-name")
+    unknown_properties: tuple[str, ...] = ()
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -86,6 +95,10 @@ class SimMeterSpec:
         for object_id, kind in self.error_points.items():
             if kind not in ERROR_KINDS:
                 raise ValueError(f"error_points[{object_id!r}]: {kind!r} not in {ERROR_KINDS}")
+        if self.refuse_rpm is not None and self.refuse_rpm not in RPM_REFUSALS:
+            raise ValueError(f"refuse_rpm {self.refuse_rpm!r}: expected one of {RPM_REFUSALS}")
+        for prop in self.unknown_properties:
+            PropertyIdentifier(prop)  # raises on a name BACnet does not have
 
     @property
     def address(self) -> str:
@@ -188,14 +201,30 @@ class MeterModel:
         return 2.0 + self._rng.random() * 3.0  # thd_*_pct
 
 
-class _BadPresentValueInput(AnalogInputObject):  # type: ignore[misc]
-    """An analog input whose present-value answers unknown-property, as a misconfigured meter does."""
+class _UnknownProperties:
+    """An object that answers unknown-property for some of its properties, as devices from other
+    stacks (or a misconfigured meter's present-value) do. ``_unknown`` holds bacpypes3's
+    camelCase attribute names."""
+
+    _unknown: frozenset[str] = frozenset()
 
     async def read_property(self, attr: Any, index: int | None = None) -> Any:
         name = PropertyIdentifier(attr).attr if isinstance(attr, int) else attr
-        if name == "presentValue":
+        if name in self._unknown:
             raise PropertyError("unknownProperty")
-        return await super().read_property(attr, index)
+        return await super().read_property(attr, index)  # type: ignore[misc]
+
+
+class _SimInput(_UnknownProperties, AnalogInputObject):  # type: ignore[misc]
+    pass
+
+
+class _SimDevice(_UnknownProperties, DeviceObject):  # type: ignore[misc]
+    pass
+
+
+def _attr_names(props: Iterable[str]) -> frozenset[str]:
+    return frozenset(PropertyIdentifier(p).attr for p in props)
 
 
 _ANALOG_INPUT = 0
@@ -249,7 +278,8 @@ class SimulatedMeter(Application):  # type: ignore[misc]
     @classmethod
     def build(cls, spec: SimMeterSpec) -> SimulatedMeter:
         speedups.install()
-        device = DeviceObject(
+        unknown = _attr_names(spec.unknown_properties)
+        device = _SimDevice(
             objectIdentifier=("device", spec.device_instance),
             objectName=spec.device_name,
             vendorIdentifier=VENDOR_ID,
@@ -258,6 +288,7 @@ class SimulatedMeter(Application):  # type: ignore[misc]
             maxApduLengthAccepted=spec.max_apdu,
             segmentationSupported="segmented-both" if spec.segmentation else "no-segmentation",
         )
+        device._unknown = unknown
         port = NetworkPortObject(
             spec.address if spec.prefix is None else f"{spec.host}/{spec.prefix}:{spec.port}",
             objectIdentifier=("network-port", 1),
@@ -282,8 +313,7 @@ class SimulatedMeter(Application):  # type: ignore[misc]
             kind = spec.error_points.get(point.object_id)
             if kind == "unknown-object":
                 continue
-            obj_class = _BadPresentValueInput if kind == "unknown-property" else AnalogInputObject
-            obj = obj_class(
+            obj = _SimInput(
                 objectIdentifier=point.object_id,
                 objectName=point.name,
                 presentValue=0.0,
@@ -293,14 +323,28 @@ class SimulatedMeter(Application):  # type: ignore[misc]
                 units=point.units,
                 covIncrement=0.1,
             )
+            obj._unknown = unknown | (
+                _attr_names(["present-value"]) if kind == "unknown-property" else frozenset()
+            )
             app.add_object(obj)
             app._objects_by_point[point.name] = obj
-            if kind is None:
+            if kind is None and "presentValue" not in unknown:
                 app._fast_objects[int(point.object_id.split(",")[1])] = point.name
         return app
 
     def set_offline(self, offline: bool) -> None:
         self.asap.offline = offline
+
+    def set_unknown_properties(self, props: Iterable[str]) -> None:
+        """From now on every object answers unknown-property for ``props`` (a meter whose
+        configuration or firmware changed under the appliance)."""
+        unknown = _attr_names(props)
+        self.spec = dataclasses.replace(self.spec, unknown_properties=tuple(props))
+        self.device_object._unknown = unknown
+        for obj in self._objects_by_point.values():
+            obj._unknown = unknown
+        if "presentValue" in unknown:
+            self._fast_objects.clear()
 
     @property
     def offline(self) -> bool:
@@ -308,7 +352,7 @@ class SimulatedMeter(Application):  # type: ignore[misc]
 
     async def fast_rpm(self, request: bytes, max_resp_code: int) -> bytes | None:
         """The encoded ACK for a plain present-value RPM, or None to let bacpypes3 answer."""
-        if self.spec.reject_rpm or len(request) + 4 > self.spec.max_apdu:
+        if self.spec.refuse_rpm or len(request) + 4 > self.spec.max_apdu:
             return None
         try:
             specs = codec.decode_rpm_request(request)
@@ -361,12 +405,23 @@ class SimulatedMeter(Application):  # type: ignore[misc]
     async def do_ReadPropertyRequest(self, apdu: APDU) -> None:
         await self._serve(apdu)
         apdu.objectIdentifier = self._own_device(apdu.objectIdentifier)
+        if (
+            self.spec.whole_object_list
+            and apdu.objectIdentifier == self.device_object.objectIdentifier
+            and apdu.propertyIdentifier == PropertyIdentifier.objectList
+            and apdu.propertyArrayIndex == 0
+        ):
+            apdu.propertyArrayIndex = None  # the length was asked for; the list is sent
         await super().do_ReadPropertyRequest(apdu)
 
     async def do_ReadPropertyMultipleRequest(self, apdu: APDU) -> None:
         await self._serve(apdu)
-        if self.spec.reject_rpm:
+        if self.spec.refuse_rpm == "reject":
             raise UnrecognizedService()
+        if self.spec.refuse_rpm == "error":
+            raise ServicesError("serviceRequestDenied")
+        if self.spec.refuse_rpm == "abort":
+            raise AbortOther()
         for spec in apdu.listOfReadAccessSpecs:
             spec.objectIdentifier = self._own_device(spec.objectIdentifier)
         await super().do_ReadPropertyMultipleRequest(apdu)
@@ -397,6 +452,10 @@ class SimulatorHandle:
     def set_offline(self, instance: int, offline: bool) -> None:
         self.meters[instance].set_offline(offline)
         logger.info("simulated meter %s now %s", instance, "offline" if offline else "online")
+
+    def set_unknown_properties(self, instance: int, props: Iterable[str]) -> None:
+        self.meters[instance].set_unknown_properties(props)
+        logger.info("simulated meter %s: unknown properties now %s", instance, list(props))
 
     def requests_seen(self, instance: int) -> int:
         return self.meters[instance].requests_seen

@@ -16,7 +16,7 @@ from bacpypes3.basetypes import PropertyIdentifier  # type: ignore[import-untype
 from bacpypes3.primitivedata import TagClass  # type: ignore[import-untyped]
 
 if TYPE_CHECKING:
-    from appliance.bacnet.client import PointRef
+    from appliance.bacnet.device import PointRef
 
 REQUEST_HEADER = 4  # confirmed-request APCI incl. service choice
 ACK_HEADER = 3  # complex-ack APCI incl. service choice

@@ -91,6 +91,15 @@ async def wait_bound(app: Any, timeout: float = 5.0) -> None:
         await asyncio.wait_for(link_layer.server._local_transport_ready.wait(), timeout)
 
 
+def has_broadcast(app: Any) -> bool:
+    """Whether the app's link layer knows a subnet broadcast address (it does only when bound
+    with IP/PREFIX)."""
+    return any(
+        getattr(link_layer.server, "broadcast_address", None)
+        for link_layer in app.link_layers.values()
+    )
+
+
 def enlarge_receive_buffer(app: Any, size: int = RECEIVE_BUFFER) -> int:
     """Ask for a ``size`` receive buffer on the app's unicast socket(s); returns the capacity the
     kernel granted, in its own accounting (it doubles what is asked for to cover overhead, and

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
 
-from appliance.bacnet.client import DeviceTarget, PointRef
+from appliance.bacnet.device import DeviceTarget, PointRef
 from common.logs import fields
 
 logger = logging.getLogger(__name__)
@@ -28,12 +29,14 @@ class PolledMeter:
     external_id: str
     target: DeviceTarget
     points: tuple[PolledPoint, ...]
+    rpm_refused_at: datetime | None = None  # learned by an earlier run: read it point by point
 
 
 _QUERY = """
-SELECT m.id, m.external_id, m.address, m.device_instance,
+SELECT m.id, m.external_id, m.address, m.device_instance, s.rpm_refused_at,
        p.id, p.name, p.object_type, p.object_instance, p.property, p.unit
 FROM meters m JOIN meter_points p ON p.meter_id = m.id
+LEFT JOIN meter_status s ON s.meter_id = m.id
 WHERE m.active AND p.active
 ORDER BY m.id, p.id
 """
@@ -45,10 +48,12 @@ async def load_meters(conn: AsyncConnection[Any]) -> list[PolledMeter]:
     rows = await (await conn.execute(_QUERY)).fetchall()
     meters: dict[int, PolledMeter] = {}
     points: dict[int, list[PolledPoint]] = {}
-    for meter_id, external_id, address, instance, point_id, name, otype, oinst, prop, unit in rows:
+    for row in rows:
+        meter_id, external_id, address, instance, refused = row[:5]
+        point_id, name, otype, oinst, prop, unit = row[5:]
         if meter_id not in meters:
             meters[meter_id] = PolledMeter(
-                meter_id, external_id, DeviceTarget(address, instance), ()
+                meter_id, external_id, DeviceTarget(address, instance), (), refused
             )
             points[meter_id] = []
         try:

@@ -8,8 +8,13 @@ import dataclasses
 import math
 from datetime import UTC, datetime
 
-from appliance.bacnet.client import DeviceClient, DeviceError, PointError
+from appliance.bacnet.device import DeviceClient, DeviceError, PointError
 from appliance.collector.meters import PolledMeter
+
+# What a meter's state means, for people: the local UI, MCP, the heartbeat and central show these.
+REACHABLE = "reachable"  # it answered and gave values
+NO_VALUES = "no-values"  # it answered, but not one of its points gave a value
+UNREACHABLE = "unreachable"  # no answer at all
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,7 +27,27 @@ class MeterResult:
 
     @property
     def reachable(self) -> bool:
+        """The device answered (whether or not it gave values)."""
         return self.error is None
+
+    @property
+    def state(self) -> str:
+        if self.error is not None:
+            return UNREACHABLE
+        if not self.values and self.meter.points:
+            return NO_VALUES
+        return REACHABLE
+
+    @property
+    def problem(self) -> str | None:
+        """Why the meter has no readings this cycle, in one line; None when it has."""
+        if self.error is not None:
+            return self.error
+        if self.state == NO_VALUES:
+            return "answers but gave no value: " + "; ".join(
+                f"{name}: {why}" for name, why in sorted(self.point_errors.items())
+            )
+        return None
 
 
 async def poll_meter(client: DeviceClient, meter: PolledMeter) -> MeterResult:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from appliance.collector.poll import MeterResult
+from appliance.collector.poll import REACHABLE, MeterResult
 
 _STATUS_UPSERT = """
 INSERT INTO meter_status AS s (meter_id, state, state_since, last_reading_at, last_error,
-                               last_error_at, consecutive_failures, point_errors, updated_at)
+                               last_error_at, consecutive_failures, point_errors,
+                               rpm_refused_at, updated_at)
 VALUES (%(meter_id)s, %(state)s, now(), %(read_at)s, %(error)s,
         CASE WHEN %(error)s::text IS NULL THEN NULL ELSE now() END,
-        %(failures)s, %(point_errors)s, now())
+        %(failures)s, %(point_errors)s, %(rpm_refused_at)s, now())
 ON CONFLICT (meter_id) DO UPDATE SET
     state = EXCLUDED.state,
     state_since = CASE WHEN s.state = EXCLUDED.state THEN s.state_since ELSE now() END,
@@ -24,28 +27,36 @@ ON CONFLICT (meter_id) DO UPDATE SET
     consecutive_failures = CASE WHEN EXCLUDED.state = 'reachable' THEN 0
                                 ELSE s.consecutive_failures + 1 END,
     point_errors = EXCLUDED.point_errors,
+    rpm_refused_at = EXCLUDED.rpm_refused_at,
     updated_at = now()
 """
 
 
-def _status_row(result: MeterResult) -> dict[str, Any]:
-    error = result.error
-    if error is None and result.point_errors and not result.values:
-        error = "every point failed: " + "; ".join(
-            f"{name}: {why}" for name, why in sorted(result.point_errors.items())
-        )
+def _status_row(result: MeterResult, rpm_refused_at: datetime | None) -> dict[str, Any]:
+    state = result.state
     return {
         "meter_id": result.meter.meter_id,
-        "state": "reachable" if result.reachable else "unreachable",
+        "state": state,
         "read_at": result.read_at if result.values else None,
-        "error": error,
-        "failures": 0 if result.reachable else 1,
+        "error": result.problem,
+        "failures": 0 if state == REACHABLE else 1,
         "point_errors": Jsonb(result.point_errors),
+        "rpm_refused_at": rpm_refused_at,
     }
 
 
-async def write_cycle(conn: AsyncConnection[Any], results: list[MeterResult]) -> int:
+def _nothing_learned(result: MeterResult) -> datetime | None:
+    return None
+
+
+async def write_cycle(
+    conn: AsyncConnection[Any],
+    results: list[MeterResult],
+    rpm_refused_at: Callable[[MeterResult], datetime | None] = _nothing_learned,
+) -> int:
     """Commit the cycle's readings with COPY and the meters' status, all or nothing.
+    ``rpm_refused_at`` tells what the device client learned of each meter's ReadPropertyMultiple,
+    so that the next start knows it without asking again.
 
     Returns the number of readings written."""
     rows = 0
@@ -55,5 +66,5 @@ async def write_cycle(conn: AsyncConnection[Any], results: list[MeterResult]) ->
                 for point_id, value in result.values.items():
                     await copy.write_row((result.meter.meter_id, point_id, result.read_at, value))
                     rows += 1
-        await cur.executemany(_STATUS_UPSERT, [_status_row(r) for r in results])
+        await cur.executemany(_STATUS_UPSERT, [_status_row(r, rpm_refused_at(r)) for r in results])
     return rows

@@ -87,7 +87,9 @@ class MeterStatus(BaseModel):
     active: bool
     source: str = Field(description="'central' (meter sync) or 'file' (local meters file)")
     points: int = Field(description="active data points polled")
-    state: str = Field(description="unknown, reachable, unreachable or stale")
+    state: str = Field(
+        description="unknown, reachable, no-values (answers but gives no value), unreachable or stale"
+    )
     state_since: datetime | None
     last_reading_at: datetime | None
     last_error: str | None

@@ -214,9 +214,9 @@ def build_server(settings: ApplianceSettings) -> MCPServer:
             bool, Field(description="also list meters no longer configured")
         ] = False,
     ) -> models.MeterStatusList:
-        """The collector's view of each meter: reachable, unreachable, stale or unknown, since
-        when, the last reading and last error, per-point read errors, and how many of its
-        readings are not yet stored centrally."""
+        """The collector's view of each meter: reachable, no-values (it answers but gives no
+        value), unreachable, stale or unknown, since when, the last reading and last error,
+        per-point read errors, and how many of its readings are not yet stored centrally."""
         meters = _call(
             settings,
             lambda: status.get_meter_status(

@@ -92,7 +92,7 @@ class MeterStatus(TypedDict):
     active: bool
     source: str
     points: int
-    state: str  # unknown | reachable | unreachable | stale
+    state: str  # one of common.heartbeat.METER_STATES
     state_since: datetime | None
     last_reading_at: datetime | None
     last_error: str | None

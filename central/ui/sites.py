@@ -28,6 +28,7 @@ from central.domain_errors import Conflict, NotFound
 from central.fleet import LATEST
 from central.ui import bp
 from central.ui.users import me
+from common.heartbeat import METER_PROBLEM_STATES
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ def heartbeat_history(conn: psycopg.Connection[Any], site_id: int) -> list[Heart
                 unreachable=sum(
                     1
                     for m in meters
-                    if isinstance(m, dict) and m.get("state") in ("unreachable", "stale")
+                    if isinstance(m, dict) and m.get("state") in METER_PROBLEM_STATES
                 ),
                 meters=len(meters),
                 version=(body.get("versions") or {}).get("meterit"),

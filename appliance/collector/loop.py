@@ -1,0 +1,384 @@
+"""The collector's poll loop: one cycle per clock tick, its readings committed in one transaction.
+
+It depends on the device interface (:mod:`appliance.bacnet.device`), never on the BACnet library
+(DESIGN convention 5). WATCHDOG=1 comes from this loop's own progress: it is sent while the loop
+waits for the next tick, for meters (bounded by the cycle's deadline) or for the edge database to
+come back (bounded by the connect timeout), and never from a side task, so only a loop that is
+really stuck (e.g. a write hanging) stops feeding it and gets restarted.
+
+When the edge database goes away the loop keeps polling and holds the cycles in memory (up to
+:data:`HELD_READINGS_MAX` readings), then writes them oldest first once it is back, each cycle in
+its own transaction as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+import psycopg
+from psycopg import AsyncConnection
+
+from appliance.bacnet.device import DeviceClient, DeviceTarget
+from appliance.collector.meters import PolledMeter, load_meters
+from appliance.collector.poll import NO_VALUES, REACHABLE, UNREACHABLE, MeterResult, poll_all
+from appliance.collector.store import write_cycle
+from appliance.settings import ApplianceSettings
+from common.logs import fields
+from common.systemd import Notifier
+
+logger = logging.getLogger(__name__)
+
+DB_RETRY_S = 5.0
+DB_CONNECT_TIMEOUT_S = 5
+# Readings held in memory while the edge database is away: 100 meters x 20 points for 50 poll
+# cycles, about 15 MB. Past it the oldest cycle is dropped, counted in the journal.
+HELD_READINGS_MAX = 100_000
+_T = TypeVar("_T")
+
+
+class ManagedClient(DeviceClient, Protocol):
+    """A device client the collector owns: it binds the port at start, forgets a device whose
+    configuration changed, and says what it learned of each device's ReadPropertyMultiple."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def forget(self, target: DeviceTarget) -> None: ...
+
+    def rpm_refused_since(self, target: DeviceTarget) -> datetime | None: ...
+
+    def assume_rpm_refused(self, target: DeviceTarget, since: datetime) -> None: ...
+
+
+def next_tick(now: float, interval: float) -> float:
+    """The next clock-aligned cycle start: a 60 s interval polls at :00 of every minute."""
+    return (now // interval + 1) * interval
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+class Collector:
+    def __init__(
+        self,
+        settings: ApplianceSettings,
+        client: ManagedClient,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.notifier = notifier or Notifier()
+        self.stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._reload = True
+        self._meters: list[PolledMeter] = []
+        self._states: dict[int, tuple[str, frozenset[tuple[str, str]]]] = {}
+        self._paused: bool | None = None
+        self._held: collections.deque[list[MeterResult]] = collections.deque()
+        self._db_down = False
+        self.cycles = 0  # cycles committed to the edge database
+        self.dropped_held = 0  # readings dropped because the database was away too long
+
+    # ----- the watchdog
+
+    @staticmethod
+    def _ping_s() -> float:
+        return Notifier.watchdog_interval_s() or 10.0
+
+    async def _fed(self, work: Awaitable[_T]) -> _T:
+        """Await bounded work (it has its own timeout or deadline), feeding the watchdog
+        meanwhile: the loop is waiting, not stuck."""
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self._ping_s())
+                self.notifier.watchdog()
+                if done:
+                    return task.result()
+        finally:
+            task.cancel()  # a no-op once done; on cancellation of this wait it stops the work
+
+    async def _sleep(self, seconds: float, *, feed: bool = True) -> bool:
+        """Sleep, feeding the watchdog when this is the loop's own wait; True when stop was
+        asked for."""
+        deadline = time.monotonic() + seconds
+        while not self.stop.is_set():
+            if feed:
+                self.notifier.watchdog()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self.stop.wait(), min(left, self._ping_s()))
+            except TimeoutError:
+                continue
+        return True
+
+    # ----- database
+
+    async def _connect(self) -> AsyncConnection[Any]:
+        # autocommit: reads see other units' changes at once; writes use explicit transactions
+        return await AsyncConnection.connect(
+            self.settings.database_url,
+            autocommit=True,
+            application_name="meterit-collector",
+            connect_timeout=DB_CONNECT_TIMEOUT_S,
+        )
+
+    async def _connect_until_up(self) -> AsyncConnection[Any] | None:
+        """A connection once the database answers; None when stop was asked for meanwhile."""
+        while True:
+            try:
+                return await self._fed(self._connect())
+            except psycopg.OperationalError as err:
+                logger.error(
+                    "edge database unreachable (%s); retrying in %.0f s — is PostgreSQL running "
+                    "and METERIT_DATABASE_URL right?",
+                    _first_line(err),
+                    DB_RETRY_S,
+                )
+                self.notifier.status("waiting for the edge database")
+                if await self._sleep(DB_RETRY_S):
+                    return None
+
+    async def _reconnect(self, conn: AsyncConnection[Any] | None) -> AsyncConnection[Any] | None:
+        """The connection, a new one if it was lost, or None while the database is away."""
+        if conn is not None and not conn.closed:
+            return conn
+        try:
+            conn = await self._fed(self._connect())
+        except psycopg.OperationalError:
+            return None
+        if self._db_down:
+            self._db_down = False
+            logger.info(
+                "edge database back; writing the %d reading(s) held meanwhile", self._held_count()
+            )
+        return conn
+
+    async def _lost(self, conn: AsyncConnection[Any], err: psycopg.OperationalError) -> None:
+        if not self._db_down:
+            self._db_down = True
+            logger.error(
+                "edge database lost (%s); polling goes on and readings are held in memory "
+                "(up to %d) until it is back — is PostgreSQL running?",
+                _first_line(err),
+                HELD_READINGS_MAX,
+            )
+        with contextlib.suppress(psycopg.Error):
+            await conn.close()
+
+    async def _listen(self) -> None:
+        """Wake the loop when meters change or collection is paused/resumed elsewhere. A side
+        task: it never feeds the watchdog."""
+        while not self.stop.is_set():
+            try:
+                conn = await AsyncConnection.connect(
+                    self.settings.database_url,
+                    autocommit=True,
+                    application_name="meterit-collector",
+                    connect_timeout=DB_CONNECT_TIMEOUT_S,
+                )
+                async with conn:
+                    await conn.execute("LISTEN meters_changed")
+                    await conn.execute("LISTEN collection_paused")
+                    self._reload = True  # anything missed while not listening
+                    async for note in conn.notifies():
+                        if note.channel == "meters_changed":
+                            self._reload = True
+                        self._wake.set()
+            except psycopg.OperationalError:
+                await self._sleep(DB_RETRY_S, feed=False)
+
+    # ----- the loop
+
+    async def _wait_for_tick(self) -> None:
+        target = next_tick(time.time(), self.settings.poll_interval_s)
+        while not self.stop.is_set():
+            self.notifier.watchdog()
+            left = target - time.time()
+            if left <= 0:
+                return
+            self._wake.clear()
+            waiters = [
+                asyncio.ensure_future(self.stop.wait()),
+                asyncio.ensure_future(self._wake.wait()),
+            ]
+            _, pending = await asyncio.wait(
+                waiters, timeout=min(left, self._ping_s()), return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()
+            if self._wake.is_set() and self._paused:
+                return  # a resume should not wait for the next tick to be seen
+
+    async def run(self) -> None:
+        """Poll until ``stop`` is set."""
+        conn: AsyncConnection[Any] | None = await self._connect_until_up()
+        if conn is None:
+            return
+        await self.client.start()  # binds the BACnet port or raises
+        listener = asyncio.ensure_future(self._listen())
+        self.notifier.ready("started")
+        logger.info(
+            "collector ready: polling every %d s, at most %d meters at once",
+            self.settings.poll_interval_s,
+            self.settings.poll_concurrency,
+        )
+        try:
+            while not self.stop.is_set():
+                conn = await self._cycle(conn)
+                await self._wait_for_tick()
+        finally:
+            self.notifier.stopping()
+            listener.cancel()
+            await self.client.close()
+            if conn is not None:
+                await conn.close()
+            if self._held:
+                logger.warning(
+                    "collector stopped with %d reading(s) not written: the edge database was "
+                    "unreachable",
+                    self._held_count(),
+                )
+            logger.info("collector stopped")
+
+    async def _cycle(self, conn: AsyncConnection[Any] | None) -> AsyncConnection[Any] | None:
+        conn = await self._reconnect(conn)
+        if conn is not None:
+            try:
+                await self._refresh(conn)
+            except psycopg.OperationalError as err:
+                await self._lost(conn, err)
+                conn = None
+        if self._paused:
+            self.notifier.status(f"collection paused; {len(self._meters)} meter(s) configured")
+            return conn
+
+        started = time.monotonic()
+        deadline = max(1.0, self.settings.poll_interval_s * 0.9)
+        results = await self._fed(
+            poll_all(self.client, self._meters, self.settings.poll_concurrency, deadline)
+        )
+        if self.stop.is_set():
+            logger.info("stopping: the cycle in flight is abandoned, nothing partial written")
+            return conn
+        self._log_changes(results)
+        self._hold(results)
+        rows = 0
+        if conn is not None:
+            try:
+                rows = await self._write_held(conn)
+            except psycopg.OperationalError as err:
+                await self._lost(conn, err)
+                conn = None
+        self._report(results, rows, time.monotonic() - started)
+        return conn
+
+    async def _refresh(self, conn: AsyncConnection[Any]) -> None:
+        """The meter list when it changed, and the pause flag."""
+        if self._reload:
+            self._reload = False
+            self._meters = await load_meters(conn)
+            for meter in self._meters:
+                # its address may have changed with its configuration: look it up afresh
+                self.client.forget(meter.target)
+                if meter.rpm_refused_at is not None:
+                    self.client.assume_rpm_refused(meter.target, meter.rpm_refused_at)
+            logger.info("polling %d meter(s)", len(self._meters))
+        row = await (await conn.execute("SELECT collection_paused FROM appliance_state")).fetchone()
+        paused = bool(row and row[0])
+        if paused != self._paused:
+            logger.info("collection %s", "paused" if paused else "running")
+            self._paused = paused
+
+    def _hold(self, results: list[MeterResult]) -> None:
+        self._held.append(results)
+        while self._held_count() > HELD_READINGS_MAX and len(self._held) > 1:
+            dropped = sum(len(r.values) for r in self._held.popleft())
+            self.dropped_held += dropped
+            logger.warning(
+                "edge database away too long: dropped the oldest held cycle (%d readings, %d in "
+                "all)",
+                dropped,
+                self.dropped_held,
+            )
+
+    def _held_count(self) -> int:
+        return sum(len(r.values) for cycle in self._held for r in cycle)
+
+    async def _write_held(self, conn: AsyncConnection[Any]) -> int:
+        """Write the held cycles oldest first, each in its own transaction; a cycle leaves the
+        memory only once committed."""
+        rows = 0
+        while self._held:
+            rows += await write_cycle(conn, self._held[0], self._rpm_refused_at)
+            self._held.popleft()
+            self.cycles += 1
+        return rows
+
+    def _rpm_refused_at(self, result: MeterResult) -> datetime | None:
+        return self.client.rpm_refused_since(result.meter.target)
+
+    def _report(self, results: list[MeterResult], rows: int, took_s: float) -> None:
+        """The STATUS= line: the same states the local UI, MCP and central show."""
+        states = collections.Counter(r.state for r in results)
+        text = f"{states[REACHABLE]}/{len(results)} meters reachable"
+        if states[NO_VALUES]:
+            text += f", {states[NO_VALUES]} answer without values"
+        if states[UNREACHABLE]:
+            text += f", {states[UNREACHABLE]} unreachable"
+        text += f"; {rows} readings in {took_s:.1f} s"
+        if self._held:
+            text += f"; edge database unreachable, {self._held_count()} readings held"
+        self.notifier.status(text)
+
+    def _log_changes(self, results: list[MeterResult]) -> None:
+        """One line per meter whose health changed, never one per cycle per failing meter."""
+        for result in results:
+            meter = result.meter
+            state = (result.state, frozenset(result.point_errors.items()))
+            previous = self._states.get(meter.meter_id)
+            self._states[meter.meter_id] = state
+            if previous == state:
+                continue
+            extra = fields(meter_id=meter.meter_id)
+            changed = previous is None or previous[0] != result.state
+            if result.state == UNREACHABLE and changed:
+                logger.warning(
+                    "meter %s unreachable: %s; check it is powered and on the network",
+                    meter.external_id,
+                    result.error,
+                    extra=extra,
+                )
+            elif result.state == NO_VALUES and changed:
+                logger.warning(
+                    "meter %s answers but gives no value (%s); check its points' objects and "
+                    "properties, e.g. with 'meterit-appliance discover --address %s'",
+                    meter.external_id,
+                    "; ".join(f"{n}: {w}" for n, w in sorted(result.point_errors.items())),
+                    meter.target.address or "ADDRESS",
+                    extra=extra,
+                )
+            elif result.state == REACHABLE and previous is not None and changed:
+                logger.info("meter %s reachable again", meter.external_id, extra=extra)
+            if result.state != REACHABLE:
+                continue
+            for name, why in sorted(result.point_errors.items()):
+                if previous is None or (name, why) not in previous[1]:
+                    logger.warning(
+                        "meter %s point %s unreadable: %s",
+                        meter.external_id,
+                        name,
+                        why,
+                        extra=extra,
+                    )
