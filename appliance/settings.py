@@ -42,6 +42,13 @@ class ApplianceSettings:
     request_timeout_s: float = setting(
         3.0, help="base timeout of one BACnet request in seconds", minimum=0.1, maximum=60
     )
+    backfill_max_days: int = setting(
+        7,
+        help="longest gap (collector stopped, meter unreachable) read back from the meters' "
+        "trend logs, in days (0 = no backfill)",
+        minimum=0,
+        maximum=366,
+    )
     upload_batch_size: int = setting(
         1000, help="readings per upload batch", minimum=1, maximum=50000
     )

@@ -61,6 +61,7 @@ class Fleet:
     points: int
     latency_ms: float
     procs: int
+    extra: tuple[str, ...] = ()  # more ``simulate`` options, e.g. trend logs
 
     def addresses(self) -> list[str]:
         return [f"{HOST}:{self.base_port + i}" for i in range(self.count)]
@@ -107,6 +108,7 @@ def simulators(fleet: Fleet) -> Iterator[None]:
                 f"--points={fleet.points}",
                 f"--latency-ms={fleet.latency_ms}",
                 f"--host={HOST}",
+                *fleet.extra,
             ]
             proc = subprocess.Popen(
                 cmd,

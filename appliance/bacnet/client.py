@@ -29,6 +29,7 @@ from bacpypes3.apdu import (  # type: ignore[import-untyped]
     ErrorRejectAbortNack,
     ReadPropertyMultipleRequest,
     ReadPropertyRequest,
+    ReadRangeRequest,
     RejectPDU,
 )
 from bacpypes3.app import Application  # type: ignore[import-untyped]
@@ -36,6 +37,8 @@ from bacpypes3.basetypes import (  # type: ignore[import-untyped]
     EngineeringUnits,
     PropertyIdentifier,
     PropertyReference,
+    Range,
+    RangeByPosition,
     ReadAccessSpecification,
 )
 from bacpypes3.local.device import DeviceObject  # type: ignore[import-untyped]
@@ -43,7 +46,7 @@ from bacpypes3.local.networkport import NetworkPortObject  # type: ignore[import
 from bacpypes3.pdu import Address  # type: ignore[import-untyped]
 from bacpypes3.primitivedata import ObjectIdentifier, ObjectType  # type: ignore[import-untyped]
 
-from appliance.bacnet import codec, sizing, speedups
+from appliance.bacnet import codec, readrange, sizing, speedups
 from appliance.bacnet.device import (
     WILDCARD_DEVICE,
     DeviceClient,
@@ -119,6 +122,7 @@ class ClientStats:
 
     rpm_requests: int = 0
     rp_requests: int = 0
+    read_range_requests: int = 0
     timeouts: int = 0
 
 
@@ -145,6 +149,7 @@ class _DeviceState:
     address: Address
     info: DeviceInfo | None = None
     rpm_refused_at: datetime | None = None  # when it last refused ReadPropertyMultiple
+    utc_offset_min: int | None = None  # its clock's offset, read once for trend logs
     reprobing: bool = False  # RPM is being tried again after a refusal
     max_points: int = 10_000  # lowered when a device aborts an answer we thought would fit
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
@@ -152,6 +157,31 @@ class _DeviceState:
     plans: dict[tuple[tuple[PointRef, ...], int], list[_Chunk]] = dataclasses.field(
         default_factory=dict
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Encoded:
+    """A confirmed request whose service data we encoded ourselves (ReadRange): bacpypes3's
+    template gives the APCI, the data replaces its own."""
+
+    template: Any
+    data: bytes
+
+    def request(self, destination: Address) -> Any:
+        pdu = ConfirmedRequestPDU()
+        pdu.update(self.template)
+        pdu.put_data(self.data)
+        pdu.pduDestination = destination
+        return pdu
+
+
+@functools.cache
+def _read_range_template() -> Any:
+    return ReadRangeRequest(
+        objectIdentifier=ObjectIdentifier("trend-log,1"),
+        propertyIdentifier=PropertyIdentifier("log-buffer"),
+        range=Range(byPosition=RangeByPosition(referenceIndex=1, count=1)),
+    ).encode()
 
 
 _Raw = Any  # a value decoded by appliance.bacnet.codec, or a PointError
@@ -259,7 +289,7 @@ class BacpypesClient:
         callers catch it by name."""
         assert state.semaphore is not None
         for attempt in range(self.config.retries + 1):
-            if isinstance(request, _Chunk):
+            if isinstance(request, _Chunk | _Encoded):
                 pdu = request.request(state.address)
             else:
                 pdu = request
@@ -537,6 +567,75 @@ class BacpypesClient:
             return ObjectDescription(oid, name, units, description, tuple(unreadable))
 
         return [describe(oid, rs) for oid, rs in refs.items()]
+
+    # ----- trend logs
+
+    async def trend_logs(self, target: DeviceTarget) -> dict[PointRef, str]:
+        state = await self._state(target)
+        logs = [
+            o for o in (await self.read_object_list(target)).objects if o.startswith("trend-log,")
+        ]
+        refs = {PointRef(*parse_object_id(o), "log-device-object-property"): o for o in logs}
+        raw = await self._read_many(state, list(refs))
+        found: dict[PointRef, str] = {}
+        for ref, trend_log in refs.items():
+            value = raw[ref]
+            if not isinstance(value, codec.Opaque):
+                continue  # unreadable, or not logging a property of this device's objects
+            try:
+                otype, instance, prop = readrange.decode_object_property_reference(value.data)
+                logged = PointRef(str(ObjectType(otype)), instance, str(PropertyIdentifier(prop)))
+            except (codec.DecodeError, ValueError, TypeError):
+                continue
+            found.setdefault(logged, trend_log)
+        return found
+
+    async def read_trend(
+        self, target: DeviceTarget, trend_log: str, since: datetime, until: datetime
+    ) -> list[tuple[datetime, float]]:
+        """ReadRange by time, page after page (each as many records as one unsegmented answer
+        holds), until ``until`` or the end of the log."""
+        state = await self._state(target)
+        assert state.info is not None
+        instance = parse_object_id(trend_log)[1]
+        if state.utc_offset_min is None:
+            offset = await self._read_one(
+                state, PointRef("device", state.info.device_instance, "utc-offset")
+            )
+            state.utc_offset_min = offset if _as_int(offset) is not None else 0
+        shift = timedelta(minutes=state.utc_offset_min)
+        budget = min(state.info.max_apdu, self.config.max_apdu)
+        count = max(1, (budget - readrange.ACK_OVERHEAD) // readrange.RECORD_BYTES)
+        timeout = self._timeout(32, budget)
+        records: list[tuple[datetime, float]] = []
+        after = since - shift  # the device's clock
+        while True:
+            request = _Encoded(
+                _read_range_template(), readrange.encode_request(instance, after, count)
+            )
+            self.stats.read_range_requests += 1
+            try:
+                ack = await self._send(state, request, timeout)
+            except TimeoutError:
+                raise DeviceUnreachable(
+                    f"{target}: no answer to ReadRange of {trend_log}"
+                ) from None
+            except ErrorRejectAbortNack as nack:
+                raise DeviceError(
+                    f"{target}: ReadRange of {trend_log} refused: {_nack_code(nack)}"
+                ) from None
+            try:
+                answer = readrange.decode_ack(bytes(ack.pduData))
+            except codec.DecodeError as err:
+                raise DeviceError(f"{target}: ReadRange of {trend_log}: {err}") from None
+            for ts, value in answer.records:
+                if ts + shift >= until:
+                    return records
+                if ts > after:
+                    records.append((ts + shift, value))
+            if not answer.more or not answer.records or answer.records[-1][0] <= after:
+                return records
+            after = answer.records[-1][0]
 
     async def _read_many(self, state: _DeviceState, refs: list[PointRef]) -> dict[PointRef, _Raw]:
         if not refs:

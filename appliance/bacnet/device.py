@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
 from bacpypes3.basetypes import PropertyIdentifier  # type: ignore[import-untyped]
@@ -160,3 +161,14 @@ class DeviceClient(Protocol):
     async def describe_objects(
         self, target: DeviceTarget, object_ids: Sequence[str]
     ) -> list[ObjectDescription]: ...
+
+    async def trend_logs(self, target: DeviceTarget) -> dict[PointRef, str]:
+        """Which of the device's trend logs records which point: {point: "trend-log,N"}."""
+        ...
+
+    async def read_trend(
+        self, target: DeviceTarget, trend_log: str, since: datetime, until: datetime
+    ) -> list[tuple[datetime, float]]:
+        """The trend log's numeric records with since < timestamp < until (UTC), oldest
+        first; raises DeviceError when the device will not give them."""
+        ...

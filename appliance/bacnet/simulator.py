@@ -13,11 +13,9 @@ import asyncio
 import dataclasses
 import json
 import logging
-import math
-import random
 import signal
-import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,7 +46,9 @@ from bacpypes3.netservice import (  # type: ignore[import-untyped]
 )
 from bacpypes3.primitivedata import ObjectType  # type: ignore[import-untyped]
 
-from appliance.bacnet import codec, speedups
+from appliance.bacnet import codec, readrange, speedups
+from appliance.bacnet.sim_model import MeterModel
+from appliance.bacnet.sim_trend import TrendHistory, trend_log_object
 from appliance.bacnet.transport import port_is_free, wait_bound
 from common.logs import setup_logging
 from common.meter_spec import WILDCARD_INSTANCE, MeterSpec, PointSpec
@@ -85,6 +85,10 @@ class SimMeterSpec:
     whole_object_list: bool = False
     # properties no object of this device knows (e.g. "units", "description", "vendor-name")
     unknown_properties: tuple[str, ...] = ()
+    # a TrendLog per point (trend-log,N logs analog-input,N) recording every trend_interval_s
+    # and holding trend_history_s of records; 0 = no trend logs
+    trend_interval_s: int = 0
+    trend_history_s: int = 7 * 86400
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -99,6 +103,13 @@ class SimMeterSpec:
             raise ValueError(f"refuse_rpm {self.refuse_rpm!r}: expected one of {RPM_REFUSALS}")
         for prop in self.unknown_properties:
             PropertyIdentifier(prop)  # raises on a name BACnet does not have
+        if self.trend_interval_s < 0 or (
+            self.trend_interval_s and not self.trend_interval_s <= self.trend_history_s
+        ):
+            raise ValueError(
+                f"trend_interval_s {self.trend_interval_s}: expected 0 (none) or 1.."
+                f"trend_history_s ({self.trend_history_s})"
+            )
 
     @property
     def address(self) -> str:
@@ -155,52 +166,6 @@ def meter_points(count: int) -> list[SimPoint]:
     return points
 
 
-class MeterModel:
-    """Plausible values that move with wall time; energy integrates power so it only increases."""
-
-    def __init__(self, instance: int) -> None:
-        rng = random.Random(instance)
-        self._rng = rng
-        self._base_kw = 20.0 + rng.random() * 80.0
-        self._phase = rng.random() * math.tau
-        self._last = time.monotonic()
-        self.energy_kwh = 1000.0 + rng.random() * 9000.0
-        self.export_kwh = rng.random() * 100.0
-
-    def sample(self) -> dict[str, float]:
-        now = time.monotonic()
-        kw = self._base_kw * (1.0 + 0.25 * math.sin(now / 95.0 + self._phase))
-        kw += self._rng.uniform(-0.5, 0.5)
-        self.energy_kwh += kw * (now - self._last) / 3600.0
-        self.export_kwh += 0.01 * kw * (now - self._last) / 3600.0
-        self._last = now
-        volts = 230.0 + self._rng.uniform(-2.0, 2.0)
-        pf = 0.92 + 0.05 * math.sin(now / 300.0 + self._phase)
-        amps = kw * 1000.0 / (3.0 * volts * pf)
-        values = {
-            "energy_kwh": self.energy_kwh,
-            "power_kw": kw,
-            "power_factor": pf,
-            "frequency_hz": 50.0 + self._rng.uniform(-0.03, 0.03),
-            "reactive_power_kvar": kw * math.tan(math.acos(pf)),
-            "apparent_power_kva": kw / pf,
-            "current_neutral_a": abs(self._rng.gauss(0.0, 1.5)),
-            "energy_export_kwh": self.export_kwh,
-        }
-        for phase in ("l1", "l2", "l3"):
-            values[f"voltage_{phase}_v"] = volts + self._rng.uniform(-1.0, 1.0)
-            values[f"current_{phase}_a"] = amps * (1.0 + self._rng.uniform(-0.05, 0.05))
-            values[f"power_{phase}_kw"] = kw / 3.0
-        for pair in ("l1_l2", "l2_l3", "l3_l1"):
-            values[f"voltage_{pair}_v"] = volts * math.sqrt(3.0)
-        return values
-
-    def value(self, name: str, sample: Mapping[str, float]) -> float:
-        if name in sample:
-            return sample[name]
-        return 2.0 + self._rng.random() * 3.0  # thd_*_pct
-
-
 class _UnknownProperties:
     """An object that answers unknown-property for some of its properties, as devices from other
     stacks (or a misconfigured meter's present-value) do. ``_unknown`` holds bacpypes3's
@@ -236,7 +201,8 @@ class _SwitchableASAP(ApplicationServiceAccessPoint):  # type: ignore[misc]
     abort (a ServerSSM would abort after its application timeout).
 
     Also the fast path: a ReadPropertyMultiple of healthy present-values that fits in one answer
-    is answered from the byte codec. Through bacpypes3's object model one 20-point answer costs
+    is answered from the byte codec, and so is ReadRange of a trend log (bacpypes3 has no
+    ReadRange server). Through bacpypes3's object model one 20-point answer costs
     ~20 ms of CPU, so benchmarks would measure the simulator, not the client. Everything else
     (errors, other properties, segmentation, small APDUs) still takes bacpypes3's path."""
 
@@ -248,15 +214,14 @@ class _SwitchableASAP(ApplicationServiceAccessPoint):  # type: ignore[misc]
             return
         data = bytes(pdu.pduData)
         # an unsegmented confirmed request: type/flags, max segs/resp, invoke id, service, data
-        if (
-            self.meter is not None
-            and len(data) > 4
-            and data[0] & 0xF8 == 0  # confirmed request, not segmented
-            and data[3] == codec.SERVICE_READ_PROPERTY_MULTIPLE
-        ):
-            answer = await self.meter.fast_rpm(data[4:], data[1] & 0x0F)
+        if self.meter is not None and len(data) > 4 and data[0] & 0xF8 == 0:
+            fast = {
+                codec.SERVICE_READ_PROPERTY_MULTIPLE: self.meter.fast_rpm,
+                readrange.SERVICE_READ_RANGE: self.meter.read_range,
+            }.get(data[3])
+            answer = await fast(data[4:], data[1] & 0x0F) if fast is not None else None
             if answer is not None:
-                ack = ComplexAckPDU(codec.SERVICE_READ_PROPERTY_MULTIPLE, data[2])
+                ack = ComplexAckPDU(data[3], data[2])
                 ack.pduDestination = pdu.pduSource
                 ack.apduSeg = ack.apduMor = False
                 ack.put_data(answer)
@@ -275,8 +240,14 @@ class SimulatedMeter(Application):  # type: ignore[misc]
     _fast_objects: dict[int, str]  # analog-input instance -> point name, healthy points only
     requests_seen: int
 
+    clock: Callable[[], datetime]
+    trend: TrendHistory | None
+    _trend_points: dict[int, str]  # trend-log instance -> point name
+
     @classmethod
-    def build(cls, spec: SimMeterSpec) -> SimulatedMeter:
+    def build(
+        cls, spec: SimMeterSpec, clock: Callable[[], datetime] | None = None
+    ) -> SimulatedMeter:
         speedups.install()
         unknown = _attr_names(spec.unknown_properties)
         device = _SimDevice(
@@ -298,6 +269,13 @@ class SimulatedMeter(Application):  # type: ignore[misc]
         app = cls()
         app.spec = spec
         app.model = MeterModel(spec.device_instance)
+        app.clock = clock or (lambda: datetime.now(UTC))
+        app.trend = (
+            TrendHistory(spec.trend_interval_s, spec.trend_history_s)
+            if spec.trend_interval_s
+            else None
+        )
+        app._trend_points = {}
         app.requests_seen = 0
         app._objects_by_point = {}
         app._fast_objects = {}
@@ -328,6 +306,13 @@ class SimulatedMeter(Application):  # type: ignore[misc]
             )
             app.add_object(obj)
             app._objects_by_point[point.name] = obj
+            if app.trend is not None:
+                index = int(point.object_id.split(",")[1])
+                size = spec.trend_history_s // spec.trend_interval_s
+                app.add_object(
+                    trend_log_object(index, point.object_id, spec.trend_interval_s, size)
+                )
+                app._trend_points[index] = point.name
             if kind is None and "presentValue" not in unknown:
                 app._fast_objects[int(point.object_id.split(",")[1])] = point.name
         return app
@@ -371,7 +356,7 @@ class SimulatedMeter(Application):  # type: ignore[misc]
         self.requests_seen += 1
         if self.spec.latency_ms > 0:
             await asyncio.sleep(self.spec.latency_ms / 1000.0)
-        sample = self.model.sample()
+        sample = self.model.sample_at(self.clock().timestamp())
         return codec.encode_rpm_ack(
             (
                 _ANALOG_INPUT,
@@ -381,8 +366,31 @@ class SimulatedMeter(Application):  # type: ignore[misc]
             for instance, name, count in names
         )
 
+    async def read_range(self, request: bytes, max_resp_code: int) -> bytes | None:
+        """The encoded ReadRange-ACK for a trend log's log-buffer, or None to let bacpypes3
+        answer (which refuses: it has no ReadRange server)."""
+        if self.trend is None:
+            return None
+        try:
+            object_type, instance, prop, _, _ = readrange.decode_request(request)
+        except codec.DecodeError:
+            return None
+        name = self._trend_points.get(instance)
+        if (
+            object_type != readrange.OBJECT_TREND_LOG
+            or prop != readrange.PROPERTY_LOG_BUFFER
+            or name is None
+        ):
+            return None
+        self.requests_seen += 1
+        if self.spec.latency_ms > 0:
+            await asyncio.sleep(self.spec.latency_ms / 1000.0)
+        limit = min(self.spec.max_apdu, decode_max_apdu_length_accepted(max_resp_code))
+        now = self.clock().timestamp()
+        return self.trend.answer(self.model, name, instance, request, now=now, limit=limit)
+
     def _refresh(self) -> None:
-        sample = self.model.sample()
+        sample = self.model.sample_at(self.clock().timestamp())
         for name, obj in self._objects_by_point.items():
             obj.presentValue = self.model.value(name, sample)
 
@@ -466,13 +474,16 @@ class SimulatorHandle:
         self.meters.clear()
 
 
-async def run_simulators(specs: Iterable[SimMeterSpec]) -> SimulatorHandle:
-    """Start the meters in the running event loop; they serve until the handle is closed."""
+async def run_simulators(
+    specs: Iterable[SimMeterSpec], clock: Callable[[], datetime] | None = None
+) -> SimulatorHandle:
+    """Start the meters in the running event loop; they serve until the handle is closed.
+    ``clock`` is the meters' wall clock (their values and trend history follow it)."""
     specs = list(specs)
     for spec in specs:
         if not port_is_free(spec.host, spec.port):
             raise OSError(f"simulated meter {spec.device_instance}: {spec.address} is in use")
-    meters = [SimulatedMeter.build(spec) for spec in specs]
+    meters = [SimulatedMeter.build(spec, clock) for spec in specs]
     handle = SimulatorHandle(meters)
     try:
         for meter in meters:
@@ -503,6 +514,8 @@ def specs_from_args(args: argparse.Namespace) -> list[SimMeterSpec]:
             max_apdu=args.max_apdu,
             segmentation=not args.no_segmentation,
             latency_ms=args.latency_ms,
+            trend_interval_s=args.trend_interval_s,
+            trend_history_s=args.trend_history_s,
         )
         for i in range(args.count)
     ]
@@ -544,6 +557,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before each answer")
     parser.add_argument("--max-apdu", type=int, default=1476, choices=STANDARD_MAX_APDU)
     parser.add_argument("--no-segmentation", action="store_true")
+    parser.add_argument(
+        "--trend-interval-s",
+        type=int,
+        default=0,
+        help="give every point a trend log recording this often (0 = none)",
+    )
+    parser.add_argument(
+        "--trend-history-s",
+        type=int,
+        default=7 * 86400,
+        help="how far back the trend logs reach (default a week)",
+    )
     parser.add_argument("--specs", help="JSON list of SimMeterSpec fields (overrides the above)")
     parser.add_argument("--write-meters", help="write a meters file describing the simulation")
     return parser

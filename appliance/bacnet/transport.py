@@ -26,6 +26,7 @@ from bacpypes3.netservice import (  # type: ignore[import-untyped]
 )
 
 from appliance.bacnet.codec import SERVICE_READ_PROPERTY, SERVICE_READ_PROPERTY_MULTIPLE
+from appliance.bacnet.readrange import SERVICE_READ_RANGE
 
 logger = logging.getLogger(__name__)
 
@@ -134,12 +135,14 @@ def in_flight_limit(receive_capacity: int, wanted: int) -> int:
     return max(8, min(wanted, receive_capacity // DATAGRAM_COST))
 
 
-RAW_SERVICES = frozenset({SERVICE_READ_PROPERTY, SERVICE_READ_PROPERTY_MULTIPLE})
+RAW_SERVICES = frozenset(
+    {SERVICE_READ_PROPERTY, SERVICE_READ_PROPERTY_MULTIPLE, SERVICE_READ_RANGE}
+)
 
 
 class RawAckServiceAccessPoint(ApplicationServiceAccessPoint):  # type: ignore[misc]
-    """Hands ReadProperty(Multiple) ACKs to the client as bytes; see :mod:`appliance.bacnet.codec`
-    for why. Errors, rejects, aborts and other services are decoded by bacpypes3 as before."""
+    """Hands ReadProperty(Multiple) and ReadRange ACKs to the client as bytes; see
+    :mod:`appliance.bacnet.codec` for why. Errors, rejects, aborts and other services are decoded by bacpypes3 as before."""
 
     async def sap_response(self, apdu: APDU) -> None:
         if isinstance(apdu, ComplexAckPDU) and apdu.apduService in RAW_SERVICES:

@@ -26,8 +26,17 @@ import psycopg
 from psycopg import AsyncConnection
 
 from appliance.bacnet.device import DeviceClient, DeviceTarget
+from appliance.collector.backfill import Backfiller, open_start_gaps
 from appliance.collector.meters import PolledMeter, load_meters
-from appliance.collector.poll import NO_VALUES, REACHABLE, UNREACHABLE, MeterResult, poll_all
+from appliance.collector.poll import (
+    NO_VALUES,
+    REACHABLE,
+    UNREACHABLE,
+    Clock,
+    MeterResult,
+    poll_all,
+    utc_now,
+)
 from appliance.collector.store import write_cycle
 from appliance.settings import ApplianceSettings
 from common.logs import fields
@@ -73,10 +82,14 @@ class Collector:
         settings: ApplianceSettings,
         client: ManagedClient,
         notifier: Notifier | None = None,
+        clock: Clock = utc_now,
     ) -> None:
         self.settings = settings
         self.client = client
         self.notifier = notifier or Notifier()
+        self.clock = clock  # the readings' timestamps (a test moves it instead of sleeping)
+        self.backfill = Backfiller(client, settings.backfill_max_days)
+        self._backfill_task: asyncio.Future[None] | None = None
         self.stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._reload = True
@@ -227,6 +240,12 @@ class Collector:
         if conn is None:
             return
         await self.client.start()  # binds the BACnet port or raises
+        # what happened while the collector was not running is read back from trend logs
+        opened = await open_start_gaps(conn, self.clock(), self.settings.backfill_max_days)
+        if opened:
+            logger.info(
+                "%d meter(s) to read back from their trend logs since their last reading", opened
+            )
         listener = asyncio.ensure_future(self._listen())
         self.notifier.ready("started")
         logger.info(
@@ -241,6 +260,8 @@ class Collector:
         finally:
             self.notifier.stopping()
             listener.cancel()
+            if self._backfill_task is not None:
+                self._backfill_task.cancel()  # its open transaction rolls back: gaps stay
             await self.client.close()
             if conn is not None:
                 await conn.close()
@@ -267,7 +288,9 @@ class Collector:
         started = time.monotonic()
         deadline = max(1.0, self.settings.poll_interval_s * 0.9)
         results = await self._fed(
-            poll_all(self.client, self._meters, self.settings.poll_concurrency, deadline)
+            poll_all(
+                self.client, self._meters, self.settings.poll_concurrency, deadline, self.clock
+            )
         )
         if self.stop.is_set():
             logger.info("stopping: the cycle in flight is abandoned, nothing partial written")
@@ -282,7 +305,23 @@ class Collector:
                 await self._lost(conn, err)
                 conn = None
         self._report(results, rows, time.monotonic() - started)
+        if conn is not None:
+            self._start_backfill()
         return conn
+
+    def _start_backfill(self) -> None:
+        """One backfill pass beside the loop, unless one is still running."""
+        if self.settings.backfill_max_days <= 0:
+            return
+        if self._backfill_task is None or self._backfill_task.done():
+            self._backfill_task = asyncio.ensure_future(self._backfill_pass())
+
+    async def _backfill_pass(self) -> None:
+        try:
+            async with await self._connect() as conn:
+                await self.backfill.run_once(conn, self._meters)
+        except psycopg.OperationalError as err:
+            logger.info("backfill waits for the edge database (%s)", _first_line(err))
 
     async def _refresh(self, conn: AsyncConnection[Any]) -> None:
         """The meter list when it changed, and the pause flag."""
@@ -294,6 +333,7 @@ class Collector:
                 self.client.forget(meter.target)
                 if meter.rpm_refused_at is not None:
                     self.client.assume_rpm_refused(meter.target, meter.rpm_refused_at)
+            self.backfill.forget()
             logger.info("polling %d meter(s)", len(self._meters))
         row = await (await conn.execute("SELECT collection_paused FROM appliance_state")).fetchone()
         paused = bool(row and row[0])
@@ -321,7 +361,9 @@ class Collector:
         memory only once committed."""
         rows = 0
         while self._held:
-            rows += await write_cycle(conn, self._held[0], self._rpm_refused_at)
+            rows += await write_cycle(
+                conn, self._held[0], self._rpm_refused_at, self.settings.backfill_max_days
+            )
             self._held.popleft()
             self.cycles += 1
         return rows

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from appliance.bacnet.device import DeviceClient, DeviceError, PointError
@@ -50,13 +51,22 @@ class MeterResult:
         return None
 
 
-async def poll_meter(client: DeviceClient, meter: PolledMeter) -> MeterResult:
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def poll_meter(
+    client: DeviceClient, meter: PolledMeter, clock: Clock = utc_now
+) -> MeterResult:
     refs = [p.ref for p in meter.points]
     try:
         answer = await client.read_points(meter.target, refs)
     except DeviceError as err:
-        return MeterResult(meter, datetime.now(UTC), {}, {}, str(err))
-    read_at = datetime.now(UTC)
+        return MeterResult(meter, clock(), {}, {}, str(err))
+    read_at = clock()
     values: dict[int, float] = {}
     errors: dict[str, str] = {}
     for point in meter.points:
@@ -71,7 +81,11 @@ async def poll_meter(client: DeviceClient, meter: PolledMeter) -> MeterResult:
 
 
 async def poll_all(
-    client: DeviceClient, meters: list[PolledMeter], concurrency: int, deadline_s: float
+    client: DeviceClient,
+    meters: list[PolledMeter],
+    concurrency: int,
+    deadline_s: float,
+    clock: Clock = utc_now,
 ) -> list[MeterResult]:
     """Poll every meter, at most ``concurrency`` at once. Meters not done by ``deadline_s`` are
     reported as overrun instead of delaying the cycle's commit."""
@@ -79,7 +93,7 @@ async def poll_all(
 
     async def guarded(meter: PolledMeter) -> MeterResult:
         async with gate:
-            return await poll_meter(client, meter)
+            return await poll_meter(client, meter, clock)
 
     tasks = [asyncio.ensure_future(guarded(m)) for m in meters]
     if not tasks:
@@ -99,5 +113,5 @@ async def poll_all(
                 if task.done() and not task.cancelled() and task.exception() is not None
                 else f"no answer within the {deadline_s:.0f} s poll cycle"
             )
-            results.append(MeterResult(meter, datetime.now(UTC), {}, {}, reason))
+            results.append(MeterResult(meter, clock(), {}, {}, reason))
     return results

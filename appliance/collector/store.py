@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from appliance.collector.backfill import REOPENED_GAP
 from appliance.collector.poll import REACHABLE, MeterResult
 
 _STATUS_UPSERT = """
@@ -53,10 +54,12 @@ async def write_cycle(
     conn: AsyncConnection[Any],
     results: list[MeterResult],
     rpm_refused_at: Callable[[MeterResult], datetime | None] = _nothing_learned,
+    backfill_days: int = 0,
 ) -> int:
     """Commit the cycle's readings with COPY and the meters' status, all or nothing.
     ``rpm_refused_at`` tells what the device client learned of each meter's ReadPropertyMultiple,
-    so that the next start knows it without asking again.
+    so that the next start knows it without asking again; with ``backfill_days``, a meter
+    answering again opens a gap to read back from its trend logs (at most that many days).
 
     Returns the number of readings written."""
     rows = 0
@@ -66,5 +69,17 @@ async def write_cycle(
                 for point_id, value in result.values.items():
                     await copy.write_row((result.meter.meter_id, point_id, result.read_at, value))
                     rows += 1
+        reopened = [
+            {
+                "meter_id": r.meter.meter_id,
+                "state": r.state,
+                "read_at": r.read_at,
+                "oldest": r.read_at - timedelta(days=backfill_days),
+            }
+            for r in results
+            if r.state == REACHABLE
+        ]
+        if backfill_days > 0 and reopened:
+            await cur.executemany(REOPENED_GAP, reopened)
         await cur.executemany(_STATUS_UPSERT, [_status_row(r, rpm_refused_at(r)) for r in results])
     return rows
