@@ -42,6 +42,7 @@ METERS = 5
 PORTS = {"central": 8000, "web": 8080, "mcp": 8765}
 BACNET_BASE_PORT = 47901
 COLLECTOR_BACNET = "127.0.0.1:47850"
+DEMO_TREND_S = 900  # the simulated meters log every point every 15 minutes
 
 
 class DemoError(Exception):
@@ -205,6 +206,10 @@ def _run(
                 "1000",
                 "--points",
                 "10",
+                # a week of trend history: the first start reads it back, so every chart (local
+                # and central) is full at once, and the backfill path runs on every demo
+                "--trend-interval-s",
+                str(DEMO_TREND_S),
             ],
         )
     )
