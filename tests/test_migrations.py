@@ -201,11 +201,47 @@ def test_edge_meter_quirks_roll_back_to_states_the_old_code_knows(edge_db_url: s
             "INSERT INTO meter_status (meter_id, state, rpm_refused_at) VALUES (%s, 'no-values', now())",
             (meter,),
         )
-    db.migrate(edge_db_url, harness.EDGE_MIGRATIONS, rollback=True, steps=1)
+    since_0003 = edge_migrations_from("0003")
+    db.migrate(edge_db_url, harness.EDGE_MIGRATIONS, rollback=True, steps=since_0003)
     with psycopg.connect(edge_db_url) as conn:
         assert scalar(conn, "SELECT state FROM meter_status") == "unreachable"
         columns = conn.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'meter_status'"
         ).fetchall()
         assert ("rpm_refused_at",) not in columns
-    assert db.migrate(edge_db_url, harness.EDGE_MIGRATIONS) == 1
+    assert db.migrate(edge_db_url, harness.EDGE_MIGRATIONS) == since_0003
+
+
+def test_edge_backfill_rolls_back_without_the_marked_readings_column(edge_db_url: str) -> None:
+    """0004 marks backfilled readings and keeps the gaps to fill; its rollback keeps every
+    reading (backfilled ones become plain readings) and drops the gaps."""
+    with psycopg.connect(edge_db_url) as conn:
+        meter = scalar(
+            conn,
+            "INSERT INTO meters (external_id, name, device_instance) VALUES ('m1', 'M1', 1) RETURNING id",
+        )
+        conn.execute(
+            "INSERT INTO readings (meter_id, point_id, ts, value, backfilled)"
+            " VALUES (%s, 1, now() - interval '1 hour', 1.0, true), (%s, 1, now(), 2.0, false)",
+            (meter, meter),
+        )
+        conn.execute(
+            "INSERT INTO backfill_gaps (meter_id, since, until)"
+            " VALUES (%s, now() - interval '2 hours', now())",
+            (meter,),
+        )
+    since_0004 = edge_migrations_from("0004")
+    db.migrate(edge_db_url, harness.EDGE_MIGRATIONS, rollback=True, steps=since_0004)
+    with psycopg.connect(edge_db_url) as conn:
+        assert scalar(conn, "SELECT count(*) FROM readings") == 2
+        assert scalar(conn, "SELECT to_regclass('backfill_gaps') IS NULL") is True
+    assert db.migrate(edge_db_url, harness.EDGE_MIGRATIONS) == since_0004
+
+
+def edge_migrations_from(first: str) -> int:
+    """How many edge migrations there are from ``first`` (e.g. "0003") on."""
+    return sum(
+        1
+        for p in harness.EDGE_MIGRATIONS.glob("0*.sql")
+        if not p.name.endswith(".rollback.sql") and p.name >= first
+    )

@@ -81,7 +81,7 @@ async def run_until(collector: Collector, url: str, cycles: int) -> None:
         return collector.cycles >= cycles and scalar(url, "SELECT count(*) FROM backfill_gaps") == 0
 
     try:
-        await eventually(done)
+        await eventually(done, timeout=150)
     finally:
         collector.stop.set()
         await task
@@ -198,7 +198,7 @@ def test_a_meter_back_after_being_unreachable_gets_its_gap_read_back(edge_db_url
             clock.offset += timedelta(minutes=30)  # it stays away half an hour
             sims.set_offline(2821, False)
             await eventually(lambda: _state(edge_db_url, "reachable"))
-            await eventually(lambda: _no_gaps(edge_db_url))
+            await eventually(lambda: _no_gaps(edge_db_url), timeout=150)
         finally:
             collector.stop.set()
             await task

@@ -572,16 +572,20 @@ class BacpypesClient:
 
     async def trend_logs(self, target: DeviceTarget) -> dict[PointRef, str]:
         state = await self._state(target)
-        logs = [
-            o for o in (await self.read_object_list(target)).objects if o.startswith("trend-log,")
-        ]
+        object_list = await self.read_object_list(target)
+        if object_list.unreadable:
+            # a trend log missed here would leave its point's gaps unfilled for good
+            raise DeviceError(f"{target}: object list incomplete: {object_list.unreadable[0]}")
+        logs = [o for o in object_list.objects if o.startswith("trend-log,")]
         refs = {PointRef(*parse_object_id(o), "log-device-object-property"): o for o in logs}
         raw = await self._read_many(state, list(refs))
         found: dict[PointRef, str] = {}
         for ref, trend_log in refs.items():
             value = raw[ref]
+            if isinstance(value, PointError) and value.code == "timeout":
+                raise DeviceError(f"{target}: what {trend_log} records: {value}")
             if not isinstance(value, codec.Opaque):
-                continue  # unreadable, or not logging a property of this device's objects
+                continue  # not logging a property of this device's objects
             try:
                 otype, instance, prop = readrange.decode_object_property_reference(value.data)
                 logged = PointRef(str(ObjectType(otype)), instance, str(PropertyIdentifier(prop)))

@@ -2,8 +2,10 @@
 
 Values are computed from the timestamp rather than accumulated, so a meter's live present-values
 and its trend log's history agree, whatever clock the test or the demo gives it: the energy
-counter is the exact integral of power, so it only increases, and a week of history is the same
-numbers whenever it is asked for.
+counter is the exact integral of power since the model's origin (the oldest record its trend
+log holds), so it only increases. Counters stay small enough (tens of thousands of kWh) for the
+Real (float32) a present-value is sent as to show every poll's increase; like a real meter
+replaced, a simulator started again later starts from a later origin.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ import math
 import random
 from collections.abc import Mapping
 
-EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z: where the counters were at their start value
-
 
 class MeterModel:
     """Plausible values that move with time; energy integrates power so it only increases."""
 
-    def __init__(self, instance: int) -> None:
+    def __init__(self, instance: int, origin: float) -> None:
+        """``origin``: the POSIX time at which the counters had their start values."""
         rng = random.Random(instance)
+        self._origin = origin
         self._rng = rng
         self._base_kw = 20.0 + rng.random() * 80.0
         self._phase = rng.random() * math.tau
@@ -30,11 +32,10 @@ class MeterModel:
         return self._base_kw * (1.0 + 0.25 * math.sin(t / 95.0 + self._phase))
 
     def _kwh(self, t: float) -> float:
-        """The integral of the noiseless power from EPOCH to t, in kWh."""
-        span = t - EPOCH
-        wave = (
-            0.25 * 95.0 * (math.cos(EPOCH / 95.0 + self._phase) - math.cos(t / 95.0 + self._phase))
-        )
+        """The integral of the noiseless power from the origin to t, in kWh."""
+        span = t - self._origin
+        phase = self._phase
+        wave = 0.25 * 95.0 * (math.cos(self._origin / 95.0 + phase) - math.cos(t / 95.0 + phase))
         return self._base_kw * (span + wave) / 3600.0
 
     def sample_at(self, t: float, noise: bool = True) -> dict[str, float]:

@@ -268,8 +268,9 @@ class SimulatedMeter(Application):  # type: ignore[misc]
         # Mirrors Application.from_object_list, which hard-codes the service access point class.
         app = cls()
         app.spec = spec
-        app.model = MeterModel(spec.device_instance)
         app.clock = clock or (lambda: datetime.now(UTC))
+        history = spec.trend_history_s if spec.trend_interval_s else 0
+        app.model = MeterModel(spec.device_instance, app.clock().timestamp() - history)
         app.trend = (
             TrendHistory(spec.trend_interval_s, spec.trend_history_s)
             if spec.trend_interval_s

@@ -28,7 +28,7 @@ from common.logs import fields
 
 logger = logging.getLogger(__name__)
 
-RETRY_S = 300.0  # a gap whose meter would not give its trend logs is tried again after this
+RETRY_S = 60.0  # a meter that would not give its trend logs is asked again after this
 METERS_AT_ONCE = 4
 
 _START_GAPS = """
@@ -91,9 +91,13 @@ class Backfiller:
         self.max_days = max_days
         self.readings = 0  # written by every pass so far
         self._trend_logs: dict[int, dict[PointRef, str]] = {}
-        self._retry_at: dict[int, float] = {}
+        self._retry_at: dict[int, float] = {}  # meter id -> when to try its gaps again
         self._no_trend_logged: set[int] = set()
         self._write = asyncio.Lock()  # one transaction at a time on the pass's connection
+
+    def meter_back(self, meter_id: int) -> None:
+        """The meter answers again: its gaps are worth trying at once."""
+        self._retry_at.pop(meter_id, None)
 
     def forget(self) -> None:
         """The meters changed: ask the devices again which trend logs they keep."""
@@ -106,7 +110,7 @@ class Backfiller:
         rows = await (await conn.execute(_PENDING)).fetchall()
         now = time.monotonic()
         gaps = [
-            Gap(*row) for row in rows if row[1] in by_id and self._retry_at.get(row[0], 0.0) <= now
+            Gap(*row) for row in rows if row[1] in by_id and self._retry_at.get(row[1], 0.0) <= now
         ]
         gate = asyncio.Semaphore(METERS_AT_ONCE)
 
@@ -131,10 +135,10 @@ class Backfiller:
                 )
             )
         except DeviceError as err:
-            if gap.gap_id not in self._retry_at:
+            if meter.meter_id not in self._retry_at:
                 logger.warning(
                     "meter %s: its trend logs could not be read back (%s); the gap %s .. %s is "
-                    "tried again every %.0f min",
+                    "tried again every %.0f min and when it answers again",
                     meter.external_id,
                     err,
                     gap.since.isoformat(),
@@ -142,7 +146,7 @@ class Backfiller:
                     RETRY_S / 60,
                     extra=extra,
                 )
-            self._retry_at[gap.gap_id] = time.monotonic() + RETRY_S
+            self._retry_at[meter.meter_id] = time.monotonic() + RETRY_S
             return 0
         rows = [
             (meter.meter_id, point.point_id, ts, value)
@@ -160,7 +164,7 @@ class Backfiller:
                     _DONE, {"meter_id": meter.meter_id, "last": max(r[2] for r in rows)}
                 )
             await cur.execute("DELETE FROM backfill_gaps WHERE id = %s", (gap.gap_id,))
-        self._retry_at.pop(gap.gap_id, None)
+        self._retry_at.pop(meter.meter_id, None)
         if not points and meter.meter_id not in self._no_trend_logged:
             self._no_trend_logged.add(meter.meter_id)
             logger.info(

@@ -413,6 +413,7 @@ class Collector:
                 )
             elif result.state == REACHABLE and previous is not None and changed:
                 logger.info("meter %s reachable again", meter.external_id, extra=extra)
+                self.backfill.meter_back(meter.meter_id)
             if result.state != REACHABLE:
                 continue
             for name, why in sorted(result.point_errors.items()):
