@@ -21,6 +21,10 @@ COMMANDS: cli.Commands = {
         "site create TENANT NAME (prints the API key once) | site list",
     ),
     "key": ("central.commands.key:main", "key rotate SITE_ID | key revoke SITE_ID [--prefix P]"),
+    "meters": (
+        "central.commands.meters:main",
+        "meters load TENANT SITE FILE (the site's meter list from a meters file)",
+    ),
     "user": ("central.commands.user:main", "user create TENANT EMAIL --role admin|operator|viewer"),
     "rollup": (
         "central.commands.rollup:main",
