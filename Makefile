@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv test lint typecheck pytest demo docs bench clean deb image test-appliance
+.PHONY: venv test lint typecheck pytest demo docs bench clean deb image test-appliance oci test-oci \
+	lint-provision test-provision
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +48,24 @@ image: deb
 ## make test-appliance: boot the image under systemd-nspawn and check it from outside
 test-appliance: image $(STAMP)
 	VENV=$(VENV) packaging/image/boot-test $(IMAGE_DIR)/meterit-appliance-rootfs.tar.gz
+
+## make oci: the appliance as an OCI image (buildah, from the same rootfs) into build/image
+oci: image
+	packaging/image/build-oci $(IMAGE_DIR)/meterit-appliance-rootfs.tar.gz $(IMAGE_DIR)
+
+## make test-oci: boot the OCI image with podman (systemd as PID 1) and check it from outside
+test-oci: oci
+	packaging/image/oci-test $(IMAGE_DIR)/meterit-appliance-oci.tar
+
+## make lint-provision: ansible-lint (production profile), the playbook's syntax, the Vagrantfile
+lint-provision:
+	cd ansible && ansible-lint --profile production --strict
+	cd ansible && ansible-playbook --syntax-check -i inventories/example/hosts.yml site.yml
+	VAGRANT_DEFAULT_PROVIDER=libvirt vagrant validate
+
+## make test-provision: converge two nspawn containers with ansible/site.yml, twice (changed=0), verify, purge, again
+test-provision: lint-provision image
+	ansible/converge-test $(DEB_DIR)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
