@@ -17,8 +17,9 @@ from typing import Any
 
 import psycopg
 
-from central import meters, sites
+from central import meters, tenants
 from central.commands import base
+from central.domain_errors import NotFound
 from central.errors import ApiError
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -114,12 +115,12 @@ def main(argv: list[str]) -> int:
         except OSError as err:
             raise ValueError(f"{args.file}: cannot read: {err.strerror}") from None
         with base.transaction(args.database_url) as conn:
-            tenant_id = sites.tenant_id_by_name(conn, args.tenant)
+            tenant_id = tenants.tenant_id_by_name(conn, args.tenant)
             row = conn.execute(
                 "SELECT id FROM sites WHERE tenant_id = %s AND name = %s", (tenant_id, args.site)
             ).fetchone()
             if row is None:
-                raise sites.NotFound(f"tenant {args.tenant!r} has no site named {args.site!r}")
+                raise NotFound(f"tenant {args.tenant!r} has no site named {args.site!r}")
             counts = load(conn, tenant_id, int(row[0]), wanted)
         if args.json:
             sys.stdout.write(json.dumps(counts) + "\n")
