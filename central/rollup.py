@@ -18,6 +18,8 @@ from typing import Any
 
 import psycopg
 
+from central.reports.units import ENERGY_UNITS, SLOTS_PER_HOUR, VOID_STEP
+
 logger = logging.getLogger(__name__)
 
 CLAIM_SQL = """
@@ -31,22 +33,46 @@ WHERE (d.site_id, d.hour) IN (
 RETURNING d.site_id, d.hour
 """
 
-RECOMPUTE_SQL = """
+# One pass over the hour's readings per point: the plain aggregates, and for energy counters
+# (``central.reports.units``) the increase between consecutive readings by 5-minute slot, which
+# the reports turn into consumption, demand and completeness (see migration 0003.reports).
+_SLOTS = ", ".join(
+    f"coalesce(sum(greatest(x.diff, 0)) FILTER (WHERE x.step_slot = {i}), 0)"
+    for i in range(SLOTS_PER_HOUR)
+)
+RECOMPUTE_SQL = f"""
 INSERT INTO readings_hourly AS h
-    (point_id, hour, n, sum, min, max, first_ts, first_value, last_ts, last_value)
-SELECT r.point_id, c.hour, count(*), sum(r.value), min(r.value), max(r.value),
-       min(r.ts), (array_agg(r.value ORDER BY r.ts))[1],
-       max(r.ts), (array_agg(r.value ORDER BY r.ts DESC))[1]
-FROM unnest(%s::int[], %s::timestamptz[]) AS c (site_id, hour)
-JOIN meters m ON m.site_id = c.site_id
-JOIN meter_points p ON p.meter_id = m.id
-JOIN readings r ON r.point_id = p.id AND r.ts >= c.hour AND r.ts < c.hour + interval '1 hour'
-GROUP BY r.point_id, c.hour
-ORDER BY r.point_id, c.hour
+    (point_id, hour, n, sum, min, max, first_ts, first_value, last_ts, last_value,
+     present, slot_energy, void, resets, reset_ts)
+SELECT x.point_id, x.hour, count(*), sum(x.value), min(x.value), max(x.value),
+       min(x.ts), (array_agg(x.value ORDER BY x.ts))[1],
+       max(x.ts), (array_agg(x.value ORDER BY x.ts DESC))[1],
+       bit_or(1 << x.slot),
+       CASE WHEN bool_and(x.counter) THEN ARRAY[{_SLOTS}] END,
+       coalesce(bit_or(1 << x.step_slot) FILTER (
+           WHERE x.counter AND (x.diff < 0 OR x.gap > %(void_step)s)), 0),
+       count(*) FILTER (WHERE x.counter AND x.diff < 0),
+       min(x.ts) FILTER (WHERE x.counter AND x.diff < 0)
+FROM (
+    SELECT r.point_id, c.hour, r.ts, r.value, lower(p.unit) = ANY(%(units)s) AS counter,
+           floor(extract(epoch FROM r.ts - c.hour) / 300)::int AS slot,
+           ceil(extract(epoch FROM r.ts - c.hour) / 300)::int - 1 AS step_slot,
+           r.value - lag(r.value) OVER w AS diff,
+           r.ts - lag(r.ts) OVER w AS gap
+    FROM unnest(%(sites)s::int[], %(hours)s::timestamptz[]) AS c (site_id, hour)
+    JOIN meters m ON m.site_id = c.site_id
+    JOIN meter_points p ON p.meter_id = m.id
+    JOIN readings r ON r.point_id = p.id AND r.ts >= c.hour AND r.ts < c.hour + interval '1 hour'
+    WINDOW w AS (PARTITION BY r.point_id, c.hour ORDER BY r.ts)
+) x
+GROUP BY x.point_id, x.hour
+ORDER BY x.point_id, x.hour
 ON CONFLICT (point_id, hour) DO UPDATE SET
     n = EXCLUDED.n, sum = EXCLUDED.sum, min = EXCLUDED.min, max = EXCLUDED.max,
     first_ts = EXCLUDED.first_ts, first_value = EXCLUDED.first_value,
-    last_ts = EXCLUDED.last_ts, last_value = EXCLUDED.last_value
+    last_ts = EXCLUDED.last_ts, last_value = EXCLUDED.last_value,
+    present = EXCLUDED.present, slot_energy = EXCLUDED.slot_energy, void = EXCLUDED.void,
+    resets = EXCLUDED.resets, reset_ts = EXCLUDED.reset_ts
 """
 
 
@@ -62,7 +88,15 @@ def run_once(
         conn.execute("SET LOCAL TIME ZONE 'UTC'")
         claimed = conn.execute(CLAIM_SQL, (settle, limit)).fetchall()
         if claimed:
-            conn.execute(RECOMPUTE_SQL, ([c[0] for c in claimed], [c[1] for c in claimed]))
+            conn.execute(
+                RECOMPUTE_SQL,
+                {
+                    "sites": [c[0] for c in claimed],
+                    "hours": [c[1] for c in claimed],
+                    "units": sorted(ENERGY_UNITS),
+                    "void_step": VOID_STEP,
+                },
+            )
     if claimed:
         logger.info("hourly rollup: recomputed %d site-hour(s)", len(claimed))
     return len(claimed)

@@ -1,0 +1,9 @@
+DROP TABLE report_files;
+DROP TABLE reports;
+DROP TABLE report_schedules;
+ALTER TABLE readings_hourly
+    DROP COLUMN present,
+    DROP COLUMN slot_energy,
+    DROP COLUMN void,
+    DROP COLUMN resets,
+    DROP COLUMN reset_ts;

@@ -1,0 +1,119 @@
+"""The SQL that turns the hourly rollup into per-interval energy, and what the reports read
+from it. Kept apart so the benchmark can time exactly these statements, bare.
+
+Rule for attributing energy in time: the counter's increase between two consecutive readings
+belongs to the interval in which the LATER reading falls, intervals being closed on the right,
+(start, end]. So the reading at a period's first instant is its baseline, the one at its end
+closes it, and consecutive periods add up exactly. A drop (counter reset, meter replaced) adds
+nothing and is listed; a step over more than 15 minutes (a gap) adds its energy but leaves
+its interval out of the demand figures.
+"""
+
+from __future__ import annotations
+
+# Parameters: points int[], factors float8[] (to kWh), first_hour, start, end, interval_s,
+# void_step. One row per (point, demand interval index) with energy in kWh.
+HOURS_SQL = """
+CREATE TEMP TABLE report_hours ON COMMIT DROP AS
+WITH src AS (
+    SELECT h.point_id, h.hour, h.first_ts, h.first_value, h.last_ts, h.last_value,
+           h.slot_energy, h.void, h.resets, h.reset_ts
+    FROM readings_hourly h
+    WHERE h.point_id = ANY(%(points)s) AND h.hour >= %(first_hour)s AND h.hour <= %(end)s
+      AND h.slot_energy IS NOT NULL
+    UNION ALL
+    -- the last hour before the period, wherever it is: the baseline of the first step
+    SELECT b.* FROM unnest(%(points)s::int[]) AS p (id)
+    CROSS JOIN LATERAL (
+        SELECT h.point_id, h.hour, h.first_ts, h.first_value, h.last_ts, h.last_value,
+               h.slot_energy, h.void, h.resets, h.reset_ts
+        FROM readings_hourly h
+        WHERE h.point_id = p.id AND h.hour < %(first_hour)s AND h.slot_energy IS NOT NULL
+        ORDER BY h.hour DESC LIMIT 1
+    ) b
+)
+SELECT src.*, f.factor,
+       lag(src.last_value) OVER w AS prev_value, lag(src.last_ts) OVER w AS prev_ts
+FROM src JOIN unnest(%(points)s::int[], %(factors)s::float8[]) AS f (point_id, factor)
+    USING (point_id)
+WINDOW w AS (PARTITION BY src.point_id ORDER BY src.hour)
+"""
+
+INTERVALS_SQL = """
+CREATE TEMP TABLE report_intervals ON COMMIT DROP AS
+WITH steps AS (
+    SELECT point_id, factor, hour + (s.i - 1) * interval '5 minutes' AS slot_start,
+           s.e AS energy, (void >> (s.i - 1)::int) & 1 = 1 AS void
+    FROM report_hours, unnest(slot_energy) WITH ORDINALITY AS s (e, i)
+    WHERE s.e <> 0 OR (void >> (s.i - 1)::int) & 1 = 1
+    UNION ALL
+    -- the step from the previous row's last reading to this row's first
+    SELECT point_id, factor,
+           hour + (ceil(extract(epoch FROM first_ts - hour) / 300) - 1) * interval '5 minutes',
+           greatest(first_value - prev_value, 0),
+           first_value < prev_value OR first_ts - prev_ts > %(void_step)s
+    FROM report_hours WHERE prev_value IS NOT NULL
+)
+SELECT point_id,
+       floor(extract(epoch FROM slot_start - %(start)s) / %(interval_s)s)::int AS idx,
+       sum(energy * factor) AS energy, bool_or(void) AS void
+FROM steps
+WHERE slot_start >= %(start)s AND slot_start < %(end)s
+GROUP BY 1, 2
+"""
+
+# Per point: energy, and its peak demand interval (highest energy among intervals that are not
+# void; the earliest on a tie).
+POINT_FIGURES_SQL = """
+SELECT point_id, sum(energy),
+       (array_agg(idx ORDER BY energy DESC, idx) FILTER (WHERE NOT void))[1],
+       max(energy) FILTER (WHERE NOT void),
+       count(*) FILTER (WHERE void)
+FROM report_intervals GROUP BY point_id
+"""
+
+# Per site and interval: the site's total energy, and whether any of its meters makes the
+# interval void. Coincident demand is the site's peak of these.
+SITE_INTERVALS_SQL = """
+SELECT m.site_id, i.idx, sum(i.energy), bool_or(i.void)
+FROM report_intervals i
+JOIN meter_points p ON p.id = i.point_id
+JOIN meters m ON m.id = p.meter_id
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+# Where counters dropped within the period: inside an hour (counted by the rollup, first
+# timestamp kept) or between an hour's last reading and the next one's first (both values).
+RESETS_SQL = """
+SELECT point_id, reset_ts, resets, NULL::float8, NULL::float8
+FROM report_hours
+WHERE resets > 0 AND reset_ts > %(start)s AND reset_ts <= %(end)s
+UNION ALL
+SELECT point_id, first_ts, 1, prev_value, first_value
+FROM report_hours
+WHERE first_value < prev_value AND first_ts > %(start)s AND first_ts <= %(end)s
+ORDER BY 1, 2
+"""
+
+# Completeness of every point (counters or not): which demand intervals hold at least one
+# reading (intervals closed on the left here: a reading at 10:15 is in 10:15-10:30), as runs
+# of missing intervals. Parameters: points int[], first_hour, start, end, interval_s.
+PRESENCE_SQL = """
+WITH present AS (
+    SELECT DISTINCT h.point_id,
+           floor(extract(epoch FROM h.hour + g.i * interval '5 minutes' - %(start)s)
+                 / %(interval_s)s)::int AS idx
+    FROM readings_hourly h CROSS JOIN generate_series(0, 11) AS g (i)
+    WHERE h.point_id = ANY(%(points)s) AND h.hour >= %(first_hour)s AND h.hour < %(end)s
+      AND (h.present >> g.i) & 1 = 1
+      AND h.hour + g.i * interval '5 minutes' >= %(start)s
+      AND h.hour + g.i * interval '5 minutes' < %(end)s
+), runs AS (
+    SELECT point_id, idx, lag(idx) OVER (PARTITION BY point_id ORDER BY idx) AS prev
+    FROM present
+)
+SELECT point_id, count(*), max(idx),
+       array_agg(coalesce(prev + 1, 0) ORDER BY idx) FILTER (WHERE idx - coalesce(prev, -1) > 1),
+       array_agg(idx ORDER BY idx) FILTER (WHERE idx - coalesce(prev, -1) > 1)
+FROM runs GROUP BY point_id
+"""
