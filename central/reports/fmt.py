@@ -12,7 +12,7 @@ def number(value: Any, digits: int = 1) -> str:
 
 
 def signed(value: Any, digits: int = 1, suffix: str = "") -> str:
-    """A change, always with its sign: +1.2 %, −3.0 %, or a dash when there is nothing to compare."""
+    """A change, always with its sign: +1.2 % or minus 3.0 %, or a dash when there is nothing to compare."""
     if value is None:
         return "—"
     text = f"{abs(value):,.{digits}f}{suffix}"
