@@ -48,7 +48,7 @@ def result(pg_admin_url: str, central_template: str) -> Iterator[dict[str, Any]]
         )
 
 
-def _near(pixel: tuple[int, ...], colour: tuple[int, int, int], tolerance: int = 40) -> bool:
+def _near(pixel: Any, colour: tuple[int, int, int], tolerance: int = 40) -> bool:
     return all(abs(a - b) <= tolerance for a, b in zip(pixel[:3], colour, strict=True))
 
 
