@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from central import meters, rollup, sites
+from central import meters, rollup, sites, tenants
 
 PARIS = ZoneInfo("Europe/Paris")
 START = datetime(2026, 9, 1, tzinfo=PARIS).astimezone(UTC)
@@ -71,7 +71,7 @@ def readings(main: int, power: int, sub: int) -> list[tuple[int, datetime, float
 
 def load(conn: psycopg.Connection[Any], tenant: str = "acme") -> dict[str, int]:
     """Tenant, site, meters and readings, rolled up; returns their ids."""
-    tenant_id = sites.create_tenant(conn, tenant, "cli")
+    tenant_id = tenants.create_tenant(conn, tenant, "cli")
     site_id = sites.create_site(conn, tenant_id, "Plant A", "cli").site_id
     ids: dict[str, int] = {"tenant": tenant_id, "site": site_id}
     for external_id, points in (
