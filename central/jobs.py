@@ -10,6 +10,7 @@ from central import locks, retention, rollup
 from central.alerts import evaluate
 from central.mail import drain
 from central.mail.smtp import SmtpConfig, SmtpTransport
+from central.reports import runner
 from central.settings import load_settings
 from common.db import connect
 
@@ -18,7 +19,12 @@ ROLLUP_INTERVAL_S = 60
 PRUNE_INTERVAL_S = 86400
 MAIL_INTERVAL_S = 15
 ALERTS_INTERVAL_S = evaluate.INTERVAL_S
+REPORTS_INTERVAL_S = 10
 JOB_TIMEOUT_S = 600
+# One report per run: the worker runs one job at a time, so the alerts and mail jobs queued
+# meanwhile get their turn between two reports.
+REPORTS_PER_RUN = 1
+REPORTS_TIMEOUT_S = 1800
 # the current hour is recomputed once its newest mark is this old (see central.rollup)
 ROLLUP_SETTLE = timedelta(minutes=5)
 
@@ -54,3 +60,10 @@ def evaluate_alerts() -> dict[str, Any]:
     settings = load_settings()
     with connect(settings.database_url) as conn:
         return evaluate.run(conn, settings, datetime.now(UTC)).as_dict()
+
+
+def make_reports() -> dict[str, int]:
+    """Request due scheduled reports and make waiting ones (``central.reports.runner``)."""
+    settings = load_settings()
+    with connect(settings.database_url) as conn:
+        return runner.tick(conn, settings.database_url, datetime.now(UTC), REPORTS_PER_RUN)

@@ -1,4 +1,5 @@
-"""``meterit-central worker``: the hourly rollup, alert evaluation, the e-mail outbox, pruning."""
+"""``meterit-central worker``: the hourly rollup, alert evaluation, the e-mail outbox, reports,
+pruning."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ PERIODIC = [
     rq_worker.Periodic("prune", jobs.prune, jobs.PRUNE_INTERVAL_S, jobs.JOB_TIMEOUT_S),
     rq_worker.Periodic("alerts", jobs.evaluate_alerts, jobs.ALERTS_INTERVAL_S, jobs.JOB_TIMEOUT_S),
     rq_worker.Periodic("mail", jobs.drain_mail, jobs.MAIL_INTERVAL_S, jobs.JOB_TIMEOUT_S),
+    rq_worker.Periodic(
+        "reports", jobs.make_reports, jobs.REPORTS_INTERVAL_S, jobs.REPORTS_TIMEOUT_S
+    ),
 ]
 
 
@@ -18,7 +22,7 @@ def main(argv: list[str]) -> int:
     return rq_worker.main(
         argv,
         prog="meterit-central worker",
-        description="Run the central worker: hourly rollup every minute, alerts every 30 s, e-mail every 15 s, pruning daily.",
+        description="Run the central worker: hourly rollup every minute, alerts every 30 s, e-mail every 15 s, reports every 10 s, pruning daily.",
         load=load_settings,
         identifier="meterit-central-worker",
         probe_sql="SELECT 1 FROM readings_hourly_dirty",
