@@ -83,12 +83,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     errors.init_app(app)
 
-    from central import alerts_api, health, operator_api, sync_api, ui
+    from central import alerts_api, health, operator_api, reports_api, sync_api, ui
 
     app.register_blueprint(health.bp)
     app.register_blueprint(sync_api.bp)
     app.register_blueprint(operator_api.bp)
     app.register_blueprint(alerts_api.bp)
+    app.register_blueprint(reports_api.bp)
     app.register_blueprint(ui.bp)  # operator UI; sets up its sessions and CSRF itself
 
     @app.get("/api/v1/openapi.json")

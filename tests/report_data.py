@@ -69,9 +69,10 @@ def readings(main: int, power: int, sub: int) -> list[tuple[int, datetime, float
     return rows
 
 
-def load(conn: psycopg.Connection[Any], tenant: str = "acme") -> dict[str, int]:
-    """Tenant, site, meters and readings, rolled up; returns their ids."""
-    tenant_id = tenants.create_tenant(conn, tenant, "cli")
+def load(conn: psycopg.Connection[Any], tenant_id: int | None = None) -> dict[str, int]:
+    """Site, meters and readings (and a tenant unless given), rolled up; returns their ids."""
+    if tenant_id is None:
+        tenant_id = tenants.create_tenant(conn, "acme", "cli")
     site_id = sites.create_site(conn, tenant_id, "Plant A", "cli").site_id
     ids: dict[str, int] = {"tenant": tenant_id, "site": site_id}
     for external_id, points in (

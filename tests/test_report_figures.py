@@ -6,13 +6,13 @@ and days in zones whose midnight is not on a UTC hour."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
 
-from central.reports import build
+from central.reports import build, schedules
 from central.reports.period import Period
 from tests import harness, report_data
 
@@ -159,3 +159,35 @@ def test_periods_know_their_length_and_previous_period() -> None:
         date(2026, 9, 23),
         date(2026, 10, 2),
     )
+
+
+def test_a_schedule_requests_each_ended_period_once(data: Any) -> None:
+    conn, ids = data
+    created = datetime(2026, 9, 20, 12, tzinfo=UTC)
+    with conn.transaction():
+        sid = schedules.create(
+            conn,
+            ids["tenant"],
+            {"cadence": "monthly", "time_zone": "Europe/Paris", "recipients": ["a@example.com"]},
+            "cli",
+            created,
+        )
+    # due an hour after September ends in Paris (22:00 UTC on 30 Sep)
+    assert schedules.request_due(conn, datetime(2026, 9, 30, 22, 59, tzinfo=UTC)) == []
+    # the worker was down until mid-November: September and October, once each
+    first = schedules.request_due(conn, datetime(2026, 11, 15, tzinfo=UTC))
+    assert schedules.request_due(conn, datetime(2026, 11, 15, tzinfo=UTC)) == []
+    periods = conn.execute(
+        "SELECT first_day, last_day, schedule_id FROM reports WHERE id = ANY(%s) ORDER BY id",
+        (first,),
+    ).fetchall()
+    assert periods == [
+        (date(2026, 9, 1), date(2026, 9, 30), sid),
+        (date(2026, 10, 1), date(2026, 10, 31), sid),
+    ]
+    next_run = conn.execute(
+        "SELECT next_run_at FROM report_schedules WHERE id = %s", (sid,)
+    ).fetchone()
+    assert next_run == (datetime(2026, 12, 1, 0, tzinfo=UTC),)  # 1 Dec 00:00 Paris + 1 h
+    conn.execute("DELETE FROM reports WHERE schedule_id = %s", (sid,))
+    conn.commit()

@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 CADENCES = {"weekly": "week", "monthly": "month"}
 DELAY = timedelta(hours=1)
 MAX_SCHEDULES = 50  # per tenant
+MAX_PER_TICK = 100  # the rest wait for the next tick
 
 
 def _period_after(cadence: str, day: date, time_zone: str) -> Period:
@@ -151,7 +152,7 @@ def delete(conn: psycopg.Connection[Any], tenant_id: int, schedule_id: int, acto
 def request_due(conn: psycopg.Connection[Any], now: datetime) -> list[int]:
     """Request the report of every schedule whose period has ended; returns the report ids."""
     requested: list[int] = []
-    while True:
+    for _ in range(MAX_PER_TICK):
         with conn.transaction():
             row = conn.execute(
                 """SELECT id, tenant_id, cadence, scope, time_zone, demand_minutes, next_run_at
@@ -177,5 +178,6 @@ def request_due(conn: psycopg.Connection[Any], now: datetime) -> list[int]:
                 )
             conn.execute(
                 "UPDATE report_schedules SET next_run_at = %s WHERE id = %s",
-                (_period_after(cadence, period.first_day, tz).start + DELAY, sid),
+                (_period_after(cadence, period.first_day, tz).end + DELAY, sid),
             )
+    return requested

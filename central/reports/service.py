@@ -111,9 +111,9 @@ def submit(
 def request_report(
     conn: psycopg.Connection[Any],
     tenant_id: int,
-    scope: dict[str, Any] | None,
-    period: dict[str, Any],
-    time_zone: str,
+    scope: Any,
+    period: Any,
+    time_zone: Any,
     *,
     demand_minutes: int = DEFAULT_DEMAND_MINUTES,
     actor: str,

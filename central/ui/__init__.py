@@ -106,6 +106,7 @@ from central.ui import (  # noqa: E402
     dashboard,
     explorer,
     meters,
+    reports,
     silences,
     sites,
 )
@@ -119,6 +120,7 @@ __all__ = [
     "dashboard",
     "explorer",
     "meters",
+    "reports",
     "silences",
     "sites",
 ]

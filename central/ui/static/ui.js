@@ -208,8 +208,18 @@
     site.addEventListener("change", function () { site.form.submit(); });
   }
 
+  // report forms: offer the browser's own time zone instead of UTC
+  function localZones() {
+    var zone = "";
+    try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { zone = ""; }
+    if (!zone) { return; }
+    document.querySelectorAll("input[data-local-zone]").forEach(function (input) {
+      if (input.value === "UTC") { input.value = zone; }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
-    drawCharts(); copyButtons(); confirmations(); pointRows(); rangeInputs();
+    drawCharts(); copyButtons(); confirmations(); pointRows(); rangeInputs(); localZones();
   });
 })();
 
