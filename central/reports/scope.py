@@ -10,6 +10,7 @@ import psycopg
 from central.reports.units import kwh_factor
 
 MAX_SITES = 500
+MAX_ID = 2**31 - 1  # ids are PostgreSQL integers
 
 
 class ScopeError(ValueError):
@@ -45,7 +46,7 @@ def parse_site_ids(raw: Any) -> list[int] | None:
     if (
         not isinstance(raw, list)
         or not 1 <= len(raw) <= MAX_SITES
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in raw)
+        or not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= MAX_ID for s in raw)
     ):
         raise ScopeError(f"scope.site_ids: expected null (every site) or 1 to {MAX_SITES} site ids")
     return sorted(set(raw))
