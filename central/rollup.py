@@ -35,7 +35,7 @@ RETURNING d.site_id, d.hour
 
 # One pass over the hour's readings per point: the plain aggregates, and for energy counters
 # (``central.reports.units``) the increase between consecutive readings by 5-minute slot, which
-# the reports turn into consumption, demand and completeness (see migration 0005.reports).
+# the reports turn into consumption, demand and completeness (see migration 0006.reports).
 _SLOTS = ", ".join(
     f"coalesce(sum(greatest(x.diff, 0)) FILTER (WHERE x.step_slot = {i}), 0)"
     for i in range(SLOTS_PER_HOUR)

@@ -55,7 +55,7 @@ def reports() -> str:
         "ui/reports.html",
         history=history,
         schedules=schedule_rows,
-        sites=[s for s in site_rows if s.get("active", True)],
+        sites=[s for s in site_rows if s.active],
         busy=busy,
         demand_choices=DEMAND_MINUTES,
         today=date.today().isoformat(),

@@ -1,6 +1,6 @@
 -- Reports: what the hourly rollup must keep for energy figures, the reports and their files,
 -- and the schedules that request them.
--- depends: 0004.central-alerts
+-- depends: 0005.meter-deactivation
 
 -- Per hour and data point, at a 5-minute "slot" resolution (12 slots an hour):
 --   present      bit i set when a reading falls in [hour + 5i min, hour + 5(i+1) min)
