@@ -159,7 +159,7 @@ QUERIES: dict[str, str] = {
         SELECT r.id, r.tenant_id, 'central', NULL::int, NULL::int, NULL::int,
                format('central refused %%s%%%% of the readings sent in the last %%s min',
                       round(100.0 * st.bad / st.total, 1), st.minutes),
-               100.0 * st.bad / st.total
+               (100.0 * st.bad / st.total)::float8
         FROM alert_rules r JOIN stats st ON st.minutes = (r.params->>'window_minutes')::int
         WHERE _RULES_ AND st.total > 0
               AND 100.0 * st.bad / st.total > (r.params->>'ingest_error_percent')::float8""",
