@@ -13,6 +13,7 @@ import re
 import sys
 from pathlib import Path
 
+from appliance.bacnet import foreign
 from appliance.bacnet.client import (
     BacpypesClient,
     ClientConfig,
@@ -155,13 +156,22 @@ def _parser() -> argparse.ArgumentParser:
         default="0.0.0.0:47808",
         help="local BACnet/IP address to bind, IP[/PREFIX][:PORT] (default %(default)s)",
     )
+    parser.add_argument(
+        "--bbmd",
+        help="register with this BBMD (IP[:PORT]) as a foreign device first, to find meters on "
+        "other IP subnets",
+    )
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for I-Am")
     parser.add_argument("--output", "-o", default="-", help="meters file to write (- = stdout)")
     return parser
 
 
 async def _run(args: argparse.Namespace) -> list[MeterSpec]:
-    config = ClientConfig(local_address=args.local_address, who_is_timeout_s=args.timeout)
+    if args.bbmd is not None:
+        foreign.parse_host_port(args.bbmd)  # a bad value: one line, before binding anything
+    config = ClientConfig(
+        local_address=args.local_address, who_is_timeout_s=args.timeout, bbmd_address=args.bbmd
+    )
     async with BacpypesClient(config) as client:
         return await discover(client, args.low, args.high, args.address)
 
@@ -171,7 +181,7 @@ def main(argv: list[str]) -> int:
     setup_logging("meterit-discover")
     try:
         meters = asyncio.run(_run(args))
-    except OSError as err:
+    except (OSError, ValueError) as err:
         logger.error("discovery cannot start: %s", err)
         return 1
     except DeviceError as err:

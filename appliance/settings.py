@@ -33,6 +33,17 @@ class ApplianceSettings:
         "0.0.0.0/24:47808",
         help="local BACnet/IP address the collector binds, as IP[/PREFIX][:PORT]",
     )
+    bacnet_bbmd: str | None = setting(
+        None,
+        help="BBMD to register with as a foreign device, IP[:PORT], to reach meters on other "
+        "IP subnets (unset: none)",
+    )
+    bacnet_bbmd_ttl_s: int = setting(
+        900,
+        help="seconds the BBMD keeps the registration; it is renewed when they run out",
+        minimum=30,
+        maximum=65535,
+    )
     poll_interval_s: int = setting(
         60, help="seconds between poll cycles, aligned to the clock", minimum=1, maximum=3600
     )

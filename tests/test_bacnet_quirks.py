@@ -177,3 +177,20 @@ def test_broadcast_discovery_without_a_prefix_is_one_line_naming_the_setting(
     assert "Traceback" not in output and "RuntimeError" not in output, output
     lines = [line for line in output.splitlines() if "IP/PREFIX" in line]
     assert len(lines) == 1 and "--local-address" in lines[0], output
+
+
+def test_another_device_at_the_address_is_not_taken_for_one_refusing_rpm() -> None:
+    """An Error for the device object may say "no such device here", not "no RPM": the points
+    at the address are still read with ReadPropertyMultiple."""
+    meter = spec(2421)
+
+    async def body(client: BacpypesClient, handle: SimulatorHandle) -> None:
+        wrong = DeviceTarget(meter.address, 2999)
+        values = await client.read_points(wrong, POINTS)
+        assert all(isinstance(v, float) for v in values.values()), values
+        assert client.rpm_refused_since(wrong) is None
+        rpm = client.stats.rpm_requests
+        await client.read_points(wrong, POINTS)
+        assert client.stats.rpm_requests == rpm + 1
+
+    run_with([meter], body)

@@ -46,7 +46,7 @@ from bacpypes3.local.networkport import NetworkPortObject  # type: ignore[import
 from bacpypes3.pdu import Address  # type: ignore[import-untyped]
 from bacpypes3.primitivedata import ObjectIdentifier, ObjectType  # type: ignore[import-untyped]
 
-from appliance.bacnet import codec, readrange, sizing, speedups
+from appliance.bacnet import codec, foreign, readrange, sizing, speedups
 from appliance.bacnet.device import (
     WILDCARD_DEVICE,
     DeviceClient,
@@ -111,6 +111,9 @@ class ClientConfig:
     max_in_flight_per_device: int = 2
     who_is_timeout_s: float = 2.0
     who_is_address: str | None = None  # where instance look-ups go; None = global broadcast
+    # a BBMD to register with as a foreign device (IP[:PORT]), for meters on other subnets
+    bbmd_address: str | None = None
+    bbmd_ttl_s: int = 900
     # a device found refusing ReadPropertyMultiple is asked again this long after (firmware
     # gets upgraded, and a refusal may have been a bad moment rather than a missing service)
     rpm_reprobe_s: float = 24 * 3600.0
@@ -212,6 +215,7 @@ class BacpypesClient:
         self.config = config or ClientConfig()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._learned_rpm_refusals: dict[DeviceTarget, datetime] = {}
+        self._registration: asyncio.Future[None] | None = None
         self.stats = ClientStats()
         self._app: Application | None = None
         self._devices: dict[DeviceTarget, _DeviceState] = {}
@@ -247,8 +251,14 @@ class BacpypesClient:
             objectIdentifier=("network-port", 1),
             objectName="NetworkPort-1",
         )
+        if self.config.bbmd_address is not None:
+            foreign.foreign_device(port_object, self.config.bbmd_address, self.config.bbmd_ttl_s)
         self._app = build_application(device, port_object, Application, RawAckServiceAccessPoint)
         await wait_bound(self._app)
+        if self.config.bbmd_address is not None:
+            bbmd, ttl = self.config.bbmd_address, self.config.bbmd_ttl_s
+            ok = await foreign.registered(self._app, bbmd, ttl)
+            self._registration = asyncio.ensure_future(foreign.watch(self._app, bbmd, ttl, ok))
         capacity = enlarge_receive_buffer(self._app)
         limit = in_flight_limit(capacity, self.config.max_in_flight)
         if limit < self.max_in_flight:
@@ -257,6 +267,9 @@ class BacpypesClient:
         logger.info("BACnet client bound to %s", self.config.local_address)
 
     async def close(self) -> None:
+        if self._registration is not None:
+            self._registration.cancel()
+            self._registration = None
         if self._app is not None:
             self._app.close()
             self._app = None
@@ -385,8 +398,11 @@ class BacpypesClient:
                     refs, PointError("timeout", "no answer to ReadPropertyMultiple")
                 )
             except ErrorRejectAbortNack as nack:
-                if _nack_code(nack) not in _TOO_BIG:
-                    # the device object exists, so a refusal here is the service's
+                # an Error may also mean no such device object here (another device at this
+                # address): the same probe as for points decides
+                if _nack_code(nack) not in _TOO_BIG and await self._refuses_rpm(
+                    state, refs[0], nack
+                ):
                     self._rpm_refused(state, nack)
             else:
                 if isinstance(ack, ComplexAckPDU):

@@ -97,6 +97,8 @@ def has_broadcast(app: Any) -> bool:
     with IP/PREFIX)."""
     return any(
         getattr(link_layer.server, "broadcast_address", None)
+        # a foreign device broadcasts through its BBMD
+        or getattr(link_layer, "bbmdAddress", None) is not None
         for link_layer in app.link_layers.values()
     )
 

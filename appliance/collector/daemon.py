@@ -12,28 +12,37 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 
 from appliance.bacnet.client import BacpypesClient, ClientConfig
+from appliance.bacnet.foreign import parse_host_port
 from appliance.collector.loop import Collector
 from appliance.settings import ApplianceSettings, load_settings
-from common.config import EX_CONFIG, load_or_report
+from common.config import EX_CONFIG, ConfigError, load_or_report
 from common.logs import setup_logging
 
 logger = logging.getLogger(__name__)
 
 
 def client_from_settings(settings: ApplianceSettings) -> BacpypesClient:
+    if settings.bacnet_bbmd is not None:
+        try:
+            parse_host_port(settings.bacnet_bbmd)
+        except ValueError as err:
+            raise ConfigError(f"METERIT_BACNET_BBMD: {err}") from None
     return BacpypesClient(
         ClientConfig(
             local_address=settings.bacnet_address,
             timeout_base_s=settings.request_timeout_s,
             max_in_flight=max(settings.poll_concurrency * 2, 8),
+            bbmd_address=settings.bacnet_bbmd,
+            bbmd_ttl_s=settings.bacnet_bbmd_ttl_s,
         )
     )
 
 
-async def _main_async(settings: ApplianceSettings) -> None:
-    collector = Collector(settings, client_from_settings(settings))
+async def _main_async(settings: ApplianceSettings, client: BacpypesClient) -> None:
+    collector = Collector(settings, client)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, collector.stop.set)
@@ -50,7 +59,12 @@ def main(argv: list[str]) -> int:
         return EX_CONFIG
     setup_logging("meterit-collector", settings.log_level)
     try:
-        asyncio.run(_main_async(settings))
+        client = client_from_settings(settings)
+    except ConfigError as err:
+        sys.stderr.write(f"meterit-appliance: configuration error: {err}\n")
+        return EX_CONFIG
+    try:
+        asyncio.run(_main_async(settings, client))
     except OSError as err:
         logger.error("collector cannot start: %s", err)
         return 1
