@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -156,3 +157,41 @@ def test_a_second_evaluator_skips_while_one_runs(
     assert busy.returncode == 75, busy.stderr
     assert json.loads(busy.stdout.splitlines()[-1])["ran"] is False
     assert central(["alerts", "evaluate"], central_server, tmp_path).returncode == 0
+
+
+def test_the_central_worker_evaluates_and_emails_by_itself(
+    central_server: CentralServer, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    fleet = Fleet(central_server.db_url).setup()
+    fleet.site("Plant 1")
+    fleet.only_rules()
+    fleet.rule(name="Quiet", kind="heartbeat_missing", params={"minutes": 1})
+    fleet.heartbeat("Plant 1", datetime.now(UTC) - timedelta(minutes=5))
+    (tmp_path / "none.toml").touch()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METERIT_")}
+    env.update(
+        METERIT_DATABASE_URL=central_server.db_url,
+        METERIT_REDIS_URL=central_server.redis_url,
+        METERIT_CONFIG=str(tmp_path / "none.toml"),
+        METERIT_ALERT_GROUP_WAIT_S="0",
+        **smtp_server.env(),
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "central", "worker"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not smtp_server.messages:
+            assert worker.poll() is None, worker.stdout.read().decode() if worker.stdout else ""
+            assert time.monotonic() < deadline, "no alert e-mail from the worker within 90 s"
+            time.sleep(0.5)
+    finally:
+        worker.terminate()
+        output = worker.communicate(timeout=30)[0].decode()
+    (mail,) = smtp_server.messages
+    assert mail.subject == "[MeterIT] ACME / Plant 1: 1 firing"
+    assert "alerts every 30 s" in output
+    assert [i["state"] for i in fleet.instances()] == ["firing"]
