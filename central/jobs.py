@@ -42,6 +42,8 @@ def prune() -> dict[str, int]:
             conn,
             timedelta(days=settings.batch_answer_days),
             timedelta(days=settings.heartbeat_days),
+            alerts=timedelta(days=settings.alert_history_days),
+            mail=timedelta(days=settings.mail_days),
         )
 
 

@@ -157,6 +157,14 @@ class CentralSettings:
         help="send the operator UI's session cookie only over HTTPS (set it when central is "
         "served over TLS, directly or behind a proxy)",
     )
+    alert_history_days: int = setting(
+        180, help="days resolved alerts are kept (open ones always are)", minimum=1
+    )
+    mail_days: int = setting(
+        30,
+        help="days sent e-mails are kept in the outbox (queued or failed ones always are)",
+        minimum=1,
+    )
     log_level: str = setting(
         "info", help="least severe log level written", choices=("debug", "info", "warning", "error")
     )

@@ -345,3 +345,40 @@ def test_rules_are_validated_and_defaults_exist(fleet: Fleet) -> None:
         )  # fmt: skip
     fields = {p["field"] for p in err.value.problems}
     assert fields == {"name", "params.point", "params.clear", "params.extra", "recipients", "for_s"}
+
+
+def test_pruning_keeps_open_alerts_and_mail_not_yet_sent(fleet: Fleet) -> None:
+    from central import retention
+    from central.mail import outbox
+
+    fleet.site("A")
+    fleet.site("B")
+    fleet.only_rules("heartbeat_missing")
+    fleet.heartbeat("A", T0)
+    fleet.heartbeat("B", T0)
+    fleet.evaluate(T0 + timedelta(minutes=11))
+    fleet.heartbeat("A", T0 + timedelta(minutes=12))
+    fleet.evaluate(T0 + timedelta(minutes=12))  # A resolved (long ago), B still firing
+    with fleet.tx() as conn:
+        for subject, status in (("sent", "sent"), ("failed", "failed"), ("queued", "queued")):
+            outbox.enqueue(conn, ["ops@example.com"], subject, "x", now=T0)
+            conn.execute(
+                "UPDATE mail_outbox SET status = %s WHERE status = 'queued' AND message_id ="
+                " (SELECT max(id) FROM mail_messages)",
+                (status,),
+            )
+        conn.commit()
+        done = retention.prune(
+            conn,
+            timedelta(days=30),
+            timedelta(days=90),
+            alerts=timedelta(hours=1),
+            mail=timedelta(hours=1),
+        )
+        left = sorted(r[0] for r in conn.execute("SELECT subject FROM mail_messages"))
+    assert (done["alert_instances"], done["mail_messages"]) == (1, 1)
+    assert [(i["key"], i["state"]) for i in fleet.instances()] == [
+        (f"site:{fleet.site_ids['B']}", "firing")
+    ]
+    # the alert e-mail about B is still queued too: kept
+    assert left == ["[MeterIT] CRITICAL ACME / B: 1 firing", "failed", "queued"]

@@ -187,5 +187,11 @@ def collect(
         rows = conn.execute(
             QUERIES[kind], {"kind": kind, "now": now, "late_s": late_s, "rule": rule_id}
         ).fetchall()
-        out.extend(Condition(*r) for r in rows)
+        # the value is numeric (Decimal) from some queries and float8 from others
+        out.extend(
+            Condition(
+                r[0], r[1], r[2], r[3], r[4], r[5], r[6], None if r[7] is None else float(r[7])
+            )
+            for r in rows
+        )
     return out

@@ -111,22 +111,20 @@ def apply(
     hold = _notify_after(conn, [k for _, k in to_fire] + born_firing, now, repeat_interval)
 
     if new:
-        with conn.cursor() as cur:
-            cur.executemany(
-                """INSERT INTO alert_instances (rule_id, tenant_id, site_id, meter_id, point_id,
-                          key, state, summary, value, pending_since, firing_since, notify_after)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                   ON CONFLICT (rule_id, key) WHERE state <> 'resolved' DO NOTHING
-                   RETURNING id, state""",
-                [_new_row(c, for_s.get(c.rule_id, 0), now, hold) for c in new],
-                returning=True,
-            )
-            while True:
-                row = cur.fetchone()
-                if row is not None:
-                    (changes.firing if row[1] == "firing" else changes.pending).append(row[0])
-                if not cur.nextset():
-                    break
+        # one statement for any number of new alerts (a storm of thousands is one round trip)
+        rows = [_new_row(c, for_s.get(c.rule_id, 0), now, hold) for c in new]
+        born = conn.execute(
+            """INSERT INTO alert_instances (rule_id, tenant_id, site_id, meter_id, point_id,
+                      key, state, summary, value, pending_since, firing_since, notify_after)
+               SELECT * FROM unnest(%s::int[], %s::int[], %s::int[], %s::int[], %s::int[],
+                      %s::text[], %s::text[], %s::text[], %s::float8[], %s::timestamptz[],
+                      %s::timestamptz[], %s::timestamptz[])
+               ON CONFLICT (rule_id, key) WHERE state <> 'resolved' DO NOTHING
+               RETURNING id, state""",
+            [list(column) for column in zip(*rows, strict=True)],
+        ).fetchall()
+        for alert_id, state in born:
+            (changes.firing if state == "firing" else changes.pending).append(alert_id)
     if to_fire:
         fired = conn.execute(
             """UPDATE alert_instances i SET state = 'firing', firing_since = %s,

@@ -26,6 +26,8 @@ def main(argv: list[str]) -> int:
                 conn,
                 timedelta(days=settings.batch_answer_days),
                 timedelta(days=settings.heartbeat_days),
+                alerts=timedelta(days=settings.alert_history_days),
+                mail=timedelta(days=settings.mail_days),
             )
         sys.stdout.write(
             f"pruned {done['sync_batches']} batch answer(s) older than "
