@@ -382,3 +382,14 @@ def test_pruning_keeps_open_alerts_and_mail_not_yet_sent(fleet: Fleet) -> None:
     ]
     # the alert e-mail about B is still queued too: kept
     assert left == ["[MeterIT] CRITICAL ACME / B: 1 firing", "failed", "queued"]
+
+
+def test_a_meter_answering_without_values_alerts_like_an_unreachable_one(fleet: Fleet) -> None:
+    fleet.site("A", meter_count=2)
+    fleet.only_rules("meter_unreachable")
+    since = T0 - timedelta(minutes=6)
+    fleet.heartbeat("A", T0, {"m0": ("no-values", since), "m1": ("reachable", since)})
+    fleet.evaluate(T0)
+    with fleet.tx() as conn:
+        (alert,) = views.alerts(conn, fleet.tenant_id, "firing", now=T0)
+    assert alert["summary"] == "meter m0 of site A gives no values since 2026-12-01 07:54 UTC"
