@@ -393,3 +393,23 @@ def test_a_meter_answering_without_values_alerts_like_an_unreachable_one(fleet: 
     with fleet.tx() as conn:
         (alert,) = views.alerts(conn, fleet.tenant_id, "firing", now=T0)
     assert alert["summary"] == "meter m0 of site A gives no values since 2026-12-01 07:54 UTC"
+
+
+def test_disabling_a_rule_or_changing_its_kind_resolves_its_alerts(fleet: Fleet) -> None:
+    fleet.site("A")
+    fleet.only_rules()
+    rule = fleet.rule(name="Quiet", kind="heartbeat_missing", params={"minutes": 10})
+    fleet.heartbeat("A", T0)
+    fleet.evaluate(T0 + timedelta(minutes=11))
+    assert [i["state"] for i in fleet.instances()] == ["firing"]
+    with fleet.tx() as conn:
+        spec = rules.parse_rule({"name": "Quiet", "kind": "backlog"})
+        rules.update_rule(conn, fleet.tenant_id, rule, spec, "cli")
+        conn.commit()
+    assert [i["state"] for i in fleet.instances()] == ["resolved"]
+    with fleet.tx() as conn:
+        spec = rules.parse_rule({"name": "Quiet", "kind": "heartbeat_missing", "enabled": False})
+        rules.update_rule(conn, fleet.tenant_id, rule, spec, "cli")
+        conn.commit()
+    fleet.evaluate(T0 + timedelta(minutes=12))
+    assert [i["state"] for i in fleet.instances()] == ["resolved"], "disabled: nothing new opens"

@@ -398,9 +398,17 @@ def create_rule(conn: psycopg.Connection[Any], tenant_id: int, spec: RuleSpec, a
 def update_rule(
     conn: psycopg.Connection[Any], tenant_id: int, rule_id: int, spec: RuleSpec, actor: str
 ) -> None:
-    """Replace the rule. Its open alerts keep their clocks unless the kind changed (then the
-    evaluation resolves them, as they no longer describe what the rule checks)."""
+    """Replace the rule. Its open alerts keep their clocks; if the kind changed they are
+    resolved now (they no longer describe what the rule checks), and whoever was told they
+    fire is told they resolved."""
     _check_scope(conn, tenant_id, spec)
+    conn.execute(
+        """UPDATE alert_instances i SET state = 'resolved', resolved_at = now()
+           FROM alert_rules r
+           WHERE r.id = i.rule_id AND r.id = %s AND r.tenant_id = %s AND r.kind <> %s
+             AND i.state <> 'resolved'""",
+        (rule_id, tenant_id, spec.kind),
+    )
     try:
         row = conn.execute(
             """UPDATE alert_rules SET name = %s, kind = %s, severity = %s, site_id = %s,
@@ -422,7 +430,8 @@ def update_rule(
 
 
 def delete_rule(conn: psycopg.Connection[Any], tenant_id: int, rule_id: int, actor: str) -> None:
-    """Delete the rule with its alerts (e-mails already queued still go out)."""
+    """Delete the rule with its alerts (e-mails already queued still go out). No "resolved"
+    e-mail follows for its firing alerts: disabling the rule instead resolves them and tells."""
     row = conn.execute(
         "DELETE FROM alert_rules WHERE id = %s AND tenant_id = %s RETURNING name",
         (rule_id, tenant_id),
