@@ -38,6 +38,11 @@ COMMANDS: cli.Commands = {
         "central.commands.alerts:mail_main",
         "mail send [--at TIME]: send the outbox's due e-mails once",
     ),
+    "mcp": ("central.mcp.main:main", "serve the MCP tools to AI assistants (HTTP, or --stdio)"),
+    "mcp-token": (
+        "central.commands.mcp_token:main",
+        "mcp-token create EMAIL [--name N] (prints it once) | list EMAIL | revoke ID",
+    ),
     "prune": (
         "central.commands.prune:main",
         "drop batch answers and heartbeats past their retention",

@@ -38,3 +38,18 @@ def get_db() -> LazyPool:
 
 def pool() -> ConnectionPool[psycopg.Connection[Any]]:
     return get_db().pool
+
+
+def standalone_pool(url: str, name: str, max_size: int) -> ConnectionPool[psycopg.Connection[Any]]:
+    """A pool configured like the app's, for a daemon without Flask (the MCP server)."""
+    return ConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        kwargs={"connect_timeout": 5, "application_name": name},
+        configure=_configure,
+        check=ConnectionPool.check_connection,
+        timeout=10,
+        open=False,
+        name=name,
+    )

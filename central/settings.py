@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
+import limits
+
 from common import config
 from common.config import PG_SCHEMES, REDIS_SCHEMES, setting
 
@@ -168,6 +170,28 @@ class CentralSettings:
     log_level: str = setting(
         "info", help="least severe log level written", choices=("debug", "info", "warning", "error")
     )
+    mcp_bind: str = setting(
+        "127.0.0.1:8766",
+        help="address:port the MCP server (meterit-central-mcp) listens on; clients send an "
+        "operator's MCP token as 'Authorization: Bearer …'",
+    )
+    mcp_token: str | None = setting(
+        None,
+        help="the operator MCP token 'meterit-central mcp --stdio' acts with (over HTTP each "
+        "client sends its own)",
+        secret=True,
+    )
+    mcp_read_only: bool = setting(
+        False, help="serve only the MCP tools that read (the --read-only profile) to every token"
+    )
+    mcp_auth_failures: str = setting(
+        "10/minute",
+        help="wrong MCP tokens one client address may present before it is refused for the rest "
+        "of the window (limits syntax)",
+    )
+    mcp_mail_rate: str = setting(
+        "10/hour", help="e-mails a tenant may send with the send_alert_email MCP tool"
+    )
 
 
 def metrics_networks(text: str) -> list[IPv4Network | IPv6Network]:
@@ -192,4 +216,12 @@ def load_settings(
             f"METERIT_METRICS_ALLOW_FROM={settings.metrics_allow_from!r}: {err}; expected "
             "comma-separated addresses or networks such as 127.0.0.1,10.0.0.0/8"
         ) from None
+    for name in ("mcp_auth_failures", "mcp_mail_rate"):
+        value = getattr(settings, name)
+        try:
+            limits.parse(value)
+        except ValueError:
+            raise config.ConfigError(
+                f"{config.env_name(name)}={value!r}: expected a rate such as 10/minute or 5/hour"
+            ) from None
     return settings

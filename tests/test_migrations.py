@@ -59,6 +59,7 @@ def tables(url: str) -> set[str]:
                 "mail_messages",
                 "mail_attachments",
                 "mail_outbox",
+                "mcp_tokens",
             },
         ),
     ],

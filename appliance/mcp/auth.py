@@ -9,15 +9,15 @@ what to send, and one log line (without the token) for whoever troubleshoots.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from common.mcp_refusal import refuse
+
 logger = logging.getLogger(__name__)
 
 MIN_TOKEN_LENGTH = 16
-UNAUTHORIZED = -32001  # JSON-RPC code in the implementation-defined server-error range
 
 
 def check_token(token: str | None) -> str | None:
@@ -66,27 +66,10 @@ class BearerTokenMiddleware:
             reason,
             client[0] if client else "unknown",
         )
-        # a JSON-RPC error body: MCP clients show its message to the user instead of a bare 401
-        body = json.dumps(
-            {
-                "jsonrpc": "2.0",
-                "id": None,
-                "error": {
-                    "code": UNAUTHORIZED,
-                    "message": f"{reason}: send 'Authorization: Bearer <token>' with the token "
-                    "configured on the appliance as METERIT_MCP_TOKEN",
-                },
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b'Bearer realm="meterit-mcp", error="invalid_token"'),
-                ],
-            }
+        await refuse(
+            send,
+            401,
+            f"{reason}: send 'Authorization: Bearer <token>' with the token "
+            "configured on the appliance as METERIT_MCP_TOKEN",
+            realm="meterit-mcp",
         )
-        await send({"type": "http.response.body", "body": body})

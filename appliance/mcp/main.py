@@ -6,11 +6,11 @@ import argparse
 import logging
 import sys
 
-from appliance.mcp.auth import check_token
-from appliance.mcp.transports import BindError, parse_bind, run_http, run_stdio
+from appliance.mcp.auth import BearerTokenMiddleware, check_token
 from appliance.settings import load_settings
 from common.config import EX_CONFIG, ConfigError
 from common.logs import setup_logging
+from common.mcp_transports import BindError, parse_bind, run_http, run_stdio
 
 logger = logging.getLogger(__name__)
 
@@ -66,4 +66,6 @@ def main(argv: list[str]) -> int:
         run_stdio(build_server(settings))
         return 0
     assert settings.mcp_token is not None
-    return run_http(build_server(settings), settings.mcp_bind, settings.mcp_token)
+    host, _ = parse_bind(settings.mcp_bind)
+    app = build_server(settings).streamable_http_app(host=host)
+    return run_http(BearerTokenMiddleware(app, settings.mcp_token), settings.mcp_bind)

@@ -1,5 +1,7 @@
-"""How the MCP server is served: stdio for an assistant on the appliance, streamable HTTP for one
-elsewhere (behind the bearer token, on ``METERIT_MCP_BIND``, localhost by default)."""
+"""How an MCP server (the appliance's, central's) is served: stdio for an assistant on the same
+machine, streamable HTTP for one elsewhere (behind the caller's bearer-token middleware, on
+``METERIT_MCP_BIND``, localhost by default). Shared so both daemons stop, announce READY and
+report a busy port the same way."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 import uvicorn
+from starlette.types import ASGIApp
 
-from appliance.mcp.auth import BearerTokenMiddleware
 from common.systemd import Notifier
 
 if TYPE_CHECKING:  # the SDK takes seconds to import; a refused start should not wait for it
@@ -57,10 +59,10 @@ def run_stdio(server: MCPServer) -> None:
     anyio.run(server.run_stdio_async)
 
 
-def run_http(server: MCPServer, bind: str, token: str) -> int:
-    """Serve streamable HTTP at ``http://<bind>/mcp`` until SIGTERM; the exit status."""
+def run_http(app: ASGIApp, bind: str, *, auth_note: str = "bearer token required") -> int:
+    """Serve ``app`` (the MCP app wrapped in its token check) at ``http://<bind>/mcp`` until
+    SIGTERM; the exit status."""
     host, port = parse_bind(bind)
-    app = BearerTokenMiddleware(server.streamable_http_app(host=host), token)
     config = uvicorn.Config(
         app,
         host=host,
@@ -79,7 +81,7 @@ def run_http(server: MCPServer, bind: str, token: str) -> int:
             if web.should_exit:
                 return
             await asyncio.sleep(0.05)
-        logger.info("MCP server listening on %s (bearer token required)", url)
+        logger.info("MCP server listening on %s (%s)", url, auth_note)
         notifier.ready(f"listening on {url}")
 
     async def serve() -> None:

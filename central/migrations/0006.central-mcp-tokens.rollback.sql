@@ -1,0 +1,2 @@
+-- depends: 0005.meter-deactivation
+DROP TABLE IF EXISTS mcp_tokens;
