@@ -30,8 +30,8 @@ VIEWER = "viewer@example.com"
 OTHER_ADMIN = "admin@other.example"
 START = datetime(2026, 11, 1, tzinfo=UTC)
 DAYS = 3
-READ_TOOLS = {"query_meters", "query_readings", "get_site_status", "list_alerts"}
-OPERATOR_TOOLS = READ_TOOLS | {"silence_alerts", "send_alert_email"}
+READ_TOOLS = {"query_meters", "query_readings", "get_site_status", "list_alerts", "get_report"}
+OPERATOR_TOOLS = READ_TOOLS | {"silence_alerts", "send_alert_email", "generate_report"}
 ALL_TOOLS = OPERATOR_TOOLS | {"configure_alert_rules"}
 
 

@@ -15,6 +15,7 @@ import pytest
 import redis
 import requests
 
+from central.reports import runner
 from tests import harness
 from tests.alert_helpers import ADMIN
 from tests.central_mcp_helpers import (
@@ -539,3 +540,31 @@ def test_read_only_profile_hides_every_write_tool(
         assert "read-only" in text
     finally:
         assert ro.stop() == 0, ro.log()
+
+
+def test_generate_report_then_get_report_gives_status_summary_and_link(
+    server: HttpServer, seeded: Seeded
+) -> None:
+    token = seeded.tokens[OPERATOR]
+    started = ok(
+        call(server, token, "generate_report", period="day", day="2026-11-02", tz="Europe/Paris")
+    )
+    assert started["status"] == "queued" and started["summary"] is None
+    assert started["link"].endswith(f"/reports/{started['report_id']}")
+    # the worker's own step makes it, as meterit-central-worker does
+    with psycopg.connect(seeded.db_url) as conn:
+        assert runner.run_one(conn, seeded.db_url) == started["report_id"]
+    done = ok(call(server, seeded.tokens[VIEWER], "get_report", report_id=started["report_id"]))
+    assert done["status"] == "done" and done["files"] == ["pdf", "csv"]
+    assert done["summary"]["sites"] == 2 and done["summary"]["energy_kwh"] is not None
+    assert len(str(done)) < 10_000  # figures and a link, never the file
+    assert "no report" in refusal(
+        call(server, seeded.tokens[OTHER_ADMIN], "get_report", report_id=started["report_id"])
+    )
+    assert refusal(call(server, token, "generate_report", period="day", day="yesterday"))
+    assert refusal(call(server, token, "generate_report", period="fortnight", day="2026-11-02"))
+    assert "unknown tool" in refusal(
+        call(server, seeded.tokens[VIEWER], "generate_report", period="day", day="2026-11-02")
+    )
+    outcomes = [d["outcome"] for _, d in audit_entries(seeded.db_url, "mcp.generate_report")]
+    assert outcomes == ["ok"]

@@ -175,7 +175,10 @@ class MailAnswer(BaseModel):
 
 class ReportAnswer(BaseModel):
     report_id: int
-    status: str
-    link: str | None = Field(description="where an operator downloads it (needs sign-in)")
-    summary: dict[str, Any] | None = Field(description="headline figures once it is done")
+    status: str = Field(description="queued, running, done or failed")
+    progress: int | None = Field(description="percent done while running")
+    period: str
+    link: str = Field(description="the report's page in central (sign-in needed): PDF and CSV")
+    files: list[str] = Field(description="downloads on that page once done: pdf, csv")
+    summary: dict[str, Any] | None = Field(description="headline figures once done")
     error: str | None

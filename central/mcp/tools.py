@@ -39,6 +39,7 @@ from central.mail import outbox
 from central.mcp import models
 from central.mcp.access import Resolver, ToolRule, ToolVisibility
 from central.mcp_tokens import TokenOwner
+from central.reports import service as reports
 from central.settings import CentralSettings
 from central.users import can
 
@@ -52,7 +53,8 @@ This is MeterIT central: the energy meters of every site of your organisation, t
 the sites' appliances and the alerts about them. Workflow: get_site_status for the fleet at a
 glance; query_meters to find meters (never guess meter ids or data point names: take them from
 query_meters); then query_readings for their values. Alerts: list_alerts; silence_alerts while
-someone works on a site; configure_alert_rules to change what alerts. Answers are bounded: when
+someone works on a site; configure_alert_rules to change what alerts. Reports: generate_report,
+then get_report for its status, figures and link. Answers are bounded: when
 truncated is true, call again with next_cursor. Times are ISO 8601 with an offset."""
 
 READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
@@ -74,6 +76,8 @@ RULES: dict[str, ToolRule] = {
     "configure_alert_rules": ToolRule("admin", writes=True),
     "silence_alerts": ToolRule("operator", writes=True),
     "send_alert_email": ToolRule("operator", writes=True),
+    "generate_report": ToolRule("operator", writes=True),
+    "get_report": ToolRule("viewer", writes=False),
 }
 
 MAX_METERS = 100
@@ -136,7 +140,7 @@ def _answerable() -> Iterator[None]:
         yield
     except (rules.RuleError, muting.MutingError) as err:
         raise ToolError(str(err)) from err
-    except (outbox.MailError, NotFound, rules.NotFound, ValueError) as err:
+    except (outbox.MailError, NotFound, rules.NotFound, reports.TooMany, ValueError) as err:
         raise ToolError(str(err)) from err
     except psycopg.OperationalError as err:
         logger.error("MCP tool cannot reach the central database: %s", " ".join(str(err).split()))
@@ -687,7 +691,79 @@ def build_server(
 
         return tools.write(owner, "send_alert_email", args, send)
 
+    @server.tool(annotations=WRITE)
+    def generate_report(
+        ctx: Context,
+        *,
+        period: Annotated[
+            Literal["day", "week", "month", "custom"], Field(description="the report's period")
+        ],
+        day: Annotated[
+            str,
+            Field(
+                pattern=r"^\d{4}-\d{2}-\d{2}$",
+                description="YYYY-MM-DD: the day, a day of the week or month, or a custom start",
+            ),
+        ],
+        last_day: Annotated[
+            str | None,
+            Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="custom: the last day, YYYY-MM-DD"),
+        ] = None,
+        site_ids: Annotated[
+            list[SiteId] | None,
+            Field(max_length=1000, description="the sites to cover; default every site"),
+        ] = None,
+        tz: Annotated[str, Field(max_length=64, description="IANA time zone of the days")] = "UTC",
+    ) -> models.ReportAnswer:
+        """Start an energy report (consumption, peak demand, load factor per site and for the
+        fleet; PDF and CSV) and return its id and status at once: central's worker makes it in
+        seconds to minutes. Then call get_report with the id for its status, summary figures and
+        download link. The file itself is never returned here."""
+        owner = tools.owner(ctx, "generate_report")
+        body = {"kind": period, "day": day} | ({"last_day": last_day} if last_day else {})
+        args = {"period": body, "site_ids": site_ids, "tz": tz}
+
+        def run(conn: psycopg.Connection[Any]) -> models.ReportAnswer:
+            report_id = reports.request_report(
+                conn, owner.tenant_id, {"site_ids": site_ids}, body, tz, actor=owner.actor
+            )
+            status = reports.get_report(conn, owner.tenant_id, report_id)
+            assert status is not None
+            return _report_answer(tools.settings, status)
+
+        return tools.write(owner, "generate_report", args, run)
+
+    @server.tool(annotations=READ)
+    def get_report(
+        ctx: Context,
+        *,
+        report_id: Annotated[int, Field(ge=1, le=2**63 - 1, description="from generate_report")],
+    ) -> models.ReportAnswer:
+        """A report's status (queued, running, done, failed), its headline figures once done
+        (energy, peak, load factor, completeness, top sites) and the link where an operator
+        downloads it. Never the file's bytes."""
+        owner = tools.owner(ctx, "get_report")
+        status = tools.read(lambda conn: reports.get_report(conn, owner.tenant_id, report_id))
+        if status is None:
+            raise ToolError(f"no report {report_id} in your organisation")
+        return _report_answer(tools.settings, status)
+
     return server
+
+
+def _report_answer(settings: CentralSettings, status: dict[str, Any]) -> models.ReportAnswer:
+    """The status of ``reports.get_report`` with the UI page's address: the link opens the
+    report with its PDF and CSV downloads (after sign-in), never the bytes themselves."""
+    return models.ReportAnswer(
+        report_id=status["id"],
+        status=status["status"],
+        progress=status["progress"],
+        period=status["period"]["label"],
+        link=f"{settings.public_url.rstrip('/')}/reports/{status['id']}",
+        files=status["files"],
+        summary=status["summary"],
+        error=status["error"],
+    )
 
 
 def _allowed_recipients(conn: psycopg.Connection[Any], tenant_id: int) -> set[str]:
