@@ -43,6 +43,8 @@ def settings_config(settings: CentralSettings) -> dict[str, Any]:
         "METRICS_ALLOW_FROM": settings.metrics_allow_from,
         "METRICS_TOKEN": settings.metrics_token,
         "TRUSTED_PROXIES": settings.trusted_proxies,
+        "PUBLIC_URL": settings.public_url,
+        "MCP_BIND": settings.mcp_bind,
         # Flask holds SESSION_COOKIE_SAMESITE already (None), so the UI cannot setdefault it
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_HTTPONLY": True,

@@ -52,6 +52,7 @@ def test_every_appliance_and_central_unit_is_there() -> None:
         "meterit-central-worker.service",
         "meterit-central-migrate.service",
         "meterit-central-dbsetup.service",
+        "meterit-central-mcp.service",
     } <= names
 
 
