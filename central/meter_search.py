@@ -14,7 +14,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
-STATES = ("reachable", "unreachable", "stale", "unknown")
+from common.heartbeat import METER_STATES
+
+STATES = METER_STATES
 MAX_POINTS_SHOWN = 40  # a meter with more data points lists these and says how many in all
 
 _SQL = """

@@ -34,7 +34,9 @@ class Meter(BaseModel):
     external_id: str = Field(description="the meter's id within its site; query_readings takes it")
     name: str
     active: bool
-    state: str = Field(description="reachable, unreachable, stale or unknown (last heartbeat)")
+    state: str = Field(
+        description="reachable, no-values (answers without values), unreachable or unknown, as its appliance last reported"
+    )
     state_since: datetime | None
     last_error: str | None
     point_count: int = Field(description="active data points; points lists the first 40")

@@ -42,6 +42,7 @@ from central.mcp_tokens import TokenOwner
 from central.reports import service as reports
 from central.settings import CentralSettings
 from central.users import can
+from common.heartbeat import MeterState
 
 logger = logging.getLogger(__name__)
 
@@ -242,7 +243,7 @@ def build_server(
             Field(max_length=100, description="only meters with this data point, e.g. power_kw"),
         ] = None,
         state: Annotated[
-            Literal["reachable", "unreachable", "stale", "unknown"] | None,
+            MeterState | None,
             Field(description="only meters in this state (as their appliance last reported)"),
         ] = None,
         include_inactive: Annotated[bool, Field(description="also deactivated meters")] = False,

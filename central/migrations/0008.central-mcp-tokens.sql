@@ -1,7 +1,7 @@
 -- Per-operator tokens of the central MCP server. Like API keys, only a SHA-256 hash and a short
 -- lookup prefix are stored; the token is shown once. A token acts as its user: the user's
 -- tenant and role, and nothing once the user is deactivated or the token revoked.
--- depends: 0006.reports
+-- depends: 0007.alerts-no-values
 
 CREATE TABLE mcp_tokens (
     id            integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
