@@ -229,3 +229,37 @@ async def _state(url: str, state: str) -> bool:
 
 async def _no_gaps(url: str) -> bool:
     return bool(scalar(url, "SELECT count(*) FROM backfill_gaps") == 0)
+
+
+def test_a_meter_configured_while_the_collector_runs_gets_its_history(edge_db_url: str) -> None:
+    """As on a new appliance (and in the demo): the collector starts before the first meter sync
+    brings the meters; their trend history is read back all the same."""
+    spec = SimMeterSpec(2831, free_udp_port(), points=2, trend_interval_s=TREND_S,
+                        trend_history_s=3600)  # fmt: skip
+    clock = MovableClock()
+
+    async def scenario() -> None:
+        sims = await run_simulators([spec], clock=clock)
+        collector = make_collector(edge_db_url, clock)
+        task = asyncio.ensure_future(collector.run())
+        try:
+            await eventually(lambda: _cycles(collector, 1))
+            insert_meters(edge_db_url, meters_document([spec]))
+            with psycopg.connect(edge_db_url, autocommit=True) as conn:
+                conn.execute("NOTIFY meters_changed")
+            await eventually(lambda: _backfilled_at_least(edge_db_url, 2 * 59), timeout=150)
+            await eventually(lambda: _no_gaps(edge_db_url), timeout=150)
+        finally:
+            collector.stop.set()
+            await task
+            sims.close()
+
+    asyncio.run(scenario())
+
+
+async def _cycles(collector: Collector, n: int) -> bool:
+    return collector.cycles >= n
+
+
+async def _backfilled_at_least(url: str, n: int) -> bool:
+    return bool(scalar(url, "SELECT count(*) FROM readings WHERE backfilled") >= n)

@@ -41,6 +41,8 @@ FROM meters m LEFT JOIN meter_status s ON s.meter_id = m.id
 WHERE m.active
   AND greatest(coalesce(s.last_reading_at, %(oldest)s), %(oldest)s,
                (SELECT max(g.until) FROM backfill_gaps g WHERE g.meter_id = m.id)) < %(now)s
+  AND (NOT %(only_new)s OR (s.meter_id IS NULL
+       AND NOT EXISTS (SELECT 1 FROM backfill_gaps g WHERE g.meter_id = m.id)))
 """
 
 # a meter answering again: from its last reading (or the end of a gap still open) to now
@@ -73,13 +75,17 @@ class Gap:
     until: datetime
 
 
-async def open_start_gaps(conn: AsyncConnection[Any], now: datetime, max_days: int) -> int:
-    """A gap per active meter from its last reading to the collector's start; returns how many."""
+async def open_start_gaps(
+    conn: AsyncConnection[Any], now: datetime, max_days: int, *, only_new: bool = False
+) -> int:
+    """A gap per active meter from its last reading to the collector's start, or with
+    ``only_new`` per meter never polled yet (one configured while the collector runs: its
+    history is read back too); returns how many."""
     if max_days <= 0:
         return 0
     oldest = now - timedelta(days=max_days)
     async with conn.transaction():
-        cur = await conn.execute(_START_GAPS, {"now": now, "oldest": oldest})
+        cur = await conn.execute(_START_GAPS, {"now": now, "oldest": oldest, "only_new": only_new})
         return cur.rowcount
 
 

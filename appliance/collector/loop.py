@@ -334,6 +334,10 @@ class Collector:
                 if meter.rpm_refused_at is not None:
                     self.client.assume_rpm_refused(meter.target, meter.rpm_refused_at)
             self.backfill.forget()
+            if self.cycles or self._held:  # not the start: run() opened the start's gaps
+                await open_start_gaps(
+                    conn, self.clock(), self.settings.backfill_max_days, only_new=True
+                )
             logger.info("polling %d meter(s)", len(self._meters))
         row = await (await conn.execute("SELECT collection_paused FROM appliance_state")).fetchone()
         paused = bool(row and row[0])
