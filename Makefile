@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: venv test lint typecheck pytest demo docs bench clean deb image test-appliance oci test-oci \
-	lint-provision test-provision
+	lint-provision test-provision \
+	disk-image test-disk-image
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,6 +67,15 @@ lint-provision:
 ## make test-provision: converge two nspawn containers with ansible/site.yml, twice (changed=0), verify, purge, again
 test-provision: lint-provision image
 	ansible/converge-test $(DEB_DIR)
+
+## make disk-image: the flashable UEFI/GPT disk image (.img.zst + .sha256) from the same rootfs
+DISK_IMAGE_DIR ?= build/disk-image
+disk-image: image
+	packaging/image/build-disk-image $(IMAGE_DIR) $(DISK_IMAGE_DIR)
+
+## make test-disk-image: boot the disk image under qemu + OVMF and check it from outside
+test-disk-image: disk-image $(STAMP)
+	VENV=$(VENV) packaging/image/disk-boot-test $(DISK_IMAGE_DIR)/meterit-appliance.img.zst
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

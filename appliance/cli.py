@@ -21,6 +21,10 @@ COMMANDS: cli.Commands = {
         "appliance.meters_load:main",
         "meters load FILE: poll the meters a local file lists",
     ),
+    "boot-settings": (
+        "appliance.boot_settings_apply:main",
+        "apply the boot partition's meterit.toml (disk image, first boot)",
+    ),
     "discover": ("appliance.discover:main", "find BACnet devices and propose a meters file"),
     "simulate": ("appliance.bacnet.simulator:main", "run simulated BACnet/IP energy meters"),
     "web": ("web.serve:main", "run the local web UI (gunicorn)"),

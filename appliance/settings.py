@@ -132,6 +132,11 @@ class ApplianceSettings:
     mcp_token: str | None = setting(
         None, help="bearer token MCP clients must present over HTTP", secret=True
     )
+    image_release_file: str = setting(
+        "/etc/meterit-image-release",
+        help="the appliance image's release file (its version is shown in the local UI and sent "
+        "in the heartbeat); absent on a system installed from the packages",
+    )
     log_level: str = setting(
         "info", help="least severe log level written", choices=("debug", "info", "warning", "error")
     )

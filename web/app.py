@@ -10,7 +10,7 @@ from flask import Flask
 
 from appliance.settings import ApplianceSettings, load_settings
 from common import http_headers
-from web import api, auth, health, pages, password
+from web import api, appliance_info, auth, health, pages, password
 from web.database import new_pool
 from web.jsonprovider import OrjsonProvider
 from web.secret_key import persistent_secret_key
@@ -55,4 +55,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     pages.init_app(app)
+    appliance_info.init_app(app)
     return app

@@ -10,10 +10,12 @@ import logging
 import platform
 from datetime import UTC, datetime
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from appliance.image_release import image_version
 from appliance.settings import ApplianceSettings
 from appliance.sync import connectivity
 from appliance.sync.central import CentralClient, CentralError, NotEnrolled
@@ -24,20 +26,26 @@ from common.timestamps import format_ts
 logger = logging.getLogger(__name__)
 
 
-def versions(conn: psycopg.Connection[Any]) -> dict[str, str]:
+def versions(
+    conn: psycopg.Connection[Any], image_release_file: Path | None = None
+) -> dict[str, str]:
     try:
         meterit = metadata.version("meterit")
     except metadata.PackageNotFoundError:  # running from a source tree
         meterit = "unknown"
     row = conn.execute("SHOW server_version").fetchone()
-    return {
+    found = {
         "meterit": meterit,
         "python": platform.python_version(),
         "postgresql": str(row[0]) if row else "unknown",
     }
+    image = image_version(image_release_file) if image_release_file else None
+    if image:  # only on a system built from the appliance image
+        found["image"] = image
+    return found
 
 
-def build(conn: psycopg.Connection[Any]) -> Heartbeat:
+def build(conn: psycopg.Connection[Any], image_release_file: Path | None = None) -> Heartbeat:
     """The heartbeat, from the edge database alone, checked as central will check it: a
     document central would refuse fails here, naming the field, not every five minutes there."""
     backlog_row = conn.execute("SELECT count(*) FROM readings WHERE synced_at IS NULL").fetchone()
@@ -65,7 +73,7 @@ def build(conn: psycopg.Connection[Any]) -> Heartbeat:
     ]
     document = {
         "sent_at": format_ts(datetime.now(UTC)),
-        "versions": versions(conn),
+        "versions": versions(conn, image_release_file),
         "backlog": int(backlog_row[0]),
         "oldest_unsynced_age_s": max(0.0, float(oldest[0])) if oldest else None,
         "dropped_readings": int(state[0]),
@@ -80,7 +88,7 @@ def build(conn: psycopg.Connection[Any]) -> Heartbeat:
 def send(settings: ApplianceSettings) -> dict[str, Any] | None:
     """Build and send one heartbeat; returns the document sent, None when it could not be sent."""
     with db.connect(settings.database_url, application_name="meterit-heartbeat") as conn:
-        beat = build(conn)
+        beat = build(conn, Path(settings.image_release_file))
         try:
             # one quick retry: the next heartbeat is minutes away, and a heartbeat stuck on a
             # bad link must not hold the worker (and the uploads queued behind it)
