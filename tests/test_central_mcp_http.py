@@ -5,6 +5,7 @@ good and bad arguments, roles, tenant isolation, audit, revocation and the token
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -121,7 +122,10 @@ def test_query_meters_filters_and_pages_within_the_tenant(
     server: HttpServer, seeded: Seeded
 ) -> None:
     token = seeded.tokens[VIEWER]
-    every = ok(call(server, token, "query_meters"))
+    answer = call(server, token, "query_meters")
+    every = ok(answer)
+    text = answer.content[0].text  # what most assistants read: the same, without whitespace
+    assert json.loads(text) == every and "\n" not in text and ", " not in text
     assert {(m["site_name"], m["external_id"]) for m in every["meters"]} == {
         ("plant-a", "m0"), ("plant-a", "m1"), ("plant-b", "m0"),
     }  # fmt: skip
@@ -199,12 +203,29 @@ def test_query_readings_picks_a_resolution_that_fits_and_pages(
             **base,
             start="2026-11-01T00:00:00Z",
             end="2026-11-04T00:00:00Z",
-            max_points=100,
+            max_points=200,
+            aggregates=["min", "n"],
         )
     )
-    assert tight["resolution_used"] == "hour" and tight["returned"] == 72
-    values = tight["series"][0]["values"]
-    assert values[0]["mean"] == pytest.approx(129.5) and values[0]["n"] == 60
+    # 200 values in three columns: at most 66 rows, so hours (72) do not fit; days do
+    assert tight["resolution_used"] == "day" and tight["returned"] == 3
+    hourly = ok(
+        call(
+            server,
+            token,
+            "query_readings",
+            **base,
+            start="2026-11-01T00:00:00Z",
+            end="2026-11-04T00:00:00Z",
+            max_points=100,
+            aggregates=["n", "min", "max", "last"],
+            resolution="hour",
+        )
+    )
+    assert hourly["returned"] == 20 and hourly["truncated"] is True  # 100 values / 5 columns
+    first = hourly["series"][0]
+    assert first["value"][0] == pytest.approx(129.5) and first["n"][0] == 60
+    assert (first["min"][0], first["max"][0], first["last"][0]) == (100, 159, 159)
     # days in Paris: buckets start at local midnight and match the bare SQL over raw readings
     start, end = "2026-11-01T00:00:00+01:00", "2026-11-04T00:00:00+01:00"
     days = ok(
@@ -217,10 +238,12 @@ def test_query_readings_picks_a_resolution_that_fits_and_pages(
             end=end,
             resolution="day",
             tz="Europe/Paris",
+            aggregates=["n"],
         )
     )
     assert days["resolution_used"] == "day"
-    got = [(v["t"], v["mean"], v["n"]) for v in days["series"][0]["values"]]
+    column = days["series"][0]
+    got = list(zip(column["t"], column["value"], column["n"], strict=True))
     want = _sql_buckets(
         seeded.db_url, site, "day", datetime.fromisoformat(start), datetime.fromisoformat(end)
     )
@@ -243,7 +266,7 @@ def test_query_readings_picks_a_resolution_that_fits_and_pages(
             call(server, token, "query_readings", **both, **({"cursor": cursor} if cursor else {}))
         )
         assert page["returned"] <= 50
-        seen += [(s["point"], v["t"]) for s in page["series"] for v in s["values"]]
+        seen += [(s["point"], t) for s in page["series"] for t in s["t"]]
         cursor = page["next_cursor"]
         if cursor is None:
             break

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 
 class Paged(BaseModel):
-    returned: int = Field(description="items in this answer")
+    returned: int = Field(description="items (for readings: values per column) in this answer")
     truncated: bool = Field(description="true when more items match than this answer holds")
     next_cursor: str | None = Field(
         description="pass as cursor (same other arguments) for the rest; null when complete"
@@ -47,20 +47,21 @@ class MeterPage(Paged):
     meters: list[Meter]
 
 
-class Bucket(BaseModel):
-    t: datetime = Field(description="start of the bucket (the reading's time for raw), in tz")
-    mean: float
-    min: float
-    max: float
-    n: int = Field(description="readings in the bucket")
-    last: float = Field(description="last value; for counters, energy = last - previous last")
-
-
 class Series(BaseModel):
+    """One data point's values as columns: t[i], value[i] (and min[i] … when asked) belong
+    together."""
+
     meter: str = Field(description="the meter's external_id")
     point: str
     unit: str
-    values: list[Bucket]
+    t: list[datetime] = Field(description="the reading's time (raw) or the bucket's start, in tz")
+    value: list[float] = Field(description="the reading (raw) or the bucket's mean")
+    min: list[float] | None = Field(default=None, description="the bucket's minimum")
+    max: list[float] | None = Field(default=None, description="the bucket's maximum")
+    last: list[float] | None = Field(
+        default=None, description="the bucket's last value (counters: energy = last - last before)"
+    )
+    n: list[int] | None = Field(default=None, description="readings in the bucket")
 
 
 class ReadingsAnswer(Paged):

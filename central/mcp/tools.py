@@ -14,7 +14,7 @@ import binascii
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
@@ -38,6 +38,7 @@ from central.fleet import site_figures, totals
 from central.mail import outbox
 from central.mcp import models
 from central.mcp.access import Resolver, ToolRule, ToolVisibility
+from central.mcp.compact import CompactText
 from central.mcp_tokens import TokenOwner
 from central.reports import service as reports
 from central.settings import CentralSettings
@@ -226,7 +227,7 @@ def build_server(
         instructions=INSTRUCTIONS,
         version=_version(),
         log_level=settings.log_level.upper(),  # type: ignore[arg-type]
-        middleware=[ToolVisibility(RULES, resolve, read_only=read_only)],
+        middleware=[ToolVisibility(RULES, resolve, read_only=read_only), CompactText()],
     )
 
     @server.tool(annotations=READ)
@@ -336,6 +337,15 @@ def build_server(
             str,
             Field(max_length=64, description="IANA time zone for day/month buckets and the answer"),
         ] = "UTC",
+        aggregates: Annotated[
+            list[Literal["min", "max", "last", "n"]] | None,
+            Field(
+                max_length=4,
+                description="columns besides value (the mean): min, max, last (counters: "
+                "energy of a bucket = its last - the previous bucket's last), n (readings); "
+                "each one counts against max_points",
+            ),
+        ] = None,
         cursor: Annotated[
             str | None, Field(max_length=MAX_CURSOR, description="next_cursor of the last answer")
         ] = None,
@@ -357,6 +367,10 @@ def build_server(
         if end_at - start > MAX_SPAN:
             raise ToolError(f"the range is at most {MAX_SPAN.days} days")
         state = _decode(cursor, ("r", "p", "t")) if cursor else None
+        # the budget counts values: each aggregate asked for is a column of its own
+        rows = max_points // (1 + len(aggregates or []))
+        if rows < 1:
+            raise ToolError("max_points: too small for the aggregates asked; raise it")
 
         def run(conn: psycopg.Connection[Any]) -> models.ReadingsAnswer:
             every = meter_search.meter_points(conn, owner.tenant_id, site_id, meter)
@@ -380,7 +394,7 @@ def build_server(
                 chosen = str(state["r"])
                 after = (int(state["p"]), datetime.fromisoformat(str(state["t"])))
             elif chosen == "auto":
-                chosen = series.choose_resolution(conn, list(by_id), start, end_at, max_points)
+                chosen = series.choose_resolution(conn, list(by_id), start, end_at, rows)
             page = series.read(
                 conn,
                 list(by_id),
@@ -388,22 +402,13 @@ def build_server(
                 end_at,
                 resolution=chosen,
                 tz=tz,
-                limit=max_points,
+                limit=rows,
                 after=after,
                 now=now,
             )
-            grouped: dict[int, list[models.Bucket]] = {}
-            for b in page.buckets:
-                grouped.setdefault(b.point_id, []).append(
-                    models.Bucket(
-                        t=b.bucket.astimezone(zone),
-                        mean=b.mean,
-                        min=b.min,
-                        max=b.max,
-                        n=b.n,
-                        last=b.last,
-                    )
-                )
+            grouped: dict[int, list[series.Bucket]] = {}
+            for bucket in page.buckets:
+                grouped.setdefault(bucket.point_id, []).append(bucket)
             last = page.buckets[-1] if page.buckets else None
             return models.ReadingsAnswer(
                 site_id=site_id,
@@ -412,13 +417,8 @@ def build_server(
                 tz=tz,
                 resolution_used=chosen,
                 series=[
-                    models.Series(
-                        meter=by_id[pid].external_id,
-                        point=by_id[pid].name,
-                        unit=by_id[pid].unit,
-                        values=values,
-                    )
-                    for pid, values in grouped.items()
+                    _series(by_id[pid], rows, zone, aggregates or [])
+                    for pid, rows in grouped.items()
                 ],
                 returned=len(page.buckets),
                 truncated=page.truncated,
@@ -764,6 +764,32 @@ def _report_answer(settings: CentralSettings, status: dict[str, Any]) -> models.
         files=status["files"],
         summary=status["summary"],
         error=status["error"],
+    )
+
+
+def _number(value: float) -> float:
+    """Seven significant digits: what a meter measures, without float noise in the answer."""
+    return float(f"{value:.7g}")
+
+
+def _series(
+    point: meter_search.MeterPoint,
+    rows: list[series.Bucket],
+    zone: ZoneInfo,
+    columns: Sequence[str],
+) -> models.Series:
+    """One data point's buckets as columns (a list per field): a third of the size of a list
+    of objects, which matters at 2,000 values."""
+    return models.Series(
+        meter=point.external_id,
+        point=point.name,
+        unit=point.unit,
+        t=[r.bucket.astimezone(zone) for r in rows],
+        value=[_number(r.mean) for r in rows],
+        min=[_number(r.min) for r in rows] if "min" in columns else None,
+        max=[_number(r.max) for r in rows] if "max" in columns else None,
+        last=[_number(r.last) for r in rows] if "last" in columns else None,
+        n=[r.n for r in rows] if "n" in columns else None,
     )
 
 
