@@ -164,6 +164,8 @@ class ToolVisibility:
         try:
             owner = await run_in_threadpool(self.resolve, ctx)
         except PermissionError as err:
+            if ctx.method == "tools/list":  # a revoked token lists nothing
+                return ListToolsResult(tools=[])
             return CallToolResult(content=[TextContent(type="text", text=str(err))], is_error=True)
         if ctx.method == "tools/call":
             name = str((ctx.params or {}).get("name", ""))
