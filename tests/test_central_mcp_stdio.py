@@ -57,6 +57,7 @@ def test_stdio_acts_as_the_token_owner_until_the_token_is_revoked(
                 mcp_tokens.revoke_token(conn, seeded.tenant_a, seeded.token_ids[VIEWER], "cli")
                 conn.commit()
             assert "revoked" in refusal(await client.call_tool("query_meters", {}))
+            assert (await client.list_tools()).tools == []
 
     asyncio.run(scenario())
     assert seeded.tokens[VIEWER] not in (tmp_path / "err").read_text()
