@@ -13,6 +13,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 COMMANDS: cli.Commands = {
     "migrate": ("appliance.cli:migrate", "apply (or --rollback) the edge database schema"),
     "config": ("appliance.cli:show_config", "check the configuration, or --doc to list settings"),
+    "doctor": (
+        "appliance.doctor:main",
+        "check everything a reading needs to reach central; exit 0/1/2",
+    ),
     "worker": ("appliance.sync.worker:main", "run the sync worker (upload, meter sync, heartbeat)"),
     "sync-now": ("appliance.sync.commands:sync_now", "upload the unsynced backlog to central now"),
     "meter-sync": ("appliance.sync.commands:meter_sync", "pull the meter config from central now"),

@@ -13,6 +13,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 COMMANDS: cli.Commands = {
     "migrate": ("central.cli:migrate", "apply (or --rollback) the central database schema"),
     "config": ("central.cli:show_config", "check the configuration, or --doc to list settings"),
+    "doctor": (
+        "central.doctor:main",
+        "check database, Redis, disk and units; exit 0/1/2 for ok/warn/fail",
+    ),
     "serve": ("central.commands.serve:main", "run the central server under gunicorn"),
     "worker": ("central.worker:main", "run the central worker (rollup, alerts, e-mail, pruning)"),
     "tenant": ("central.commands.tenant:main", "tenant create NAME"),

@@ -153,9 +153,14 @@ class _Tx:
 
 
 def start_central_server(
-    db_url: str, redis_url: str, log_dir: Path, env: dict[str, str] | None = None
+    db_url: str,
+    redis_url: str,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> CentralServer:
-    """Start ``meterit-central serve`` and wait until it answers HTTP."""
+    """Start ``meterit-central serve`` and wait until it answers HTTP (HTTPS with ``tls``, a
+    (certificate, key) pair gunicorn serves itself)."""
     port = free_port()
     empty_config = log_dir / "central-test.toml"
     empty_config.touch()
@@ -172,6 +177,8 @@ def start_central_server(
     )
     environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     environ.update(env or {})
+    if tls:
+        environ["GUNICORN_CMD_ARGS"] = f"--certfile {tls[0]} --keyfile {tls[1]}"
     log_path = log_dir / f"central-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -181,13 +188,14 @@ def start_central_server(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = CentralServer(f"http://127.0.0.1:{port}", db_url, redis_url, process, log_path)
+    scheme = "https" if tls else "http"
+    server = CentralServer(f"{scheme}://127.0.0.1:{port}", db_url, redis_url, process, log_path)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"central server exited with {process.returncode}:\n{server.log()}")
         try:
-            requests.get(server.url("/health"), timeout=5)
+            requests.get(server.url("/health"), timeout=5, verify=str(tls[0]) if tls else True)
             return server
         except requests.RequestException:
             time.sleep(0.1)

@@ -25,7 +25,9 @@ from flask import (
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers.response import Response
 
+from appliance import doctor as appliance_doctor
 from appliance.sync import banners, status
+from common import doctor
 from web import api
 
 logger = logging.getLogger(__name__)
@@ -78,6 +80,14 @@ def sync() -> str:
         "meter_sync": status.get_meter_sync_status(api.settings()),
     }
     return render_template("sync.html", data=data, **_common())
+
+
+@bp.get("/checks")
+def health() -> str:
+    """The Health page: ``meterit-appliance doctor``'s checks, run on each visit."""
+    results = doctor.run(appliance_doctor.checks(api.settings()))
+    worst = {0: "ok", 1: "warn", 2: "fail"}[doctor.exit_status(results)]
+    return render_template("health.html", checks=results, worst=worst, **_common())
 
 
 @bp.post("/sync/action")

@@ -1,0 +1,220 @@
+"""``meterit-appliance doctor`` and ``meterit-central doctor`` as an installer runs them: real
+processes against real PostgreSQL, Redis, a central under gunicorn serving TLS itself, and
+simulated BACnet meters polled by the real collector."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from appliance.sync.meter_config import sync_meters
+from tests.central_fixtures import CentralServer, free_port, start_central_server
+from tests.sync_helpers import ROOT, wait_until, with_settings
+from tests.ui_browser import browser
+from tests.web_fixtures import (
+    Appliance,
+    SimulatorThread,
+    add_central_meter,
+    log_in,
+    make_appliance,
+    new_page,
+    screenshot,
+    sim_specs,
+)
+
+__all__ = ["browser", "new_page"]  # fixtures used by name
+logger = logging.getLogger(__name__)
+
+
+def doctor(side: str, env: dict[str, str], *args: str) -> tuple[int, str]:
+    done = subprocess.run(
+        [sys.executable, "-m", side, "doctor", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def line(output: str, name: str) -> str:
+    """The doctor's line for check ``name`` (status first)."""
+    found = [ln for ln in output.splitlines() if re.split(r"\s{2,}", ln)[1:2] == [name]]
+    assert len(found) == 1, f"no single line for {name!r} in:\n{output}"
+    return found[0]
+
+
+@dataclass
+class Healthy:
+    appliance: Appliance
+    central: CentralServer
+    sims: SimulatorThread
+    cert: Path
+
+
+@pytest.fixture
+def healthy(
+    central_db_url: str, redis_url: str, edge_db_url: str, tmp_path: Path
+) -> Iterator[Healthy]:
+    """Central over HTTPS (30-day certificate, its CA given to the appliance), a site with two
+    simulated meters the collector is polling."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl to make a certificate")
+    cert, key = tmp_path / "central.pem", tmp_path / "central.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    central = start_central_server(central_db_url, redis_url, tmp_path, tls=(cert, key))
+    specs = sim_specs(2)
+    sims = SimulatorThread(specs)
+    site = central.create_site("plant-doctor")
+    for spec in specs:
+        add_central_meter(central, site.site_id, spec)
+    appliance = make_appliance(edge_db_url, redis_url, tmp_path, central, site)
+    appliance.settings = with_settings(appliance.settings, ca_bundle=str(cert))
+    appliance.env["METERIT_CA_BUNDLE"] = str(cert)
+    try:
+        assert sync_meters(appliance.settings).result == "ok"
+        appliance.start("collector")
+        wait_until(
+            lambda: (
+                appliance.sql("SELECT count(*) FROM meter_status WHERE state = 'reachable'")[0][0]
+                == 2
+            ),
+            60,
+            "the collector to reach both meters",
+        )
+        yield Healthy(appliance, central, sims, cert)
+    finally:
+        appliance.stop()
+        sims.close()
+        central.stop()
+
+
+def test_healthy_appliance_is_all_ok(healthy: Healthy) -> None:
+    rc, out = doctor("appliance", healthy.appliance.env)
+    logger.info("doctor:\n%s", out)
+    assert rc == 0, out
+    for ln in out.splitlines():
+        assert ln.startswith(("OK ", "SKIP ")), out
+    assert "accepted: site 'plant-doctor'" in line(out, "api key")
+    assert "expires" in line(out, "tls certificate")
+    assert "answering (6 points" in line(out, "meter sim-3001")
+    assert "days of readings at 1,036,800 a day" in line(out, "buffer disk")  # 12 points, 1 s
+
+    rc, out = doctor("appliance", healthy.appliance.env, "--json")
+    report = json.loads(out)
+    assert rc == 0 and report["status"] == "ok"
+    names = [c["name"] for c in report["checks"]]
+    for name in ("settings", "database", "redis", "central", "api key", "clock", "backlog"):
+        assert name in names, names
+
+
+@pytest.mark.browser
+def test_broken_appliances_fail_with_the_fix(healthy: Healthy, new_page: Any) -> None:
+    env = healthy.appliance.env
+
+    rc, out = doctor("appliance", {**env, "METERIT_API_KEY": "mk_wrong_key_0000000000"})
+    assert rc == 2, out
+    assert line(out, "api key").startswith("FAIL") and "METERIT_API_KEY" in line(out, "api key")
+    assert line(out, "central").startswith("OK")
+
+    gone = f"https://127.0.0.1:{free_port()}"
+    rc, out = doctor("appliance", {**env, "METERIT_CENTRAL_URL": gone})
+    assert rc == 2, out
+    assert line(out, "central").startswith("FAIL") and "unreachable" in line(out, "central")
+    assert line(out, "api key").startswith("SKIP")
+
+    untrusted = {k: v for k, v in env.items() if k != "METERIT_CA_BUNDLE"}
+    rc, out = doctor("appliance", untrusted)
+    assert rc == 2, out
+    assert line(out, "tls certificate").startswith("FAIL"), out
+    assert "METERIT_CA_BUNDLE" in line(out, "tls certificate")
+
+    rc, out = doctor(
+        "appliance", {**env, "METERIT_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    )
+    assert rc == 2 and line(out, "redis").startswith("FAIL"), out
+
+    healthy.sims.set_offline(3002, True)
+    wait_until(
+        lambda: (
+            healthy.appliance.sql(
+                "SELECT state FROM meter_status s JOIN meters m ON m.id = s.meter_id"
+                " WHERE m.external_id = 'sim-3002'"
+            )[0][0]
+            == "unreachable"
+        ),
+        60,
+        "the collector to lose sim-3002",
+    )
+    rc, out = doctor("appliance", env)
+    logger.info("doctor:\n%s", out)
+    assert rc == 2, out
+    assert line(out, "meter sim-3002").startswith("FAIL")
+    assert "discover" in line(out, "meter sim-3002")
+    assert line(out, "meter sim-3001").startswith("OK")
+
+    # the local UI's Health page shows the same checks, behind the login, at phone width
+    url = healthy.appliance.start_web()
+    assert requests.get(url + "/checks", timeout=30, allow_redirects=False).status_code in (
+        302,
+        401,
+    )
+    phone = log_in(new_page(width=390, height=844, mobile=True), url)
+    phone.goto(url + "/checks")
+    assert phone.locator("#health-status").inner_text() == "FAIL"
+    assert phone.locator('[data-check="meter sim-3002"]').get_attribute("data-status") == "fail"
+    assert "Fix: check the meter" in phone.locator('[data-check="meter sim-3002"]').inner_text()
+    assert phone.locator('[data-check="api key"]').get_attribute("data-status") == "ok"
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(phone, "health-phone")
+
+
+def test_unenrolled_appliance_warns(edge_db_url: str, redis_url: str, tmp_path: Path) -> None:
+    appliance = make_appliance(edge_db_url, redis_url, tmp_path)
+    rc, out = doctor("appliance", appliance.env)
+    assert rc == 1, out
+    assert line(out, "central").startswith("WARN") and "not enrolled" in line(out, "central")
+    assert line(out, "meters").startswith("WARN")
+
+
+def test_central_doctor(
+    central_db_url: str, empty_db_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "central.toml"
+    config.touch()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METERIT_")}
+    env.update(
+        METERIT_CONFIG=str(config), METERIT_DATABASE_URL=central_db_url, METERIT_REDIS_URL=redis_url
+    )
+    rc, out = doctor("central", env)
+    assert rc == 0, out
+    assert line(out, "database").startswith("OK") and line(out, "redis").startswith("OK")
+
+    rc, out = doctor("central", {**env, "METERIT_DATABASE_URL": empty_db_url})
+    assert rc == 2, out
+    assert "meterit-central migrate" in line(out, "database")
+
+    rc, out = doctor("central", {**env, "METERIT_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    assert rc == 2 and line(out, "redis").startswith("FAIL"), out
+
+    rc, out = doctor("central", {**env, "METERIT_REDIS_URL": "ftp://nowhere"})
+    assert rc == 2 and line(out, "settings").startswith("FAIL"), out
