@@ -14,7 +14,7 @@ from central import errors, metrics
 from central.database import new_pool
 from central.extensions import limiter, limiter_storage_uri
 from central.settings import CentralSettings, load_settings
-from common import http_headers
+from common import attempts, http_headers
 
 OPENAPI = Path(__file__).with_name("openapi.json")
 
@@ -49,6 +49,7 @@ def settings_config(settings: CentralSettings) -> dict[str, Any]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SECURE": settings.session_cookie_secure,
+        "UI_SESSION_HOURS": settings.ui_session_hours,
         # one connection per gunicorn thread, plus one for /health-free housekeeping
         "DB_POOL_SIZE": settings.gunicorn_threads + 1,
         "JSON_SORT_KEYS": False,
@@ -83,6 +84,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     http_headers.init_app(app)  # first: it must see the limiter's headers
     new_pool().init_app(app)  # one per app: its DATABASE_URL, not a process-wide one
     limiter.init_app(app)
+    attempts.init_app(app, app.config["RATELIMIT_STORAGE_URI"])
     errors.init_app(app)
 
     from central import alerts_api, health, operator_api, reports_api, sync_api, ui

@@ -26,8 +26,10 @@ from psycopg.rows import class_row
 from central import users
 from central.database import pool
 from central.errors import ApiError
+from common.attempts import guarded
 
 TOKEN_PREFIX = "mop_"
+PASSWORD_SCOPE = "password"  # one budget per account for the API and the UI
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,8 @@ def _unauthorized(message: str) -> ApiError:
 
 
 def check_password(conn: psycopg.Connection[Any], email: str, password: str) -> Operator:
-    user = users.check_password(conn, email, password)
+    """Behind the password limiter (``common.attempts``), shared with the UI's sign-in."""
+    user = guarded(PASSWORD_SCOPE, email, lambda: users.check_password(conn, email, password))
     if user is None:
         raise _unauthorized("wrong e-mail or password (or the user is deactivated)")
     return Operator(user.id, user.email, user.tenant_id, user.role)
@@ -90,13 +93,18 @@ def current_operator() -> Operator:
     scheme, _, value = header.partition(" ")
     with pool().connection() as conn:
         if scheme.lower() == "bearer" and value.strip():
-            with conn.cursor(row_factory=class_row(Operator)) as cur:
-                found = cur.execute(
-                    """SELECT u.id AS user_id, u.email, u.tenant_id, u.role FROM operator_tokens t
-                       JOIN users u ON u.id = t.user_id
-                       WHERE t.token_hash = %s AND t.expires_at > now() AND u.active""",
-                    (hashlib.sha256(value.strip().encode()).digest(),),
-                ).fetchone()
+            digest = hashlib.sha256(value.strip().encode()).digest()
+
+            def lookup() -> Operator | None:
+                with conn.cursor(row_factory=class_row(Operator)) as cur:
+                    return cur.execute(
+                        """SELECT u.id AS user_id, u.email, u.tenant_id, u.role
+                           FROM operator_tokens t JOIN users u ON u.id = t.user_id
+                           WHERE t.token_hash = %s AND t.expires_at > now() AND u.active""",
+                        (digest,),
+                    ).fetchone()
+
+            found = guarded("operator-token", None, lookup)
             if found is None:
                 raise _unauthorized(
                     "bearer token unknown or expired; get a new one from POST /api/v1/auth/token"

@@ -14,6 +14,8 @@ from flask import Flask, Response, jsonify
 from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from common.attempts import TooManyAttempts
+
 logger = logging.getLogger(__name__)
 
 
@@ -68,8 +70,17 @@ def _unexpected(err: Exception) -> Response:
     return error_response(500, "internal error; the server log has the details")
 
 
+def _too_many_attempts(err: TooManyAttempts) -> Response:
+    response = error_response(
+        429, f"{err}; the failures are counted per account and per client address"
+    )
+    response.headers["Retry-After"] = str(err.retry_after)
+    return response
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(TooManyAttempts, _too_many_attempts)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(psycopg.OperationalError, _database_down)
     app.register_error_handler(PoolTimeout, _database_down)

@@ -7,6 +7,7 @@ from flask import current_app, request
 from flask_limiter import Limiter
 
 from central.ingest import Ingestor
+from common.attempts import redis_storage_uri
 
 
 def rate_limit_key() -> str:
@@ -23,11 +24,7 @@ def rate_limit_value() -> str:
     return str(current_app.config["RATE_LIMIT"])
 
 
-def limiter_storage_uri(redis_url: str) -> str:
-    """The ``limits`` library spells a Redis socket ``redis+unix://``."""
-    if redis_url.startswith("unix://"):
-        return "redis+unix://" + redis_url[len("unix://") :]
-    return redis_url
+limiter_storage_uri = redis_storage_uri
 
 
 ingestor = Ingestor()

@@ -154,6 +154,12 @@ class CentralSettings:
         minimum=0,
         maximum=5,
     )
+    ui_session_hours: float = setting(
+        24,
+        help="hours an operator UI sign-in lasts at most (signing out ends it at once)",
+        minimum=0.1,
+        maximum=720,
+    )
     session_cookie_secure: bool = setting(
         False,
         help="send the operator UI's session cookie only over HTTPS (set it when central is "

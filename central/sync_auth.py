@@ -9,6 +9,7 @@ from flask import g, request
 from central.database import pool
 from central.errors import ApiError
 from central.keys import KeyAuthError, SiteIdentity, authenticate
+from common.attempts import TooManyAttempts, limiter
 from common.wire import HEADER_API_KEY
 
 logger = logging.getLogger(__name__)
@@ -17,10 +18,21 @@ logger = logging.getLogger(__name__)
 def try_current_site() -> SiteIdentity | None:
     """The calling site, or None; the refusal is kept for ``current_site`` to raise."""
     if "site" not in g:
+        given = request.headers.get(HEADER_API_KEY)
+        # the lookup prefix (mtk_xxxxxxxx) names the "account" a key guess is counted against
+        prefix = "_".join((given or "").strip().split("_")[:2])[:20] or None
+        attempts = limiter("api-key")
         try:
+            if given:
+                attempts.check(prefix, request.remote_addr)
             with pool().connection() as conn:
-                g.site = authenticate(conn, request.headers.get(HEADER_API_KEY))
+                g.site = authenticate(conn, given)
+        except TooManyAttempts as err:
+            g.site = None
+            g.auth_error = err
         except KeyAuthError as err:
+            if given:
+                attempts.failed(prefix, request.remote_addr)
             g.site = None
             g.auth_error = str(err)
             # one line per refusal: an appliance with a stale key shows up here by address
@@ -34,5 +46,7 @@ def try_current_site() -> SiteIdentity | None:
 def current_site() -> SiteIdentity:
     site = try_current_site()
     if site is None:
+        if isinstance(g.auth_error, TooManyAttempts):
+            raise g.auth_error
         raise ApiError(401, g.auth_error)
     return site

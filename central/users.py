@@ -7,6 +7,8 @@ viewer < operator < admin. The faces (operator API tokens in ``central.auth``, U
 
 from __future__ import annotations
 
+import functools
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +24,13 @@ RANK = {"viewer": 0, "operator": 1, "admin": 2}
 MIN_PASSWORD = 8
 
 _hasher = PasswordHasher()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash with the current parameters that no password matches: an unknown e-mail is
+    verified against it, so it costs what a known one does and timing tells nothing."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +74,10 @@ def check_password(conn: psycopg.Connection[Any], email: str, password: str) -> 
     """The active user with this e-mail and password, else None (whichever of them is wrong)."""
     with conn.cursor(row_factory=class_row(User)) as cur:
         user = cur.execute(_USER_SQL + "u.email = %s", (email.strip().lower(),)).fetchone()
-    if user is None or not verify_password(user.password_hash, password):
+    if user is None:
+        verify_password(_dummy_hash(), password)  # the same work as for a known e-mail
+        return None
+    if not verify_password(user.password_hash, password):
         return None
     return user
 

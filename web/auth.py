@@ -29,8 +29,12 @@ from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect  # type: ignore[import-untyped]
 from werkzeug.wrappers.response import Response
 
+from common import attempts
+from common.attempts import TooManyAttempts, guarded, redis_storage_uri
 from common.redirects import local_path
+from common.sessions import SessionStore
 from web import password
+from web.database import connection
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +42,8 @@ bp = Blueprint("auth", __name__)
 csrf = CSRFProtect()
 # per worker and in memory: enough to make guessing slow without another moving part
 limiter = Limiter(key_func=get_remote_address, storage_uri="memory://", default_limits=[])
+
+SESSIONS = SessionStore("web_sessions", with_user=False)
 
 PUBLIC_ENDPOINTS = {"auth.login", "health.health", "static"}
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -51,20 +57,40 @@ def _is_api() -> bool:
     return request.path.startswith("/api/")
 
 
+def _verify(user: str, given: str) -> bool:
+    """The password check behind the limiter (``common.attempts``): TooManyAttempts once the
+    account or the client address has used its budget of failures."""
+    return bool(
+        guarded("password", user, lambda: password.verify(_hash_path(), user, given) or None)
+    )
+
+
 def _basic_auth_ok() -> bool:
     auth = request.authorization
     if auth is None or auth.type != "basic" or not _is_api():
         return False
-    ok = password.verify(_hash_path(), auth.username or "", auth.password or "")
+    ok = _verify(auth.username or "", auth.password or "")
     if not ok:
         logger.warning("API login with a wrong password from %s", request.remote_addr)
     return ok
 
 
 def _session_ok() -> bool:
-    return session.get("user") == password.USERNAME and session.get("pw") == password.fingerprint(
-        _hash_path()
-    )
+    if session.get("user") != password.USERNAME or not session.get("sid"):
+        return False
+    if session.get("pw") != password.fingerprint(_hash_path()):
+        return False
+    with connection() as conn:  # logged out on the server: a copied cookie is worth nothing
+        return SESSIONS.alive(conn, str(session["sid"]))
+
+
+def _start_session() -> None:
+    session.clear()  # a new session: nothing from before the login carries over
+    session.permanent = True
+    session["user"] = password.USERNAME
+    session["pw"] = password.fingerprint(_hash_path())
+    with connection() as conn:
+        session["sid"] = SESSIONS.start(conn, current_app.permanent_session_lifetime)
 
 
 def guard() -> Any:
@@ -97,14 +123,11 @@ def login() -> Any:
     if request.method == "GET":
         return render_template("login.html", next=request.args.get("next", ""))
     given = request.form.get("password", "")
-    if not password.verify(_hash_path(), password.USERNAME, given):
+    if not _verify(password.USERNAME, given):
         logger.warning("local UI login with a wrong password from %s", request.remote_addr)
         flash("Wrong password.", "error")
         return render_template("login.html", next=request.form.get("next", "")), 401
-    session.clear()  # a new session: nothing from before the login carries over
-    session.permanent = True
-    session["user"] = password.USERNAME
-    session["pw"] = password.fingerprint(_hash_path())
+    _start_session()
     logger.info("local UI login from %s", request.remote_addr)
     return redirect(_safe_next(request.form.get("next")))
 
@@ -118,7 +141,7 @@ def change_password() -> Any:
     current = request.form.get("current", "")
     new, repeat = request.form.get("new", ""), request.form.get("repeat", "")
     problem = None
-    if not password.verify(_hash_path(), password.USERNAME, current):
+    if not _verify(password.USERNAME, current):
         problem = "The current password is wrong."
     elif new != repeat:
         problem = "The two new passwords differ."
@@ -134,12 +157,17 @@ def change_password() -> Any:
         flash(f"Cannot store the new password: {err.strerror}.", "error")
         return render_template("password.html"), 500
     session["pw"] = password.fingerprint(_hash_path())  # this session stays, the others end
+    with connection() as conn:
+        SESSIONS.end_others(conn, str(session.get("sid") or ""))
     flash("Password changed. Other open sessions are logged out.", "info")
     return redirect(url_for("pages.dashboard"))
 
 
 @bp.post("/logout")
 def logout() -> Response:
+    if session.get("sid"):
+        with connection() as conn:
+            SESSIONS.end(conn, str(session["sid"]))
     session.clear()
     flash("Logged out.", "info")
     return redirect(url_for("auth.login"))
@@ -159,10 +187,21 @@ def _too_many(_: Any) -> Any:
     return render_template("login.html", next=""), 429
 
 
+def _too_many_failures(err: TooManyAttempts) -> Any:
+    headers = {"Retry-After": str(err.retry_after)}
+    if _is_api():
+        return {"error": f"{err}; failures count per account and per address"}, 429, headers
+    flash(f"Too many wrong passwords; try again in {err.retry_after} s.", "error")
+    return render_template("login.html", next=""), 429, headers
+
+
 def init_app(app: Flask) -> None:
     csrf.init_app(app)
     limiter.init_app(app)
     app.before_request(guard)
     app.register_error_handler(CSRFError, _csrf_refused)
     app.register_error_handler(429, _too_many)
+    app.register_error_handler(TooManyAttempts, _too_many_failures)
+    settings = app.config["APPLIANCE_SETTINGS"]
+    attempts.init_app(app, redis_storage_uri(settings.redis_url))
     app.register_blueprint(bp)

@@ -13,6 +13,7 @@ import logging
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from common.attempts import AttemptLimiter, TooManyAttempts
 from common.mcp_refusal import refuse
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ class BearerTokenMiddleware:
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
         self._expected = token.encode()
+        # one process serves MCP: its memory holds the whole count (``common.attempts``)
+        self._attempts = AttemptLimiter("memory://", "mcp-token")
 
     def _valid(self, header: bytes | None) -> bool:
         if header is None:
@@ -55,16 +58,24 @@ class BearerTokenMiddleware:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"authorization")
+        client = scope.get("client")
+        address = client[0] if client else None
+        try:
+            self._attempts.check(None, address)
+        except TooManyAttempts as err:
+            await refuse(send, 429, str(err), realm="meterit-mcp", retry_after_s=err.retry_after)
+            return
         if self._valid(given):
             await self.app(scope, receive, send)
             return
+        if given is not None:
+            self._attempts.failed(None, address)
         reason = "missing bearer token" if given is None else "wrong bearer token"
-        client = scope.get("client")
         logger.warning(
             "MCP request refused (%s) from %s; the client must send the token of "
             "METERIT_MCP_TOKEN as 'Authorization: Bearer <token>'",
             reason,
-            client[0] if client else "unknown",
+            address or "unknown",
         )
         await refuse(
             send,

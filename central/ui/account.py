@@ -12,7 +12,8 @@ from central.database import pool
 from central.extensions import limiter
 from central.ui import bp
 from central.ui.users import authenticate, login_user, logout_user, me
-from central.users import MIN_PASSWORD, change_password, verify_password
+from central.users import MIN_PASSWORD, change_password
+from common.attempts import TooManyAttempts
 from common.redirects import local_path
 
 logger = logging.getLogger(__name__)
@@ -29,8 +30,13 @@ def login() -> Response | str | tuple[str, int]:
     if request.method == "GET":
         return render_template("ui/login.html", email="", next=request.args.get("next", ""))
     email = request.form.get("email", "")
-    with pool().connection() as conn:
-        user = authenticate(conn, email, request.form.get("password", ""))
+    try:
+        with pool().connection() as conn:
+            user = authenticate(conn, email, request.form.get("password", ""))
+    except TooManyAttempts as err:
+        flash(f"Too many failed sign-ins; try again in {err.retry_after} s.", "error")
+        page = render_template("ui/login.html", email=email, next=request.form.get("next", ""))
+        return Response(page, 429, {"Retry-After": str(err.retry_after)})
     if user is None:
         logger.warning("UI sign-in refused for %r from %s", email, request.remote_addr)
         flash("Wrong e-mail or password (or the account is deactivated).", "error")
@@ -67,14 +73,18 @@ def account() -> Response | str | tuple[str, int]:
     if request.method == "GET":
         return render_template("ui/account.html")
     new = request.form.get("new_password", "")
-    with pool().connection() as conn, conn.transaction():
-        row = conn.execute(
-            "SELECT password_hash FROM users WHERE id = %s", (user.user_id,)
-        ).fetchone()
-        current_ok = row is not None and verify_password(
-            row[0], request.form.get("current_password", "")
+    try:
+        with pool().connection() as conn:
+            current_ok = authenticate(conn, user.email, request.form.get("current_password", ""))
+    except TooManyAttempts as err:
+        flash(f"Too many wrong passwords; try again in {err.retry_after} s.", "error")
+        return Response(
+            render_template("ui/account.html"), 429, {"Retry-After": str(err.retry_after)}
         )
-        problem = _password_problem(current_ok, new, request.form.get("new_password_again", ""))
+    with pool().connection() as conn, conn.transaction():
+        problem = _password_problem(
+            current_ok is not None, new, request.form.get("new_password_again", "")
+        )
         if problem is None:
             change_password(conn, user.user_id, user.tenant_id, new, user.actor)
     if problem is not None:
@@ -83,7 +93,8 @@ def account() -> Response | str | tuple[str, int]:
     with pool().connection() as conn:
         fresh = authenticate(conn, user.email, new)
     if fresh is not None:
-        login_user(fresh)  # this session carries on under the new fingerprint
+        logout_user()  # this session's id ends; a new one carries on under the new fingerprint
+        login_user(fresh)
     logger.info("password of %s changed", user.email)
     flash("Password changed. Other sessions of this account are signed out.", "success")
     return redirect(url_for("ui.account"))

@@ -1,8 +1,9 @@
 """Who is signed in to the UI: Flask-Login over the ``users`` table, and the role checks.
 
-The session stores the user id together with a fingerprint of the password hash, so changing a
-password (or an admin resetting it) signs out every other session of that user at their next
-request, without a server-side session store. Roles are those of ``central.users``
+The session stores the user id, a fingerprint of the password hash (changing a password, or
+an admin resetting it, signs out every other session of that user at their next request) and a
+server-side session id (``ui_sessions``, ``common.sessions``): signing out deletes it, so a copy
+of the cookie taken before stops working too. Roles are those of ``central.users``
 (viewer < operator < admin), checked by ``central.access.require``, and every query in the UI
 is scoped to ``current_user.tenant_id``.
 """
@@ -10,11 +11,12 @@ is scoped to ``current_user.tenant_id``.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any, cast
 
 import psycopg
-from flask import abort
+from flask import abort, current_app
 from flask_login import (  # type: ignore[import-untyped]  # no type information shipped
     LoginManager,
     current_user,
@@ -23,7 +25,12 @@ from flask_login import login_user as _login_user  # type: ignore[import-untyped
 from flask_login import logout_user as _logout_user  # type: ignore[import-untyped]
 
 from central import users
+from central.auth import PASSWORD_SCOPE
 from central.database import pool
+from common.attempts import guarded
+from common.sessions import SessionStore
+
+SESSIONS = SessionStore("ui_sessions", with_user=True)
 
 login_manager = LoginManager()
 login_manager.login_view = "ui.login"
@@ -42,13 +49,14 @@ class UiUser:
     tenant_name: str
     role: str
     fingerprint: str
+    session_id: str = ""
 
     is_authenticated = True
     is_active = True
     is_anonymous = False
 
     def get_id(self) -> str:
-        return f"{self.user_id}.{self.fingerprint}"
+        return f"{self.user_id}.{self.fingerprint}.{self.session_id}"
 
     @property
     def actor(self) -> str:
@@ -74,23 +82,34 @@ def _ui_user(user: users.User) -> UiUser:
     )
 
 
-def login_user(user: UiUser) -> None:
+def login_user(user: UiUser) -> UiUser:
+    """Start a server-side session for ``user`` and sign it in; the user with its session."""
+    hours = float(current_app.config["UI_SESSION_HOURS"])
+    with pool().connection() as conn:
+        session_id = SESSIONS.start(conn, timedelta(hours=hours), user.user_id)
+    user = replace(user, session_id=session_id)
     _login_user(user)
+    return user
 
 
 def logout_user() -> None:
+    """End the signed-in session on the server too, then forget it in the cookie."""
+    if current_user.is_authenticated:
+        with pool().connection() as conn:
+            SESSIONS.end(conn, me().session_id)
     _logout_user()
 
 
-def load_user(session_id: str) -> UiUser | None:
-    user_id, _, fingerprint = session_id.partition(".")
-    if not user_id.isdigit():
+def load_user(cookie_id: str) -> UiUser | None:
+    user_id, _, rest = cookie_id.partition(".")
+    fingerprint, _, session_id = rest.partition(".")
+    if not user_id.isdigit() or not session_id:
         return None
     with pool().connection() as conn:
         found = users.active_user(conn, int(user_id))
-    if found is None:
-        return None
-    user = _ui_user(found)
+        if found is None or not SESSIONS.alive(conn, session_id, found.id):
+            return None
+    user = replace(_ui_user(found), session_id=session_id)
     return user if user.fingerprint == fingerprint else None
 
 
@@ -98,7 +117,8 @@ login_manager.user_loader(load_user)
 
 
 def authenticate(conn: psycopg.Connection[Any], email: str, password: str) -> UiUser | None:
-    user = users.check_password(conn, email, password)
+    """Behind the password limiter shared with the operator API (TooManyAttempts)."""
+    user = guarded(PASSWORD_SCOPE, email, lambda: users.check_password(conn, email, password))
     return None if user is None else _ui_user(user)
 
 

@@ -1,0 +1,2 @@
+-- depends: 0002.upload-leases
+DROP TABLE web_sessions;

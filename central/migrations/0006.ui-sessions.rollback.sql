@@ -1,0 +1,2 @@
+-- depends: 0005.meter-deactivation
+DROP TABLE ui_sessions;
