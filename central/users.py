@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -17,7 +18,7 @@ from argon2 import PasswordHasher
 from psycopg.rows import class_row
 
 from central import audit
-from central.domain_errors import Conflict
+from central.domain_errors import Conflict, NotFound
 
 ROLES = ("admin", "operator", "viewer")
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
@@ -122,3 +123,104 @@ def change_password(
         "UPDATE users SET password_hash = %s WHERE id = %s", (hash_password(password), user_id)
     )
     audit.record(conn, tenant_id, actor, "user.password_change", ("user", user_id))
+
+
+# -- administering the users of a tenant (the operator UI's accounts page) ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A user as an admin of the tenant sees it (never the password hash)."""
+
+    id: int
+    email: str
+    role: str
+    active: bool
+    created_at: datetime
+
+
+def list_accounts(conn: psycopg.Connection[Any], tenant_id: int) -> list[Account]:
+    with conn.cursor(row_factory=class_row(Account)) as cur:
+        return cur.execute(
+            """SELECT id, email, role, active, created_at FROM users
+               WHERE tenant_id = %s ORDER BY active DESC, email""",
+            (tenant_id,),
+        ).fetchall()
+
+
+def _account(conn: psycopg.Connection[Any], tenant_id: int, user_id: int) -> Account:
+    """The tenant's user, locked for the change; NotFound for another tenant's (no hint)."""
+    with conn.cursor(row_factory=class_row(Account)) as cur:
+        found = cur.execute(
+            """SELECT id, email, role, active, created_at FROM users
+               WHERE id = %s AND tenant_id = %s FOR UPDATE""",
+            (user_id, tenant_id),
+        ).fetchone()
+    if found is None:
+        raise NotFound(f"no user with id {user_id} in this organisation")
+    return found
+
+
+def _end_sign_ins(conn: psycopg.Connection[Any], user_id: int) -> None:
+    """Every UI session and API token of the user stops working at once."""
+    conn.execute("DELETE FROM ui_sessions WHERE user_id = %s", (user_id,))
+    conn.execute("DELETE FROM operator_tokens WHERE user_id = %s", (user_id,))
+
+
+def set_role(
+    conn: psycopg.Connection[Any], tenant_id: int, user_id: int, role: str, actor: str
+) -> None:
+    if role not in ROLES:
+        raise ValueError(f"role {role!r}: expected one of {', '.join(ROLES)}")
+    account = _account(conn, tenant_id, user_id)
+    if account.role == role:
+        return
+    conn.execute("UPDATE users SET role = %s WHERE id = %s", (role, user_id))
+    audit.record(
+        conn,
+        tenant_id,
+        actor,
+        "user.role_change",
+        ("user", user_id),
+        details={"email": account.email, "from": account.role, "to": role},
+    )
+
+
+def set_active(
+    conn: psycopg.Connection[Any], tenant_id: int, user_id: int, active: bool, actor: str
+) -> None:
+    """Deactivate (signed out everywhere, refused from then on) or reactivate a user."""
+    account = _account(conn, tenant_id, user_id)
+    if account.active == active:
+        return
+    conn.execute("UPDATE users SET active = %s WHERE id = %s", (active, user_id))
+    if not active:
+        _end_sign_ins(conn, user_id)
+    audit.record(
+        conn,
+        tenant_id,
+        actor,
+        "user.reactivate" if active else "user.deactivate",
+        ("user", user_id),
+        details={"email": account.email},
+    )
+
+
+def reset_password(conn: psycopg.Connection[Any], tenant_id: int, user_id: int, actor: str) -> str:
+    """A new random password for the user (shown once to the admin); the user's sessions and
+    tokens end. Only its use is audited, never the password."""
+    account = _account(conn, tenant_id, user_id)
+    password = secrets.token_urlsafe(12)
+    conn.execute(
+        "UPDATE users SET password_hash = %s WHERE id = %s", (hash_password(password), user_id)
+    )
+    _end_sign_ins(conn, user_id)
+    audit.record(
+        conn,
+        tenant_id,
+        actor,
+        "user.password_reset",
+        ("user", user_id),
+        details={"email": account.email},
+    )
+    return password

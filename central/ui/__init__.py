@@ -100,6 +100,7 @@ def _number(value: Any, digits: int = 1) -> str:
 # the views register themselves on ``bp``
 from central.ui import (  # noqa: E402
     account,
+    accounts,
     alert_rules,
     alerts,
     audit,
@@ -114,6 +115,7 @@ from central.ui import (  # noqa: E402
 
 __all__ = [
     "account",
+    "accounts",
     "alert_rules",
     "alerts",
     "audit",
