@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from common.heartbeat import Heartbeat
+from common.heartbeat import METER_PROBLEM_STATES, Heartbeat
 from common.timestamps import format_ts
 
 
@@ -23,9 +23,22 @@ def store(conn: psycopg.Connection[Any], site_id: int, beat: Heartbeat, now: dat
     """Keep a checked heartbeat received at ``now``: its history row, the site's latest
     heartbeat, and the health columns below (the heartbeat endpoint's whole write)."""
     body = Jsonb(beat.to_wire())
+    # the history row carries the site page's summary as columns (it never parses bodies)
     conn.execute(
-        "INSERT INTO heartbeats (site_id, received_at, body) VALUES (%s, %s, %s)",
-        (site_id, now, body),
+        """INSERT INTO heartbeats (site_id, received_at, body, backlog, oldest_unsynced_age_s,
+                  dropped_readings, meters, unreachable, version)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+        (
+            site_id,
+            now,
+            body,
+            beat.backlog,
+            beat.oldest_unsynced_age_s,
+            beat.dropped_readings,
+            len(beat.meters),
+            sum(1 for m in beat.meters if m.state in METER_PROBLEM_STATES),
+            beat.versions.get("meterit"),
+        ),
     )
     conn.execute(
         "UPDATE sites SET last_heartbeat_at = %s, last_status = %s WHERE id = %s",

@@ -13,6 +13,7 @@ from common.wire import reading_item
 from tests.central_fixtures import CentralServer
 from tests.harness import scalar
 from tests.test_central_sync import post_batch
+from tests.ui_browser import send_heartbeat
 from tests.ui_session import csrf_token, sign_in, signed_in
 
 PASSWORD = "correct horse battery"
@@ -103,3 +104,21 @@ def test_odd_digits_in_the_explorer_and_the_meter_form_are_refused_not_a_500(
         assert "device_instance" in answer.text
     with psycopg.connect(central_server.db_url) as conn:
         assert scalar(conn, "SELECT count(*) FROM meters") == 0
+
+
+def test_site_page_shows_heartbeat_history_from_its_summary_not_the_stored_bodies(
+    central_server: CentralServer,
+) -> None:
+    site = central_server.create_site("plant-1")
+    central_server.add_meter(site.site_id, "main", [("energy_kwh", "analog-input,1", "kWh")])
+    send_heartbeat(central_server, site.api_key, backlog=4321, unreachable=("main",))
+    # history rows as an older, unvalidated central stored them: the page must not parse them
+    with psycopg.connect(central_server.db_url) as conn:
+        conn.execute("""UPDATE heartbeats SET body = '{"backlog": "x", "meters": 5}'""")
+    central_server.create_user("viewer@example.com", PASSWORD, "viewer")
+    session = signed_in(central_server, "viewer@example.com", PASSWORD)
+    page = session.get(central_server.url(f"/sites/{site.site_id}"), timeout=10)
+    assert page.status_code == 200, page.text[:300]
+    table = page.text.split('id="heartbeats"')[1].split("</table>")[0]
+    assert "4,321" in table or "4321" in table
+    assert "1 / 1" in table

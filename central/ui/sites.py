@@ -28,7 +28,6 @@ from central.domain_errors import Conflict, NotFound
 from central.fleet import LATEST
 from central.ui import bp
 from central.ui.users import me
-from common.heartbeat import METER_PROBLEM_STATES
 
 logger = logging.getLogger(__name__)
 
@@ -136,51 +135,27 @@ def site_meters(conn: psycopg.Connection[Any], site_id: int, recent: datetime) -
 
 
 @dataclass(frozen=True, slots=True)
-class _Heartbeat:
-    received_at: datetime
-    body: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class HeartbeatSummary:
-    """One heartbeat as the site page charts and lists it."""
+    """One heartbeat as the site page charts and lists it (None: stored before summaries)."""
 
     at: datetime
     backlog: int | None
     oldest_unsynced_age_s: float | None
     dropped: int | None
-    unreachable: int
-    meters: int
+    unreachable: int | None
+    meters: int | None
     version: str | None
 
 
 def heartbeat_history(conn: psycopg.Connection[Any], site_id: int) -> list[HeartbeatSummary]:
-    with conn.cursor(row_factory=class_row(_Heartbeat)) as cur:
-        rows = cur.execute(
-            """SELECT received_at, body FROM heartbeats WHERE site_id = %s
-               ORDER BY received_at DESC LIMIT %s""",
+    """The latest heartbeats from their summary columns: a few numbers each, never a body."""
+    with conn.cursor(row_factory=class_row(HeartbeatSummary)) as cur:
+        return cur.execute(
+            """SELECT received_at AS at, backlog, oldest_unsynced_age_s,
+                      dropped_readings AS dropped, unreachable, meters, version
+               FROM heartbeats WHERE site_id = %s ORDER BY received_at DESC LIMIT %s""",
             (site_id, HEARTBEATS_SHOWN),
         ).fetchall()
-    out = []
-    for row in rows:
-        body = row.body
-        meters = body.get("meters") or []
-        out.append(
-            HeartbeatSummary(
-                at=row.received_at,
-                backlog=body.get("backlog"),
-                oldest_unsynced_age_s=body.get("oldest_unsynced_age_s"),
-                dropped=body.get("dropped_readings"),
-                unreachable=sum(
-                    1
-                    for m in meters
-                    if isinstance(m, dict) and m.get("state") in METER_PROBLEM_STATES
-                ),
-                meters=len(meters),
-                version=(body.get("versions") or {}).get("meterit"),
-            )
-        )
-    return out
 
 
 def meter_states(last_status: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -212,7 +187,7 @@ def site(site_id: int) -> str:
     chart = {
         "x": [int(b.at.timestamp() * 1000) for b in reversed(beats)],
         "backlog": [b.backlog or 0 for b in reversed(beats)],
-        "unreachable": [b.unreachable for b in reversed(beats)],
+        "unreachable": [b.unreachable or 0 for b in reversed(beats)],
     }
     return render_template(
         "ui/site.html",
