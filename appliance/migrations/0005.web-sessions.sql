@@ -1,7 +1,7 @@
 -- Local UI sessions, server-side: the signed cookie names a session id whose SHA-256 is here.
 -- Logging out deletes the row, so a cookie copied before that stops working; changing the
 -- password deletes every other row.
--- depends: 0002.upload-leases
+-- depends: 0004.trend-backfill
 
 CREATE TABLE web_sessions (
     id_hash     bytea PRIMARY KEY,

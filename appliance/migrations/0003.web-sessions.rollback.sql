@@ -1,2 +1,0 @@
--- depends: 0002.upload-leases
-DROP TABLE web_sessions;

@@ -1,0 +1,2 @@
+-- depends: 0004.trend-backfill
+DROP TABLE web_sessions;

@@ -1,2 +1,0 @@
--- depends: 0005.meter-deactivation
-DROP TABLE ui_sessions;

@@ -1,0 +1,2 @@
+-- depends: 0006.reports
+DROP TABLE ui_sessions;
