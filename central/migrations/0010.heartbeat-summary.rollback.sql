@@ -1,4 +1,4 @@
--- depends: 0007.ui-sessions
+-- depends: 0009.ui-sessions
 ALTER TABLE heartbeats
     DROP COLUMN backlog,
     DROP COLUMN oldest_unsynced_age_s,

@@ -1,7 +1,7 @@
 -- Operator UI sessions, server-side: the signed cookie names a session id whose SHA-256 is here.
 -- Signing out deletes the row, so a cookie copied before that stops working; a password reset
 -- or deactivation deletes all rows of the user.
--- depends: 0006.reports
+-- depends: 0008.central-mcp-tokens
 
 CREATE TABLE ui_sessions (
     id_hash     bytea PRIMARY KEY,

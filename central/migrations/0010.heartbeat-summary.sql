@@ -2,7 +2,7 @@
 -- reads a few numbers per heartbeat instead of whole documents (which were up to 32 MiB before
 -- the heartbeat was validated). Rows stored earlier keep NULLs (no backfill: a full rewrite of
 -- 90 days of heartbeats is no migration to run at start-up); the page shows them as unknown.
--- depends: 0007.ui-sessions
+-- depends: 0009.ui-sessions
 
 ALTER TABLE heartbeats
     ADD COLUMN backlog bigint,

@@ -1,2 +1,0 @@
--- depends: 0006.reports
-DROP TABLE ui_sessions;

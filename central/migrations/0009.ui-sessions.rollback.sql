@@ -1,0 +1,2 @@
+-- depends: 0008.central-mcp-tokens
+DROP TABLE ui_sessions;
