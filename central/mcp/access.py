@@ -3,9 +3,8 @@
 Over HTTP every request carries an operator's MCP token (``central.mcp_tokens``), checked by
 ``TokenMiddleware`` before the MCP app sees the request: unknown, revoked or a deactivated
 user's token -> 401 with a JSON-RPC error saying what to send. Wrong tokens are counted per
-client address with the same ``limits`` library and Redis storage as the rest of central's rate
-limits; past ``METERIT_MCP_AUTH_FAILURES`` the address gets 429 until the window ends, whatever
-it sends. Over stdio the token is given once at start and checked again on every request, so a
+client address by the one credential limiter (``common.attempts``, in central's Redis); past
+``METERIT_MCP_AUTH_FAILURES`` the address gets 429 until the window ends, whatever it sends. Over stdio the token is given once at start and checked again on every request, so a
 revoked token stops working there too.
 
 ``ToolVisibility`` (SDK middleware) then lists and lets through only the tools the caller's role
@@ -19,9 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import limits
-import limits.storage
-import limits.strategies
 import psycopg
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp_types import CallToolResult, ListToolsResult, TextContent
@@ -31,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from central.mcp_tokens import TokenOwner, authenticate
 from central.users import can
+from common.attempts import AttemptLimiter, TooManyAttempts, redis_storage_uri
 from common.mcp_refusal import refuse
 
 logger = logging.getLogger(__name__)
@@ -46,37 +43,28 @@ class ToolRule:
 
 
 class TokenCheck:
-    """Looks a presented token up (one index probe) and counts the failures per address."""
+    """Looks a presented token up (one index probe) behind the credential limiter every
+    secret check of MeterIT uses (``common.attempts``), counting failures per address."""
 
     def __init__(
         self, db: ConnectionPool[psycopg.Connection[Any]], redis_url: str, failures: str
     ) -> None:
-        from central.extensions import limiter_storage_uri
-
         self._db = db
-        self._limit = limits.parse(failures)
-        storage = limits.storage.storage_from_string(limiter_storage_uri(redis_url))
-        self._limiter = limits.strategies.FixedWindowRateLimiter(storage)
+        self._attempts = AttemptLimiter(
+            redis_storage_uri(redis_url), "mcp-token", per_address=failures
+        )
 
     def blocked(self, address: str) -> int | None:
         """Seconds until ``address`` may try again, or None when it may try now. When Redis
         does not answer, checks go on unlimited (as central's other limits do)."""
         try:
-            if self._limiter.test(self._limit, "mcp-auth", address):
-                return None
-            reset, _ = self._limiter.get_window_stats(self._limit, "mcp-auth", address)
-        except Exception as err:  # the limits storages raise their driver's own errors
-            logger.warning("MCP token rate limit unavailable (%s); checking unlimited", err)
-            return None
-        import time
-
-        return max(1, int(reset - time.time()))
+            self._attempts.check(None, address)
+        except TooManyAttempts as err:
+            return err.retry_after
+        return None
 
     def failed(self, address: str) -> None:
-        try:
-            self._limiter.hit(self._limit, "mcp-auth", address)
-        except Exception as err:
-            logger.warning("MCP token rate limit unavailable (%s)", err)
+        self._attempts.failed(None, address)
 
     def owner(self, token: str) -> TokenOwner | None:
         with self._db.connection() as conn:
