@@ -110,21 +110,27 @@ def references(url: str, ids: dict[str, Any], now: datetime) -> dict[str, Callab
     limits = Thresholds(LATE_S, OFFLINE_S)
 
     def readings(resolution: str) -> Callable[[], Any]:
-        return lambda: series.read(
-            conn,
-            ids["points"],
-            start,
-            now,
-            resolution=resolution,
-            tz="UTC",
-            limit=2000,
-            after=None,
-            now=now,
-        )
+        def run() -> Any:
+            used = resolution
+            if used == "auto":  # as the tool does: the probe, then the read
+                used = series.choose_resolution(conn, ids["points"], start, now, 2000)
+            return series.read(
+                conn,
+                ids["points"],
+                start,
+                now,
+                resolution=used,
+                tz="UTC",
+                limit=2000,
+                after=None,
+                now=now,
+            )
+
+        return run
 
     return {
         "query_meters": lambda: meter_search.search(conn, tenant, limit=100),
-        "query_readings (auto, 2,000)": readings("hour"),
+        "query_readings (auto, 2,000)": readings("auto"),
         "query_readings (raw, 2,000)": readings("raw"),
         "get_site_status (20 sites)": lambda: (
             fleet.site_figures(conn, tenant, now, limits),
