@@ -48,25 +48,31 @@ def store(conn: psycopg.Connection[Any], site_id: int, beat: Heartbeat, now: dat
 
 
 def record(conn: psycopg.Connection[Any], site_id: int, beat: Heartbeat, now: datetime) -> None:
-    """Keep what the heartbeat says as columns, in the caller's transaction. The heartbeat
-    does not carry a quarantine count yet; ``quarantined_total`` stays 0 until it does."""
+    """Keep what the heartbeat says as columns, in the caller's transaction. An appliance
+    older than the quarantine count does not send one: ``quarantined_total`` keeps its value."""
     conn.execute(
         """INSERT INTO site_health AS h (site_id, reported_at, backlog, oldest_unsynced_age_s,
-                  dropped_total)
-           VALUES (%(site)s, %(now)s, %(backlog)s, %(age)s, %(dropped)s)
+                  dropped_total, quarantined_total)
+           VALUES (%(site)s, %(now)s, %(backlog)s, %(age)s, %(dropped)s,
+                   coalesce(%(quarantined)s, 0))
            ON CONFLICT (site_id) DO UPDATE SET
                reported_at = excluded.reported_at,
                backlog = excluded.backlog,
                oldest_unsynced_age_s = excluded.oldest_unsynced_age_s,
                dropped_increased_at = CASE WHEN excluded.dropped_total > h.dropped_total
                    THEN excluded.reported_at ELSE h.dropped_increased_at END,
-               dropped_total = excluded.dropped_total""",
+               dropped_total = excluded.dropped_total,
+               quarantined_increased_at = CASE
+                   WHEN %(quarantined)s::bigint > h.quarantined_total
+                   THEN excluded.reported_at ELSE h.quarantined_increased_at END,
+               quarantined_total = coalesce(%(quarantined)s::bigint, h.quarantined_total)""",
         {
             "site": site_id,
             "now": now,
             "backlog": beat.backlog,
             "age": beat.oldest_unsynced_age_s,
             "dropped": beat.dropped_readings,
+            "quarantined": beat.quarantined_readings,
         },
     )
     if not beat.meters:

@@ -12,11 +12,14 @@ The document::
     {"sent_at": "2026-11-23T10:00:00Z",
      "versions": {"meterit": "0.1.0", "python": "3.11.2", "postgresql": "15.8"},
      "backlog": 12, "oldest_unsynced_age_s": 3.5 | null, "dropped_readings": 0,
+     "quarantined_readings": 0,
      "collection_paused": false, "upload_paused": false,
      "meters": [{"external_id": "main-incomer", "state": "reachable",
                  "since": "2026-11-23T09:00:00Z" | null, "last_error": "..." | null}]}
 
-Every field is required. Fields this version does not know are dropped, not refused: an appliance
+Every field is required except ``quarantined_readings`` (the appliance's total of quarantined
+readings), which appliances older than it do not send: absent, it is ``None`` ("not reported"),
+and central keeps the count it had. Fields this version does not know are dropped, not refused: an appliance
 upgraded before its central keeps heartbeating (and so keeps its site online).
 """
 
@@ -74,10 +77,12 @@ class Heartbeat:
     collection_paused: bool
     upload_paused: bool
     meters: tuple[MeterHeartbeat, ...]
+    # optional (see the module docstring): None when the appliance does not report it
+    quarantined_readings: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON document: what the appliance sends and central stores."""
-        return {
+        document: dict[str, Any] = {
             "sent_at": format_ts(self.sent_at),
             "versions": dict(self.versions),
             "backlog": self.backlog,
@@ -95,6 +100,9 @@ class Heartbeat:
                 for m in self.meters
             ],
         }
+        if self.quarantined_readings is not None:
+            document["quarantined_readings"] = self.quarantined_readings
+        return document
 
     def encode(self) -> bytes:
         """The request body. UTF-8 as is (not ``\\u`` escapes): the size bound counts bytes."""
@@ -135,6 +143,9 @@ def check_heartbeat(body: Any) -> tuple[Heartbeat | None, list[Problem]]:
             values[name] = check(body[name], name, problems)
         else:
             problems.append((name, "missing; every heartbeat field is required"))
+    for name, check in _OPTIONAL_CHECKS.items():
+        if body.get(name) is not None:
+            values[name] = check(body[name], name, problems)
     if problems:
         return None, problems
     return Heartbeat(**values), []
@@ -265,3 +276,8 @@ _CHECKS: dict[str, Callable[[Any, str, list[Problem]], Any]] = {
     "meters": _meters,
 }
 FIELDS = tuple(_CHECKS)
+# fields an older appliance does not send; absent (or null), the Heartbeat holds None
+_OPTIONAL_CHECKS: dict[str, Callable[[Any, str, list[Problem]], Any]] = {
+    "quarantined_readings": _count,
+}
+OPTIONAL_FIELDS = tuple(_OPTIONAL_CHECKS)

@@ -152,6 +152,17 @@ def test_every_field_is_required() -> None:
     assert [f for f, _ in problems] == list(FIELDS)
 
 
+def test_the_quarantine_count_is_optional_for_older_appliances_but_checked() -> None:
+    older = parse_heartbeat(GOOD)
+    assert older.quarantined_readings is None
+    assert "quarantined_readings" not in older.to_wire()
+    newer = parse_heartbeat({**GOOD, "quarantined_readings": 7})
+    assert newer.quarantined_readings == 7 and newer.to_wire()["quarantined_readings"] == 7
+    for bad in (-1, 2**63, "7", True, 1.5):
+        _, problems = check_heartbeat({**GOOD, "quarantined_readings": bad})
+        assert [f for f, _ in problems] == ["quarantined_readings"], bad
+
+
 def test_the_largest_heartbeat_the_bounds_allow_fits_the_size_cap() -> None:
     wide = "\U0001f50c"  # 4 bytes in UTF-8: the worst case per character
     beat = Heartbeat(
@@ -162,6 +173,7 @@ def test_the_largest_heartbeat_the_bounds_allow_fits_the_size_cap() -> None:
         backlog=2**63 - 1,
         oldest_unsynced_age_s=1e300,
         dropped_readings=2**63 - 1,
+        quarantined_readings=2**63 - 1,
         collection_paused=False,
         upload_paused=False,
         meters=tuple(

@@ -1,4 +1,5 @@
-"""Heartbeat to central: versions, backlog, meter statuses, dropped readings, pause flags.
+"""Heartbeat to central: versions, backlog, meter statuses, dropped and quarantined readings,
+pause flags.
 
 Central marks a site offline when heartbeats stop, so this is sent even when the upload is
 paused; its document is ``common.heartbeat``'s (``POST /sync/heartbeat``).
@@ -53,8 +54,11 @@ def build(conn: psycopg.Connection[Any], image_release_file: Path | None = None)
         "SELECT extract(epoch FROM now() - ts)::float8 FROM readings"
         " WHERE synced_at IS NULL ORDER BY id LIMIT 1"
     ).fetchone()
+    # quarantined rows are kept until an operator looks at them (never pruned), so their count
+    # is the appliance's total, as dropped_total is
     state = conn.execute(
-        "SELECT dropped_total, collection_paused, upload_paused FROM appliance_state"
+        "SELECT dropped_total, collection_paused, upload_paused,"
+        " (SELECT count(*) FROM quarantine) FROM appliance_state"
     ).fetchone()
     assert backlog_row is not None and state is not None
     meters = [
@@ -77,6 +81,7 @@ def build(conn: psycopg.Connection[Any], image_release_file: Path | None = None)
         "backlog": int(backlog_row[0]),
         "oldest_unsynced_age_s": max(0.0, float(oldest[0])) if oldest else None,
         "dropped_readings": int(state[0]),
+        "quarantined_readings": int(state[3]),
         "collection_paused": bool(state[1]),
         "upload_paused": bool(state[2]),
         "meters": meters,
