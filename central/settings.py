@@ -9,6 +9,7 @@ from pathlib import Path
 
 import limits
 
+from central.mail.outbox import MailError, normalize_address
 from common import config
 from common.config import PG_SCHEMES, REDIS_SCHEMES, setting
 
@@ -136,6 +137,18 @@ class CentralSettings:
         minimum=60,
         maximum=7 * 86400,
     )
+    alert_db_down_s: int = setting(
+        120,
+        help="seconds the central database may be unreachable before the worker e-mails "
+        "alert_fallback_recipients directly over SMTP (the outbox lives in that database)",
+        minimum=10,
+        maximum=86400,
+    )
+    alert_fallback_recipients: str = setting(
+        "",
+        help="comma-separated operator addresses the worker e-mails when the central database "
+        "is unreachable, and again when it answers; unset, nobody is told but the journal",
+    )
     metrics_allow_from: str = setting(
         "",
         help="addresses or networks (comma-separated, e.g. 127.0.0.1,10.0.0.0/8) that may read "
@@ -211,6 +224,20 @@ def metrics_networks(text: str) -> list[IPv4Network | IPv6Network]:
     return networks
 
 
+MAX_FALLBACK_RECIPIENTS = 20
+
+
+def fallback_recipients(text: str) -> list[str]:
+    """The addresses of ``alert_fallback_recipients``; ValueError names the one that is not."""
+    addresses = [a for a in (e.strip() for e in text.split(",")) if a]
+    if len(addresses) > MAX_FALLBACK_RECIPIENTS:
+        raise ValueError(f"expected at most {MAX_FALLBACK_RECIPIENTS} addresses")
+    try:
+        return list(dict.fromkeys(normalize_address(a) for a in addresses))
+    except MailError as err:
+        raise ValueError(str(err)) from None
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, config_dir: Path = Path("/etc/meterit")
 ) -> CentralSettings:
@@ -221,6 +248,12 @@ def load_settings(
         raise config.ConfigError(
             f"METERIT_METRICS_ALLOW_FROM={settings.metrics_allow_from!r}: {err}; expected "
             "comma-separated addresses or networks such as 127.0.0.1,10.0.0.0/8"
+        ) from None
+    try:
+        fallback_recipients(settings.alert_fallback_recipients)
+    except ValueError as err:
+        raise config.ConfigError(
+            f"METERIT_ALERT_FALLBACK_RECIPIENTS={settings.alert_fallback_recipients!r}: {err}"
         ) from None
     for name in ("mcp_auth_failures", "mcp_mail_rate"):
         value = getattr(settings, name)

@@ -1,9 +1,10 @@
 """``meterit-central worker``: the hourly rollup, alert evaluation, the e-mail outbox, reports,
-pruning."""
+pruning, and the watchdog that e-mails when the central database is unreachable."""
 
 from __future__ import annotations
 
 from central import jobs
+from central.alerts import db_watchdog
 from central.settings import load_settings
 from common import rq_worker
 
@@ -28,4 +29,6 @@ def main(argv: list[str]) -> int:
         probe_sql="SELECT 1 FROM readings_hourly_dirty",
         queue=jobs.QUEUE,
         schedule=lambda _settings: PERIODIC,
+        # alerts about the central database itself cannot wait in it: see db_watchdog
+        background=db_watchdog.start,
     )

@@ -242,10 +242,12 @@ def main(
     probe_sql: str,
     queue: str,
     schedule: Callable[[S], list[Periodic]],
+    background: Callable[[S, threading.Event], object] | None = None,
 ) -> int:
     """A worker command: settings (exit 78 on a bad one), logging as ``identifier``, then
     refuse to start, in one line, unless the (migrated) database and Redis answer; then work
-    ``queue`` until SIGTERM."""
+    ``queue`` until SIGTERM. ``background`` starts a side's own thread, stopped with the
+    event it is given."""
     argparse.ArgumentParser(prog=prog, description=description).parse_args(argv)
     settings = load_or_report(load, prog.split(maxsplit=1)[0])
     if settings is None:
@@ -263,14 +265,23 @@ def main(
             err,
         )
         return 1
-    return run(settings.redis_url, queue, schedule(settings), settings.log_level)
+    start = None if background is None else (lambda stop: background(settings, stop))
+    return run(settings.redis_url, queue, schedule(settings), settings.log_level, start)
 
 
-def run(redis_url: str, queue: str, periodic: list[Periodic], log_level: str) -> int:
+def run(
+    redis_url: str,
+    queue: str,
+    periodic: list[Periodic],
+    log_level: str,
+    background: Callable[[threading.Event], object] | None = None,
+) -> int:
     """Work ``queue`` until SIGTERM, queueing ``periodic`` jobs on their intervals."""
     connection = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
     notifier = Notifier()
     stop = threading.Event()
+    if background is not None:
+        background(stop)
     cron = threading.Thread(
         target=_cron_loop,
         args=(redis_url, queue, periodic, log_level, stop),

@@ -73,6 +73,8 @@ class Outgoing:
     html: str | None
     attachments: list[tuple[str, str, bytes]]
     created_at: datetime
+    # names the e-mail in its Message-ID when it is not an outbox delivery (delivery_id 0)
+    message_key: str | None = None
 
 
 def build_message(sender: str, item: Outgoing) -> EmailMessage:
@@ -84,7 +86,9 @@ def build_message(sender: str, item: Outgoing) -> EmailMessage:
     msg["To"] = item.recipient
     msg["Subject"] = item.subject
     msg["Date"] = format_datetime(item.created_at)
-    msg["Message-ID"] = make_msgid(idstring=f"outbox-{item.delivery_id}", domain="meterit")
+    msg["Message-ID"] = make_msgid(
+        idstring=item.message_key or f"outbox-{item.delivery_id}", domain="meterit"
+    )
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to alerts
     msg.set_content(item.text)
     if item.html:
