@@ -45,12 +45,12 @@ END = datetime(2026, 11, 1, tzinfo=UTC)
 POINTS = [("energy_kwh", "analog-input,1", "kWh"), ("power_kw", "analog-input,2", "kW")]
 
 # A counter rising c kWh per step with a daily swing (monotone: the swing's slope stays below
-# c), reset to 0 mid-October on every 50th counter; power follows the same curve.
+# c), reset to 0 mid-October on every 25th counter (ids alternate counter, power); power follows the same curve.
 READINGS_SQL = """
 INSERT INTO readings (point_id, ts, value)
 SELECT p.id, %(start)s + g.k * %(step)s,
        CASE WHEN p.name = 'energy_kwh' THEN
-            CASE WHEN p.id %% 50 = 0 AND g.k >= %(reset_k)s
+            CASE WHEN p.id %% 50 = 1 AND g.k >= %(reset_k)s
                  THEN %(c)s * (g.k - %(reset_k)s)
                  ELSE 1000 * (p.id %% 97) + %(c)s * g.k
                       + 20 * %(c)s * sin(2 * pi() * g.k / %(per_day)s) END
@@ -125,6 +125,8 @@ def populate(url: str, n_sites: int, n_meters: int, step: timedelta) -> int:
 def bare_sql(url: str, period: Period, demand: timedelta) -> float:
     """The report's aggregates as plain statements on one connection (no Python shaping,
     no documents): the reference."""
+    # what the report itself takes: whole intervals per hour when the period allows
+    spi = energy_sql.aligned(period.start.minute * 60, int(demand.total_seconds()))
     started = time.perf_counter()
     with psycopg.connect(url) as conn:
         points = conn.execute(
@@ -146,7 +148,7 @@ def bare_sql(url: str, period: Period, demand: timedelta) -> float:
                 conn.execute("SET LOCAL jit = off")
                 conn.execute("SET LOCAL work_mem = '64MB'")
                 conn.execute(energy_sql.HOURS_SQL, params)
-                conn.execute(energy_sql.INTERVALS_SQL, params)
+                conn.execute(energy_sql.intervals_sql(spi), params)
                 conn.execute(energy_sql.POINT_FIGURES_SQL).fetchall()
                 conn.execute(energy_sql.SITE_INTERVALS_SQL).fetchall()
                 conn.execute(energy_sql.RESETS_SQL, params).fetchall()
@@ -154,7 +156,7 @@ def bare_sql(url: str, period: Period, demand: timedelta) -> float:
         with conn.transaction():
             conn.execute("SET LOCAL jit = off")
             conn.execute(
-                energy_sql.PRESENCE_SQL,
+                energy_sql.presence_sql(spi),
                 {
                     "points": every,
                     "start": period.start,

@@ -191,3 +191,18 @@ def test_a_schedule_requests_each_ended_period_once(data: Any) -> None:
     assert next_run == (datetime(2026, 12, 1, 0, tzinfo=UTC),)  # 1 Dec 00:00 Paris + 1 h
     conn.execute("DELETE FROM reports WHERE schedule_id = %s", (sid,))
     conn.commit()
+
+
+@pytest.mark.parametrize(
+    ("kind", "day", "tz"),
+    [("month", date(2026, 10, 1), "Europe/Paris"), ("day", date(2026, 10, 25), "Asia/Kathmandu")],
+)
+def test_whole_intervals_per_hour_give_the_same_report_as_slot_by_slot(
+    data: Any, kind: str, day: date, tz: str
+) -> None:
+    conn, ids = data
+    period = Period.of(kind, day, tz)
+    fast = build.build(conn, ids["tenant"], None, period=period, demand=DEMAND)
+    slow = build.build(conn, ids["tenant"], None, period=period, demand=DEMAND, aligned=False)
+    del fast["generated_at"], slow["generated_at"]
+    assert fast == slow

@@ -57,6 +57,7 @@ def build(
     period: Period,
     demand: timedelta,
     progress: Progress = lambda pct, stage: None,
+    aligned: bool = True,
 ) -> dict[str, Any]:
     progress(5, "reading the scope")
     sites = scope.resolve(conn, tenant_id, site_ids)
@@ -65,12 +66,12 @@ def build(
     }
     previous = period.previous()
     progress(10, "energy and demand")
-    cur = figures.compute(conn, counters, period, demand)
+    cur = figures.compute(conn, counters, period, demand, aligned=aligned)
     progress(40, "the previous period")
-    prev = figures.compute(conn, counters, previous, demand, detail=False)
+    prev = figures.compute(conn, counters, previous, demand, detail=False, aligned=aligned)
     progress(60, "data completeness")
     all_points = [p.point_id for s in sites for p in s.points]
-    comp = completeness.compute(conn, all_points, period, demand)
+    comp = completeness.compute(conn, all_points, period, demand, aligned=aligned)
     progress(70, "assembling")
 
     resets: dict[int, list[dict[str, Any]]] = {}

@@ -75,7 +75,12 @@ def _from_runs(
 
 
 def compute(
-    conn: psycopg.Connection[Any], point_ids: list[int], period: Period, interval: timedelta
+    conn: psycopg.Connection[Any],
+    point_ids: list[int],
+    period: Period,
+    interval: timedelta,
+    *,
+    aligned: bool = True,
 ) -> dict[int, Completeness]:
     params = {
         "points": point_ids,
@@ -84,10 +89,14 @@ def compute(
         "first_hour": period.start.replace(minute=0, second=0, microsecond=0),
         "interval_s": int(interval.total_seconds()),
     }
+    offset = period.start.minute * 60 + period.start.second
+    spi = energy_sql.aligned(offset, int(interval.total_seconds())) if aligned else None
     found: dict[int, Completeness] = {}
     with conn.transaction():
         conn.execute("SET LOCAL jit = off")
-        for point_id, present, last, starts, ends in conn.execute(energy_sql.PRESENCE_SQL, params):
+        for point_id, present, last, starts, ends in conn.execute(
+            energy_sql.presence_sql(spi), params
+        ):
             runs = list(zip(starts or [], ends or [], strict=True))
             found[point_id] = _from_runs(period, interval, present, last, runs)
     return {p: found.get(p) or _from_runs(period, interval, 0, None, []) for p in point_ids}

@@ -42,10 +42,7 @@ WINDOW w AS (PARTITION BY src.point_id ORDER BY src.hour)
 INTERVALS_SQL = """
 CREATE TEMP TABLE report_intervals ON COMMIT DROP AS
 WITH steps AS (
-    SELECT point_id, factor, hour + (s.i - 1) * interval '5 minutes' AS slot_start,
-           s.e AS energy, (void >> (s.i - 1)::int) & 1 = 1 AS void
-    FROM report_hours, unnest(slot_energy) WITH ORDINALITY AS s (e, i)
-    WHERE s.e <> 0 OR (void >> (s.i - 1)::int) & 1 = 1
+    {in_hour}
     UNION ALL
     -- the step from the previous row's last reading to this row's first
     SELECT point_id, factor,
@@ -61,6 +58,33 @@ FROM steps
 WHERE slot_start >= %(start)s AND slot_start < %(end)s
 GROUP BY 1, 2
 """
+
+# In-hour energy by 5-minute slot: any period and interval.
+_SLOT_STEPS = """SELECT point_id, factor, hour + (s.i - 1) * interval '5 minutes' AS slot_start,
+           s.e AS energy, (void >> (s.i - 1)::int) & 1 = 1 AS void
+    FROM report_hours, unnest(slot_energy) WITH ORDINALITY AS s (e, i)
+    WHERE s.e <> 0 OR (void >> (s.i - 1)::int) & 1 = 1"""
+
+# When every hour starts an interval (the period starts on an interval boundary of its UTC
+# hour), each hour's intervals are sums of whole slots: a third of the rows to group.
+_INTERVAL_STEPS = """SELECT point_id, factor,
+           hour + k * %(interval_s)s * interval '1 second' AS slot_start,
+           {energy} AS energy, (void >> (k * {spi})) & {mask} <> 0 AS void
+    FROM report_hours CROSS JOIN generate_series(0, {per_hour} - 1) AS k"""
+
+
+def intervals_sql(slots_per_interval: int | None) -> str:
+    """INTERVALS_SQL summing whole intervals per hour (``slots_per_interval``) or, for a
+    period whose intervals straddle hours (None), slot by slot."""
+    if slots_per_interval is None:
+        return INTERVALS_SQL.format(in_hour=_SLOT_STEPS)
+    spi = slots_per_interval
+    energy = " + ".join(f"slot_energy[k * {spi} + {j + 1}]" for j in range(spi))
+    in_hour = _INTERVAL_STEPS.format(
+        energy=energy, spi=spi, mask=(1 << spi) - 1, per_hour=12 // spi
+    )
+    return INTERVALS_SQL.format(in_hour=in_hour)
+
 
 # Per point: energy, and its peak demand interval (highest energy among intervals that are not
 # void; the earliest on a tie).
@@ -100,14 +124,7 @@ ORDER BY 1, 2
 # of missing intervals. Parameters: points int[], first_hour, start, end, interval_s.
 PRESENCE_SQL = """
 WITH present AS (
-    SELECT DISTINCT h.point_id,
-           floor(extract(epoch FROM h.hour + g.i * interval '5 minutes' - %(start)s)
-                 / %(interval_s)s)::int AS idx
-    FROM readings_hourly h CROSS JOIN generate_series(0, 11) AS g (i)
-    WHERE h.point_id = ANY(%(points)s) AND h.hour >= %(first_hour)s AND h.hour < %(end)s
-      AND (h.present >> g.i) & 1 = 1
-      AND h.hour + g.i * interval '5 minutes' >= %(start)s
-      AND h.hour + g.i * interval '5 minutes' < %(end)s
+    {present}
 ), runs AS (
     SELECT point_id, idx, lag(idx) OVER (PARTITION BY point_id ORDER BY idx) AS prev
     FROM present
@@ -117,3 +134,37 @@ SELECT point_id, count(*), max(idx),
        array_agg(idx ORDER BY idx) FILTER (WHERE idx - coalesce(prev, -1) > 1)
 FROM runs GROUP BY point_id
 """
+
+_PRESENT_SLOTS = """SELECT DISTINCT h.point_id,
+           floor(extract(epoch FROM h.hour + g.i * interval '5 minutes' - %(start)s)
+                 / %(interval_s)s)::int AS idx
+    FROM readings_hourly h CROSS JOIN generate_series(0, 11) AS g (i)
+    WHERE h.point_id = ANY(%(points)s) AND h.hour >= %(first_hour)s AND h.hour < %(end)s
+      AND (h.present >> g.i) & 1 = 1
+      AND h.hour + g.i * interval '5 minutes' >= %(start)s
+      AND h.hour + g.i * interval '5 minutes' < %(end)s"""
+
+# aligned intervals: each (point, interval) comes from exactly one hour, no DISTINCT needed
+_PRESENT_INTERVALS = """SELECT h.point_id,
+           (extract(epoch FROM h.hour - %(start)s) / %(interval_s)s)::int + g.k AS idx
+    FROM readings_hourly h CROSS JOIN generate_series(0, {per_hour} - 1) AS g (k)
+    WHERE h.point_id = ANY(%(points)s) AND h.hour >= %(first_hour)s AND h.hour < %(end)s
+      AND (h.present >> (g.k * {spi})) & {mask} <> 0
+      AND h.hour + g.k * %(interval_s)s * interval '1 second' >= %(start)s
+      AND h.hour + g.k * %(interval_s)s * interval '1 second' < %(end)s"""
+
+
+def presence_sql(slots_per_interval: int | None) -> str:
+    """PRESENCE_SQL by whole intervals per hour, or slot by slot (None), as ``intervals_sql``."""
+    if slots_per_interval is None:
+        return PRESENCE_SQL.format(present=_PRESENT_SLOTS)
+    spi = slots_per_interval
+    return PRESENCE_SQL.format(
+        present=_PRESENT_INTERVALS.format(spi=spi, mask=(1 << spi) - 1, per_hour=12 // spi)
+    )
+
+
+def aligned(start_offset_s: int, interval_s: int) -> int | None:
+    """Slots per interval when hours start intervals (the period's start lies on an interval
+    boundary of its UTC hour), else None."""
+    return interval_s // 300 if start_offset_s % interval_s == 0 else None

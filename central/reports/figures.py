@@ -131,6 +131,11 @@ class PeriodEnergy:
         return list(per_day.items())
 
 
+def _aligned(period: Period, demand: timedelta, allowed: bool = True) -> int | None:
+    offset = period.start.minute * 60 + period.start.second
+    return energy_sql.aligned(offset, int(demand.total_seconds())) if allowed else None
+
+
 def _params(period: Period, demand: timedelta) -> dict[str, Any]:
     return {
         "start": period.start,
@@ -148,10 +153,12 @@ def compute(
     demand: timedelta,
     *,
     detail: bool = True,
+    aligned: bool = True,
 ) -> PeriodEnergy:
     """Energy figures of ``counters`` (point id -> (site id, factor to kWh)) over ``period``.
     ``detail`` adds the per-site interval series and the resets (the previous period, shown
-    only as totals, goes without)."""
+    only as totals, goes without); ``aligned=False`` takes the slot-by-slot way even where
+    whole intervals would do (the tests compare both)."""
     out = PeriodEnergy(period, demand)
     points = list(counters)
     params = {
@@ -164,7 +171,7 @@ def compute(
         conn.execute("SET LOCAL work_mem = '64MB'")
         conn.execute("DROP TABLE IF EXISTS report_hours, report_intervals")
         conn.execute(energy_sql.HOURS_SQL, params)
-        conn.execute(energy_sql.INTERVALS_SQL, params)
+        conn.execute(energy_sql.intervals_sql(_aligned(period, demand, aligned)), params)
         for point_id, energy, idx, peak, voids in conn.execute(energy_sql.POINT_FIGURES_SQL):
             start = None if idx is None else out.interval_start(idx)
             out.points[point_id] = figures(energy, peak, start, period, demand)
