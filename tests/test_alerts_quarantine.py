@@ -4,7 +4,7 @@ a real central (gunicorn), and the tenant's default rule fires on it."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 
@@ -12,6 +12,7 @@ from appliance.sync import heartbeat
 from appliance.sync.upload import drain
 from central.alerts import evaluate as evaluation
 from central.settings import CentralSettings
+from tests.alert_helpers import T0, Fleet
 from tests.harness import scalar
 from tests.sync_helpers import add_readings, enrolled
 
@@ -72,3 +73,21 @@ def test_an_appliance_quarantining_readings_fires_the_dropped_or_quarantined_rul
     assert _firing(central.db_url, site.site_id, datetime.now(UTC)) == [
         ("dropped_readings", "firing")
     ]
+
+
+def test_a_heartbeat_without_the_count_keeps_what_central_knows(central_db_url: str) -> None:
+    """An older appliance (or one downgraded) sends no quarantine count: central neither resets
+    its site's total to 0 nor takes that for news; a growing count is news."""
+    fleet = Fleet(central_db_url).setup()
+    site_id = fleet.site("A")
+    t1 = T0 + timedelta(minutes=5)
+    t2 = T0 + timedelta(minutes=10)
+    fleet.heartbeat("A", T0, quarantined_readings=3)
+    fleet.heartbeat("A", t1)  # field absent
+    with psycopg.connect(central_db_url) as conn:
+        query = (
+            "SELECT quarantined_total, quarantined_increased_at FROM site_health WHERE site_id = %s"
+        )
+        assert conn.execute(query, (site_id,)).fetchone() == (3, None)
+        fleet.heartbeat("A", t2, quarantined_readings=4)
+        assert conn.execute(query, (site_id,)).fetchone() == (4, t2)
