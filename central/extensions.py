@@ -7,16 +7,20 @@ from flask import current_app, request
 from flask_limiter import Limiter
 
 from central.ingest import Ingestor
+from common import wire
 from common.attempts import redis_storage_uri
 
 
 def rate_limit_key() -> str:
-    """Limits count per site: the site behind the API key, or the client address without one."""
-    from central.sync_auth import try_current_site
+    """Limits of the sync API count per site (the site behind the API key), every other limit
+    (sign-in, operator API) per client address: only a sync route looks at ``X-API-Key``, so
+    an operator's sign-in neither costs a key lookup nor logs a refused sync call."""
+    if request.path.startswith(wire.SYNC_PREFIX + "/"):
+        from central.sync_auth import try_current_site
 
-    site = try_current_site()
-    if site is not None:
-        return f"site:{site.site_id}"
+        site = try_current_site()
+        if site is not None:
+            return f"site:{site.site_id}"
     return f"addr:{request.remote_addr}"
 
 

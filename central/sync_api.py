@@ -124,7 +124,7 @@ def config() -> Response:
     document = meters_document(
         dataclasses.replace(meter, points=tuple(points)) for meter, points in meters.values()
     )
-    response = jsonify({"site_id": site.site_id, "meters": document})
+    response = jsonify(wire.config_answer(site.site_id, site.site_name, document))
     response.set_etag(etag)
     return response
 

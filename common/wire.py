@@ -13,7 +13,7 @@ sent with ``X-API-Key`` and an ``Idempotency-Key`` (the edge's batch id). Centra
 ``GET /sync/config`` answers the site's meters in the same shape as a local meters file
 (``common.meter_spec`` builds and checks it on both sides), with an ``ETag`` (``If-None-Match`` gets 304)::
 
-    {"site_id": 1, "meters": [{"external_id": "main-incomer", "name": "...",
+    {"site_id": 1, "site_name": "Plant 1", "meters": [{"external_id": "main-incomer", "name": "...",
       "address": "127.0.0.1:47901", "device_instance": 1001,
       "points": [{"name": "energy_kwh", "object": "analog-input,1",
                   "property": "present-value", "unit": "kWh"}]}]}
@@ -50,6 +50,32 @@ HEADER_IDEMPOTENCY_KEY = "Idempotency-Key"
 
 MAX_NAME_LENGTH = 100
 MAX_UNIT_LENGTH = 32
+MAX_SITE_NAME_LENGTH = 200
+
+
+class ConfigSite(NamedTuple):
+    """Who the ``GET /sync/config`` answer is for: the appliance shows it and keeps it."""
+
+    site_id: int | None
+    site_name: str | None
+
+
+def config_answer(site_id: int, site_name: str, meters: list[dict[str, Any]]) -> dict[str, Any]:
+    """The body of ``GET /sync/config`` (central builds it here, the appliance reads it with
+    :func:`config_site`)."""
+    return {"site_id": site_id, "site_name": site_name, "meters": meters}
+
+
+def config_site(body: Any) -> ConfigSite:
+    """The site of a ``GET /sync/config`` answer; None for what is missing or malformed (an
+    older central sends no name)."""
+    if not isinstance(body, dict):
+        return ConfigSite(None, None)
+    site_id, name = body.get("site_id"), body.get("site_name")
+    return ConfigSite(
+        site_id if isinstance(site_id, int) and not isinstance(site_id, bool) else None,
+        name[:MAX_SITE_NAME_LENGTH] if isinstance(name, str) and name.strip() else None,
+    )
 
 
 class WireReading(NamedTuple):

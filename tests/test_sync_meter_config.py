@@ -106,7 +106,9 @@ def _reset_edge(url: str) -> None:
         conn.execute(
             "TRUNCATE meter_status, meter_points, meters, meter_sync_log RESTART IDENTITY CASCADE"
         )
-        conn.execute("UPDATE appliance_state SET config_etag = NULL, site_id = NULL")
+        conn.execute(
+            "UPDATE appliance_state SET config_etag = NULL, site_id = NULL, site_name = NULL"
+        )
 
 
 @pytest.fixture
@@ -220,6 +222,8 @@ def test_unchanged_config_costs_a_304(meter_sync_env) -> None:
     assert sync_meters(settings).result == "unchanged"
     st_ = status.get_meter_sync_status(settings)
     assert st_["config_etag"] and st_["site_id"] == site.site_id
+    # the appliance learns its site's name from central (the Sync page and MCP show it)
+    assert st_["site_name"] == "plant-etag"
 
 
 def test_meter_sync_failure_leaves_meters_alone_and_is_logged(meter_sync_env) -> None:

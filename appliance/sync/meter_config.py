@@ -19,7 +19,7 @@ from appliance.meters_file import MetersFileError, validate_meters
 from appliance.settings import ApplianceSettings
 from appliance.sync import connectivity
 from appliance.sync.central import CentralClient, CentralError, NotEnrolled
-from common import db
+from common import db, wire
 from common.meter_spec import MeterSpec, PointSpec
 
 logger = logging.getLogger(__name__)
@@ -209,11 +209,11 @@ def _run(
             return result
         meters = parse_config(resp.body)
         inserted, updated, deactivated = apply_config(conn, meters)
-        site_id = resp.body.get("site_id") if isinstance(resp.body, dict) else None
+        site = wire.config_site(resp.body)
         conn.execute(
-            "UPDATE appliance_state SET config_etag = %s,"
-            " site_id = COALESCE(%s, site_id), updated_at = now()",
-            (resp.etag, site_id if isinstance(site_id, int) else None),
+            "UPDATE appliance_state SET config_etag = %s, site_id = COALESCE(%s, site_id),"
+            " site_name = COALESCE(%s, site_name), updated_at = now()",
+            (resp.etag, site.site_id, site.site_name),
         )
         result = _finish(conn, log_id, MeterSyncResult("ok", inserted, updated, deactivated))
         conn.commit()

@@ -148,11 +148,12 @@ def series(conn: psycopg.Connection[Any], sel: Selection) -> dict[int, list[tupl
 def _table(
     data: dict[int, list[tuple[Any, ...]]], chosen: list[tuple[Any, ...]]
 ) -> list[tuple[datetime, list[float | None]]]:
-    """The newest rows, one per timestamp, a column per data point."""
+    """The newest rows, one per second as the table shows it, a column per data point: meters
+    polled in the same second share a row instead of giving rows that look like duplicates."""
     by_ts: dict[datetime, list[float | None]] = {}
     for col, point in enumerate(chosen):
         for ts, value, *_ in data.get(point[0], []):
-            by_ts.setdefault(ts, [None] * len(chosen))[col] = value
+            by_ts.setdefault(ts.replace(microsecond=0), [None] * len(chosen))[col] = value
     return sorted(by_ts.items(), reverse=True)[:TABLE_ROWS]
 
 
