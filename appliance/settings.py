@@ -53,6 +53,18 @@ class ApplianceSettings:
     request_timeout_s: float = setting(
         3.0, help="base timeout of one BACnet request in seconds", minimum=0.1, maximum=60
     )
+    cov_lifetime_s: int = setting(
+        300,
+        help='lifetime asked for in SubscribeCOV of meters with "cov": true, in seconds; '
+        "subscriptions are renewed at half of it",
+        minimum=2,
+        maximum=86400,
+    )
+    cov_confirmed: bool = setting(
+        True,
+        help="ask for confirmed COV notifications (the device retries until acknowledged) "
+        "rather than unconfirmed ones",
+    )
     backfill_max_days: int = setting(
         7,
         help="longest gap (collector stopped, meter unreachable) read back from the meters' "

@@ -34,6 +34,7 @@ def parse_meter(body: Any) -> dict[str, Any]:
         "name": spec.name if body.get("name") else "",
         "address": spec.address,
         "device_instance": spec.device_instance,
+        "cov": spec.cov,
         "points": [
             {
                 "name": p.name,
@@ -51,8 +52,8 @@ def meter_json(conn: psycopg.Connection[Any], meter_id: int) -> dict[str, Any]:
     """The meter as the operator API answers it (and the UI's form is filled from)."""
     with conn.cursor(row_factory=dict_row) as cur:
         meter = cur.execute(
-            """SELECT id, site_id, external_id, name, address, device_instance, active, updated_at,
-                      deactivated_at
+            """SELECT id, site_id, external_id, name, address, device_instance, cov, active,
+                      updated_at, deactivated_at
                FROM meters WHERE id = %s""",
             (meter_id,),
         ).fetchone()
@@ -94,9 +95,17 @@ def create_meter(
     conn: psycopg.Connection[Any], site_id: int, tenant_id: int, meter: dict[str, Any], actor: str
 ) -> int:
     row = conn.execute(
-        """INSERT INTO meters (site_id, external_id, name, address, device_instance)
-           VALUES (%s, %s, %s, %s, %s) ON CONFLICT (site_id, external_id) DO NOTHING RETURNING id""",
-        (site_id, meter["external_id"], meter["name"], meter["address"], meter["device_instance"]),
+        """INSERT INTO meters (site_id, external_id, name, address, device_instance, cov)
+           VALUES (%s, %s, %s, %s, %s, %s)
+           ON CONFLICT (site_id, external_id) DO NOTHING RETURNING id""",
+        (
+            site_id,
+            meter["external_id"],
+            meter["name"],
+            meter["address"],
+            meter["device_instance"],
+            meter.get("cov", False),
+        ),
     ).fetchone()
     if row is None:
         raise ApiError(
@@ -121,12 +130,13 @@ def update_meter(
     try:
         conn.execute(
             """UPDATE meters SET external_id = %s, name = %s, address = %s, device_instance = %s,
-                   active = true, updated_at = now() WHERE id = %s""",
+                   cov = %s, active = true, updated_at = now() WHERE id = %s""",
             (
                 meter["external_id"],
                 meter["name"],
                 meter["address"],
                 meter["device_instance"],
+                meter.get("cov", False),
                 meter_id,
             ),
         )

@@ -110,7 +110,7 @@ def config() -> Response:
         return response
     with pool().connection() as conn:
         rows = conn.execute(
-            """SELECT m.id, m.external_id, m.name, m.address, m.device_instance,
+            """SELECT m.id, m.external_id, m.name, m.address, m.device_instance, m.cov,
                       p.name, p.object_type, p.object_instance, p.property, p.unit
                FROM meters m LEFT JOIN meter_points p ON p.meter_id = m.id AND p.active
                WHERE m.site_id = %s AND m.active ORDER BY m.external_id, p.name""",
@@ -118,9 +118,9 @@ def config() -> Response:
         ).fetchall()
     meters: dict[int, tuple[MeterSpec, list[PointSpec]]] = {}
     for r in rows:
-        _, points = meters.setdefault(r[0], (MeterSpec(r[1], r[2], r[3], r[4], ()), []))
-        if r[5] is not None:
-            points.append(PointSpec(r[5], f"{r[6]},{r[7]}", r[8], r[9]))
+        _, points = meters.setdefault(r[0], (MeterSpec(r[1], r[2], r[3], r[4], (), r[5]), []))
+        if r[6] is not None:
+            points.append(PointSpec(r[6], f"{r[7]},{r[8]}", r[9], r[10]))
     document = meters_document(
         dataclasses.replace(meter, points=tuple(points)) for meter, points in meters.values()
     )

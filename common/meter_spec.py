@@ -36,7 +36,7 @@ WILDCARD_INSTANCE = 4194303
 MAX_DEVICE_INSTANCE = WILDCARD_INSTANCE - 1
 MAX_OBJECT_INSTANCE = WILDCARD_INSTANCE
 MAX_METER_NAME = 200
-METER_FIELDS = frozenset({"external_id", "name", "address", "device_instance", "points"})
+METER_FIELDS = frozenset({"external_id", "name", "address", "device_instance", "points", "cov"})
 POINT_FIELDS = frozenset({"name", "object", "property", "unit"})
 
 
@@ -64,12 +64,14 @@ class MeterSpec:
     address: str | None
     device_instance: int | None
     points: tuple[PointSpec, ...]
+    # change-of-value subscriptions instead of polling, polled again when notifications stop
+    cov: bool = False
 
 
 def meter_document(meter: MeterSpec) -> dict[str, Any]:
     """The meter as JSON: an item of a meters file, of discovery's output and of the
     ``/sync/config`` answer (one shape, so what one side writes the other reads)."""
-    return {
+    document: dict[str, Any] = {
         "external_id": meter.external_id,
         "name": meter.name,
         "address": meter.address,
@@ -79,6 +81,9 @@ def meter_document(meter: MeterSpec) -> dict[str, Any]:
             for p in meter.points
         ],
     }
+    if meter.cov:  # only when opted in: a polled meter's document stays what it always was
+        document["cov"] = True
+    return document
 
 
 def meters_document(meters: Iterable[MeterSpec]) -> list[dict[str, Any]]:
@@ -162,6 +167,9 @@ def check_meter(
         )
     if address is None and instance is None:
         problems.append(("", "give an address, a device_instance, or both"))
+    cov = item.get("cov", False)
+    if not isinstance(cov, bool):
+        problems.append(("cov", f"{show(cov)} must be true (subscribe to changes) or false (poll)"))
     points = item.get("points")
     specs: list[PointSpec] = []
     if not isinstance(points, list) or not points:
@@ -186,7 +194,7 @@ def check_meter(
     if problems:
         return None, problems
     assert isinstance(external_id, str) and isinstance(name, str)
-    return MeterSpec(external_id, name, address, instance, tuple(specs)), []
+    return MeterSpec(external_id, name, address, instance, tuple(specs), cov), []
 
 
 def _check_point(

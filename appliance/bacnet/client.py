@@ -31,6 +31,7 @@ from bacpypes3.apdu import (  # type: ignore[import-untyped]
     ReadPropertyRequest,
     ReadRangeRequest,
     RejectPDU,
+    SubscribeCOVRequest,
 )
 from bacpypes3.app import Application  # type: ignore[import-untyped]
 from bacpypes3.basetypes import (  # type: ignore[import-untyped]
@@ -47,8 +48,10 @@ from bacpypes3.pdu import Address  # type: ignore[import-untyped]
 from bacpypes3.primitivedata import ObjectIdentifier, ObjectType  # type: ignore[import-untyped]
 
 from appliance.bacnet import codec, foreign, readrange, sizing, speedups
+from appliance.bacnet.cov import MAX_PROCESS_ID, CovReceiver
 from appliance.bacnet.device import (
     WILDCARD_DEVICE,
+    CovCallback,
     DeviceClient,
     DeviceError,
     DeviceInfo,
@@ -126,6 +129,7 @@ class ClientStats:
     rpm_requests: int = 0
     rp_requests: int = 0
     read_range_requests: int = 0
+    cov_subscribe_requests: int = 0
     timeouts: int = 0
 
 
@@ -219,6 +223,7 @@ class BacpypesClient:
         self.stats = ClientStats()
         self._app: Application | None = None
         self._devices: dict[DeviceTarget, _DeviceState] = {}
+        self._cov_ids: dict[tuple[DeviceTarget, PointRef], int] = {}
         self.max_in_flight = self.config.max_in_flight  # lowered at start to what the socket holds
         self._in_flight = asyncio.Semaphore(self.max_in_flight)
 
@@ -521,6 +526,41 @@ class BacpypesClient:
                 self._devices.pop(target, None)  # it may have moved: Who-Is again next time
             raise DeviceUnreachable(f"{target}: no answer within the timeout")
         return {ref: _to_float(value) for ref, value in raw.items()}
+
+    async def subscribe_cov(
+        self,
+        target: DeviceTarget,
+        ref: PointRef,
+        lifetime_s: int,
+        confirmed: bool,
+        on_value: CovCallback,
+    ) -> None:
+        """Subscribe to changes of ``ref``'s object for ``lifetime_s`` seconds; calling it again
+        for the same point renews the same subscription. Raises DeviceError when the device
+        refuses or does not answer."""
+        state = await self._state(target)
+        key = (target, ref)
+        process_id = self._cov_ids.get(key)
+        if process_id is None:
+            process_id = len(self._cov_ids) % MAX_PROCESS_ID + 1
+            self._cov_ids[key] = process_id
+        request = SubscribeCOVRequest(
+            subscriberProcessIdentifier=process_id,
+            monitoredObjectIdentifier=ObjectIdentifier(ref.object_id),
+            issueConfirmedNotifications=confirmed,
+            lifetime=lifetime_s,
+        )
+        # registered before the request: the device's first notification follows its ACK at once
+        self.app._cov_contexts[(state.address, process_id)] = CovReceiver(ref, on_value)
+        self.stats.cov_subscribe_requests += 1
+        try:
+            await self._send(state, request, self.config.timeout_base_s)
+        except ErrorRejectAbortNack as nack:
+            raise DeviceError(
+                f"{target} refuses SubscribeCOV for {ref}: {_nack_code(nack)}"
+            ) from None
+        except TimeoutError:
+            raise DeviceUnreachable(f"{target} did not answer SubscribeCOV for {ref}") from None
 
     async def read_object_list(self, target: DeviceTarget) -> ObjectList:
         """The object list element by element (its length at index 0 first), since a device

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -143,6 +143,10 @@ class ObjectDescription:
     unreadable: tuple[str, ...] = ()  # "units: unknown-property", for discovery's report
 
 
+# a change-of-value notification's value for one point, as it arrives
+CovCallback = Callable[["PointRef", float], None]
+
+
 class DeviceClient(Protocol):
     """What the collector and discovery need from BACnet, nothing more."""
 
@@ -171,4 +175,16 @@ class DeviceClient(Protocol):
     ) -> list[tuple[datetime, float]]:
         """The trend log's numeric records with since < timestamp < until (UTC), oldest
         first; raises DeviceError when the device will not give them."""
+        ...
+
+    async def subscribe_cov(
+        self,
+        target: DeviceTarget,
+        ref: PointRef,
+        lifetime_s: int,
+        confirmed: bool,
+        on_value: CovCallback,
+    ) -> None:
+        """SubscribeCOV to ``ref``'s object for ``lifetime_s``; again for the same point renews
+        it. Each notification's value goes to ``on_value``; raises DeviceError on refusal."""
         ...

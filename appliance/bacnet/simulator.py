@@ -89,6 +89,9 @@ class SimMeterSpec:
     # and holding trend_history_s of records; 0 = no trend logs
     trend_interval_s: int = 0
     trend_history_s: int = 7 * 86400
+    # while anyone is subscribed to a change of value, values are refreshed this often, so
+    # bacpypes3's COV detection (covIncrement 0.1) sees them change and notifies
+    cov_refresh_s: float = 1.0
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -239,6 +242,10 @@ class SimulatedMeter(Application):  # type: ignore[misc]
     _objects_by_point: dict[str, Any]
     _fast_objects: dict[int, str]  # analog-input instance -> point name, healthy points only
     requests_seen: int
+    cov_silent: bool  # accepts subscriptions but sends no notification (a device gone quiet)
+    cov_notifications_sent: int
+    cov_subscriptions_seen: int
+    _cov_ticker: asyncio.Task[None] | None
 
     clock: Callable[[], datetime]
     trend: TrendHistory | None
@@ -278,6 +285,10 @@ class SimulatedMeter(Application):  # type: ignore[misc]
         )
         app._trend_points = {}
         app.requests_seen = 0
+        app.cov_silent = False
+        app.cov_notifications_sent = 0
+        app.cov_subscriptions_seen = 0
+        app._cov_ticker = None
         app._objects_by_point = {}
         app._fast_objects = {}
         app.asap = _SwitchableASAP(device, app.device_info_cache)
@@ -320,6 +331,34 @@ class SimulatedMeter(Application):  # type: ignore[misc]
 
     def set_offline(self, offline: bool) -> None:
         self.asap.offline = offline
+
+    def set_cov_silent(self, silent: bool) -> None:
+        self.cov_silent = silent
+
+    async def do_SubscribeCOVRequest(self, apdu: APDU) -> None:
+        """bacpypes3 keeps the subscription and notifies when a value moves; values move only
+        when refreshed, so a ticker refreshes them while anyone is subscribed."""
+        self.cov_subscriptions_seen += 1  # not in requests_seen: tests tell polls apart
+        if self._cov_ticker is None or self._cov_ticker.done():
+            self._cov_ticker = asyncio.ensure_future(self._cov_tick())
+        await super().do_SubscribeCOVRequest(apdu)
+
+    async def _cov_tick(self) -> None:
+        while self._cov_detections:
+            await asyncio.sleep(self.spec.cov_refresh_s)
+            if not self.offline:
+                self._refresh()
+
+    def cov_notification(self, cov: Any, apdu: Any) -> None:
+        if self.cov_silent or self.offline:
+            return
+        self.cov_notifications_sent += 1
+        super().cov_notification(cov, apdu)
+
+    def close(self) -> None:
+        if self._cov_ticker is not None:
+            self._cov_ticker.cancel()
+        super().close()
 
     def set_unknown_properties(self, props: Iterable[str]) -> None:
         """From now on every object answers unknown-property for ``props`` (a meter whose
@@ -465,6 +504,10 @@ class SimulatorHandle:
     def set_unknown_properties(self, instance: int, props: Iterable[str]) -> None:
         self.meters[instance].set_unknown_properties(props)
         logger.info("simulated meter %s: unknown properties now %s", instance, list(props))
+
+    def set_cov_silent(self, instance: int, silent: bool) -> None:
+        self.meters[instance].set_cov_silent(silent)
+        logger.info("simulated meter %s: COV notifications %s", instance, "off" if silent else "on")
 
     def requests_seen(self, instance: int) -> int:
         return self.meters[instance].requests_seen

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable
@@ -27,6 +28,7 @@ from psycopg import AsyncConnection
 
 from appliance.bacnet.device import DeviceClient, DeviceTarget
 from appliance.collector.backfill import Backfiller, open_start_gaps
+from appliance.collector.cov import CovWatch
 from appliance.collector.meters import PolledMeter, load_meters
 from appliance.collector.poll import (
     NO_VALUES,
@@ -89,6 +91,13 @@ class Collector:
         self.notifier = notifier or Notifier()
         self.clock = clock  # the readings' timestamps (a test moves it instead of sleeping)
         self.backfill = Backfiller(client, settings.backfill_max_days)
+        self.cov = CovWatch(
+            client,
+            settings.poll_interval_s,
+            settings.cov_lifetime_s,
+            settings.cov_confirmed,
+            clock=clock,
+        )
         self._backfill_task: asyncio.Future[None] | None = None
         self.stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -287,16 +296,26 @@ class Collector:
 
         started = time.monotonic()
         deadline = max(1.0, self.settings.poll_interval_s * 0.9)
-        results = await self._fed(
-            poll_all(
-                self.client, self._meters, self.settings.poll_concurrency, deadline, self.clock
+        polled, subscribe = self.cov.plan(self._meters)
+        results, _ = await self._fed(
+            asyncio.gather(
+                poll_all(self.client, polled, self.settings.poll_concurrency, deadline, self.clock),
+                self._subscribe(subscribe, deadline),
             )
         )
         if self.stop.is_set():
             logger.info("stopping: the cycle in flight is abandoned, nothing partial written")
             return conn
-        self._log_changes(results)
-        self._hold(results)
+        # meters on change-of-value notifications and not polled count as reachable: their
+        # notifications still come (else they would have been polled)
+        seen = {r.meter.meter_id for r in results}
+        alive = [
+            MeterResult(dataclasses.replace(m, points=()), self.clock(), {}, {})
+            for m in self._meters
+            if m.cov and m.meter_id not in seen
+        ]
+        self._log_changes(results + alive)
+        self._hold(results + alive + self.cov.take())
         rows = 0
         if conn is not None:
             try:
@@ -304,10 +323,17 @@ class Collector:
             except psycopg.OperationalError as err:
                 await self._lost(conn, err)
                 conn = None
-        self._report(results, rows, time.monotonic() - started)
+        self._report(results + alive, rows, time.monotonic() - started)
         if conn is not None:
             self._start_backfill()
         return conn
+
+    async def _subscribe(self, points: list[Any], deadline: float) -> None:
+        """COV subscriptions and renewals, bounded like the poll: one left unanswered is tried
+        again next cycle (its point is polled meanwhile)."""
+        if points:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.cov.subscribe(points), deadline)
 
     def _start_backfill(self) -> None:
         """One backfill pass beside the loop, unless one is still running."""

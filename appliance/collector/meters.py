@@ -30,10 +30,11 @@ class PolledMeter:
     target: DeviceTarget
     points: tuple[PolledPoint, ...]
     rpm_refused_at: datetime | None = None  # learned by an earlier run: read it point by point
+    cov: bool = False  # subscribed to changes of value; polled only when notifications stop
 
 
 _QUERY = """
-SELECT m.id, m.external_id, m.address, m.device_instance, s.rpm_refused_at,
+SELECT m.id, m.external_id, m.address, m.device_instance, s.rpm_refused_at, m.cov,
        p.id, p.name, p.object_type, p.object_instance, p.property, p.unit
 FROM meters m JOIN meter_points p ON p.meter_id = m.id
 LEFT JOIN meter_status s ON s.meter_id = m.id
@@ -49,11 +50,11 @@ async def load_meters(conn: AsyncConnection[Any]) -> list[PolledMeter]:
     meters: dict[int, PolledMeter] = {}
     points: dict[int, list[PolledPoint]] = {}
     for row in rows:
-        meter_id, external_id, address, instance, refused = row[:5]
-        point_id, name, otype, oinst, prop, unit = row[5:]
+        meter_id, external_id, address, instance, refused, cov = row[:6]
+        point_id, name, otype, oinst, prop, unit = row[6:]
         if meter_id not in meters:
             meters[meter_id] = PolledMeter(
-                meter_id, external_id, DeviceTarget(address, instance), (), refused
+                meter_id, external_id, DeviceTarget(address, instance), (), refused, cov
             )
             points[meter_id] = []
         try:

@@ -102,7 +102,7 @@ def apply_config(
     existing = {
         r[0]: r[1:]
         for r in conn.execute(
-            "SELECT external_id, id, name, address, device_instance, active, source FROM meters"
+            "SELECT external_id, id, name, address, device_instance, cov, active, source FROM meters"
         )
     }
     inserted = updated = deactivated = 0
@@ -110,21 +110,28 @@ def apply_config(
         have = existing.pop(m.external_id, None)
         if have is None:
             row = conn.execute(
-                "INSERT INTO meters (external_id, name, address, device_instance, source)"
-                " VALUES (%s, %s, %s, %s, %s) RETURNING id",
-                (m.external_id, m.name, m.address, m.device_instance, source),
+                "INSERT INTO meters (external_id, name, address, device_instance, cov, source)"
+                " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                (m.external_id, m.name, m.address, m.device_instance, m.cov, source),
             ).fetchone()
             assert row is not None
             _apply_points(conn, row[0], m.points)
             inserted += 1
             continue
         meter_id = have[0]
-        fields_changed = tuple(have[1:]) != (m.name, m.address, m.device_instance, True, source)
+        fields_changed = tuple(have[1:]) != (
+            m.name,
+            m.address,
+            m.device_instance,
+            m.cov,
+            True,
+            source,
+        )
         if fields_changed:
             conn.execute(
-                "UPDATE meters SET name = %s, address = %s, device_instance = %s, active = true,"
-                " source = %s, updated_at = now() WHERE id = %s",
-                (m.name, m.address, m.device_instance, source, meter_id),
+                "UPDATE meters SET name = %s, address = %s, device_instance = %s, cov = %s,"
+                " active = true, source = %s, updated_at = now() WHERE id = %s",
+                (m.name, m.address, m.device_instance, m.cov, source, meter_id),
             )
         points_changed = _apply_points(conn, meter_id, m.points)
         if points_changed and not fields_changed:

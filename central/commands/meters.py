@@ -61,7 +61,8 @@ def _as_stored(meter: dict[str, Any]) -> tuple[Any, ...]:
         (p["name"], f"{p['object_type']},{p['object_instance']}", p["property"], p["unit"])
         for p in meter["points"]
     )
-    return (meter["name"], meter["address"], meter["device_instance"], True, points)
+    cov = meter.get("cov", False)
+    return (meter["name"], meter["address"], meter["device_instance"], cov, True, points)
 
 
 def _stored(conn: psycopg.Connection[Any], meter_id: int) -> tuple[Any, ...]:
@@ -69,7 +70,8 @@ def _stored(conn: psycopg.Connection[Any], meter_id: int) -> tuple[Any, ...]:
     points = sorted(
         (p["name"], p["object"], p["property"], p["unit"]) for p in have["points"] if p["active"]
     )
-    return (have["name"], have["address"], have["device_instance"], have["active"], points)
+    stored = (have["name"], have["address"], have["device_instance"], have["cov"])
+    return (*stored, have["active"], points)
 
 
 def load(

@@ -1,0 +1,2 @@
+-- depends: 0004.trend-backfill
+ALTER TABLE meters DROP COLUMN cov;

@@ -1,0 +1,5 @@
+-- Change-of-value subscriptions, opted into per meter ("cov": true in its definition): its
+-- points are subscribed to and polled only when notifications stop.
+-- depends: 0004.trend-backfill
+
+ALTER TABLE meters ADD COLUMN cov boolean NOT NULL DEFAULT false;
