@@ -96,6 +96,7 @@ class CentralServer:
         address: str | None = "127.0.0.1:47808",
         device_instance: int | None = None,
         name: str = "",
+        cov: bool = False,
     ) -> int:
         """A meter with data points given as (name, "object-type,instance", unit); the address
         is only polled when an appliance's collector runs against it."""
@@ -105,6 +106,7 @@ class CentralServer:
             "address": address,
             "device_instance": device_instance,
             "points": [{"name": n, "object": o, "unit": u} for n, o, u in points],
+            "cov": cov,
         }
         with self._tx() as conn:
             tenant_id = tenants.site_tenant(conn, site_id)

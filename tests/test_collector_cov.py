@@ -13,11 +13,20 @@ import psycopg
 import pytest
 
 from appliance.bacnet.client import BacpypesClient, ClientConfig
-from appliance.bacnet.simulator import SimMeterSpec, SimulatorHandle, meter_spec, run_simulators
+from appliance.bacnet.simulator import (
+    SimMeterSpec,
+    SimulatorHandle,
+    meter_spec,
+    meters_document,
+    run_simulators,
+)
 from appliance.collector.loop import Collector
 from appliance.settings import load_settings
-from appliance.sync.meter_config import apply_config
+from appliance.sync.meter_config import apply_config, sync_meters
+from appliance.sync.upload import drain
+from tests.central_fixtures import CentralServer
 from tests.mcp_helpers import free_udp_port
+from tests.sync_helpers import assert_edge_equals_central, central_readings, edge_settings
 from tests.test_collector import eventually, readings_per_meter
 
 
@@ -154,3 +163,45 @@ async def _polls_above(sims: SimulatorHandle, instance: int, n: int) -> bool:
 
 async def _logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
     return any(text in r.message for r in caplog.records)
+
+
+def test_cov_readings_reach_central(
+    central_server: CentralServer, edge_db_url: str, redis_url: str
+) -> None:
+    """The opt-in set at central travels in /sync/config; the notified readings go up like any."""
+    spec = cov_spec(2604)
+    site = central_server.create_site("cov-plant")
+    meter = meters_document([spec])[0]
+    central_server.add_meter(
+        site.site_id,
+        meter["external_id"],
+        [(p["name"], p["object"], p["unit"]) for p in meter["points"][1:3]],
+        address=meter["address"],
+        cov=True,
+    )
+    settings = edge_settings(edge_db_url, redis_url, central_server, site)
+    assert sync_meters(settings).result == "ok"
+    with psycopg.connect(edge_db_url) as conn:
+        assert conn.execute("SELECT cov FROM meters").fetchall() == [(True,)]
+
+    async def main() -> int:
+        sims = await run_simulators([spec])
+        collector = make_collector(edge_db_url, interval=2, lifetime=60)
+        task = asyncio.ensure_future(collector.run())
+        try:
+            await eventually(lambda: at_least(edge_db_url, "sim-2604", 30))
+            polls = sims.meters[2604].requests_seen
+            await eventually(lambda: at_least(edge_db_url, "sim-2604", 60))
+            assert sims.meters[2604].requests_seen == polls
+        finally:
+            collector.stop.set()
+            await task
+            sims.close()
+        return collector.cycles
+
+    cycles = asyncio.run(asyncio.wait_for(main(), 90))
+    assert drain(settings).stopped == "empty"
+    synced = assert_edge_equals_central(edge_db_url, central_server, site.site_id)
+    assert synced > 2 * 2 * cycles  # two points: more than two readings per cycle and point
+    at_central = central_readings(central_server, site.site_id)
+    assert {name for _, name, _ in at_central} == {"power_kw", "voltage_l1_v"}

@@ -9,6 +9,7 @@ import pytest
 from appliance.meters_file import MetersFileError, validate_meters
 from central.errors import ApiError
 from central.meters import parse_meter
+from common.meter_spec import meter_document
 
 POINT = {"name": "energy_kwh", "object": "analog-input,1", "unit": "kWh"}
 GOOD = {"external_id": "main-incomer", "address": "192.168.1.20:47808", "points": [POINT]}
@@ -32,6 +33,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("unit too long", {**GOOD, "points": [{**POINT, "unit": "k" * 33}]}, "points[0].unit"),
     ("same point twice", {**GOOD, "points": [POINT, POINT]}, "points[1].name"),
+    ("cov as text", {**GOOD, "cov": "yes"}, "cov"),
 ]
 
 
@@ -65,3 +67,28 @@ def test_what_central_accepts_an_appliance_loads_the_same() -> None:
     }
     (spec,) = validate_meters([served])
     assert spec.device_instance == 1001 and spec.points[1].object == "accumulator,3"
+
+
+def test_the_cov_opt_in_is_kept_by_both_sides_and_only_written_when_on() -> None:
+    assert parse_meter({**GOOD, "cov": True})["cov"] is True
+    assert parse_meter(GOOD)["cov"] is False
+    (on,) = validate_meters([{**GOOD, "cov": True}])
+    (off,) = validate_meters([GOOD])
+    assert on.cov and not off.cov
+    assert meter_document(on)["cov"] is True
+    assert "cov" not in meter_document(off)  # a polled meter's document is what it always was
+
+
+def test_the_central_form_carries_the_cov_checkbox() -> None:
+    from werkzeug.datastructures import MultiDict
+
+    from central.ui.meters import meter_from_form
+
+    form = {
+        "external_id": "m1",
+        "address": "10.0.0.1",
+        "point_name": "p",
+        "point_object": "analog-input,1",
+    }
+    assert meter_from_form(MultiDict({**form, "cov": "1"}))["cov"] is True
+    assert meter_from_form(MultiDict(form))["cov"] is False  # unticked: the browser sends nothing

@@ -52,6 +52,7 @@ def meter_from_form(form: MultiDict[str, str]) -> dict[str, Any]:
         "address": form.get("address", "").strip() or None,
         "device_instance": instance,
         "points": points,
+        "cov": bool(form.get("cov")),
     }
 
 
