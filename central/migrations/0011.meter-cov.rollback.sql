@@ -1,2 +1,2 @@
--- depends: 0008.central-mcp-tokens
+-- depends: 0010.heartbeat-summary
 ALTER TABLE meters DROP COLUMN cov;

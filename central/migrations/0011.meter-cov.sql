@@ -1,5 +1,5 @@
 -- Change-of-value subscriptions, opted into per meter ("cov": true); carried to the site's
 -- appliances in /sync/config.
--- depends: 0008.central-mcp-tokens
+-- depends: 0010.heartbeat-summary
 
 ALTER TABLE meters ADD COLUMN cov boolean NOT NULL DEFAULT false;

@@ -1,2 +1,2 @@
--- depends: 0004.trend-backfill
+-- depends: 0005.web-sessions
 ALTER TABLE meters DROP COLUMN cov;
