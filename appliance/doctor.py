@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 import psycopg
 import requests
 
+from appliance import service
 from appliance.cli import MIGRATIONS
 from appliance.settings import ApplianceSettings, load_settings
-from appliance.sync import status
 from appliance.sync.central import CentralClient
 from common import doctor, wire
 from common.doctor import Check, CheckFn
@@ -257,7 +257,7 @@ def tls_certificate(settings: ApplianceSettings) -> Check:
 
 def meters(settings: ApplianceSettings) -> list[Check]:
     """One line per active meter, from the collector's meter status."""
-    found = status.get_meter_status(settings)
+    found = service.get_meter_status(settings)
     if not found:
         return [
             Check(
@@ -307,7 +307,7 @@ def meters(settings: ApplianceSettings) -> list[Check]:
 
 
 def backlog(settings: ApplianceSettings) -> Check:
-    st = status.get_sync_status(settings, recent_errors=0)
+    st = service.get_sync_status(settings, recent_errors=0)
     age = st["oldest_unsynced_age_s"]
     count = st["backlog"]
     if age is None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from appliance import locks
+from appliance.meter_store import replace_meters
 from appliance.meters_file import MetersFileError, load_meters_file
 from appliance.settings import load_settings
-from appliance.sync.meter_config import LOCK_KEY, apply_config
 from common import db
 from common.config import EX_CONFIG, load_or_report
 
@@ -45,11 +46,10 @@ def main(argv: list[str]) -> int:
         return EX_CONFIG
     with db.connect(settings.database_url, application_name="meterit-meters-load") as conn:
         # the same lock as the meter-config sync: never two writers of the meter list at once
-        got = conn.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", LOCK_KEY).fetchone()
-        if not got or not got[0]:
+        if not locks.try_meter_list(conn, session=False):
             sys.stderr.write("a meter sync is running; try again when it has finished\n")
             return EX_TEMPFAIL
-        inserted, updated, deactivated = apply_config(conn, meters, source="file")
+        inserted, updated, deactivated = replace_meters(conn, meters, source="file")
         conn.commit()
     sys.stdout.write(
         f"loaded {len(meters)} meter(s) with {points} point(s): {inserted} inserted, "

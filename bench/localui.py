@@ -12,7 +12,7 @@ one request after another:
    after a collector commit and between two (when the UI's newest-values cache answers);
 3. ``GET /api/local/series?…&hours=24`` — one card's 24 h chart.
 
-In the same run it times the bare SQL behind the dashboard (``status.get_meter_status`` and
+In the same run it times the bare SQL behind the dashboard (``service.get_meter_status`` and
 ``web.queries.latest_values`` in-process, no HTTP, Flask or JSON) as the reference, and prints
 p50 / p95 for all. Target (issue 8): dashboard p95 < 100 ms.
 ``--keep`` leaves the database (its URL is printed) and ``--database-url`` reuses one.
@@ -34,8 +34,8 @@ from pathlib import Path
 import psycopg
 import requests
 
+from appliance import service
 from appliance.settings import ApplianceSettings
-from appliance.sync import status
 from common import db
 from tests import harness
 from tests.central_fixtures import free_port
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         with psycopg.connect(url, autocommit=True) as conn:
 
             def bare() -> object:
-                return status.get_meter_status(settings), queries.latest_values(conn)
+                return service.get_meter_status(settings), queries.latest_values(conn)
 
             ref = timed("reference: bare SQL of the dashboard", n, bare)
             ref_values = timed(

@@ -164,3 +164,43 @@ def _parse_reading_checked(item: Any) -> WireReading:
         value=float(value),
         unit=_name(item, "unit", MAX_UNIT_LENGTH, required=False),
     )
+
+
+class BatchAnswer(NamedTuple):
+    """Central's answer to a readings batch, checked: the counts add up to what was sent."""
+
+    accepted: int
+    duplicates: int
+    rejected: dict[int, str]  # index in the batch -> central's reason
+
+
+def parse_batch_answer(body: Any, sent: int) -> BatchAnswer:
+    """ValueError when the answer is not one central gives for a batch of ``sent`` items."""
+    if not isinstance(body, dict):
+        raise ValueError(f"answer is not an object: {body!r:.200}")
+    accepted, duplicates = body.get("accepted"), body.get("duplicates")
+    if not isinstance(accepted, int) or not isinstance(duplicates, int):
+        raise ValueError(f"answer lacks accepted/duplicates counts: {body!r:.200}")
+    rejected: dict[int, str] = {}
+    for item in body.get("rejected") or []:
+        index = item.get("index") if isinstance(item, dict) else None
+        if not isinstance(index, int) or not 0 <= index < sent:
+            raise ValueError(f"answer names an item outside the batch: {item!r:.200}")
+        rejected[index] = str(item.get("reason") or "rejected by central")
+    if accepted + duplicates + len(rejected) != sent:
+        raise ValueError(
+            f"answer counts {accepted}+{duplicates}+{len(rejected)} do not add up to {sent} sent"
+        )
+    return BatchAnswer(accepted, duplicates, rejected)
+
+
+def refused_items(error_body: Any, sent: int) -> dict[int, str]:
+    """Items a 4xx error answer names by index (``details: [{"index": i, "reason": ...}]``)."""
+    out: dict[int, str] = {}
+    details = error_body.get("details") if isinstance(error_body, dict) else None
+    for item in details or []:
+        if isinstance(item, dict) and isinstance(item.get("index"), int):
+            index = item["index"]
+            if 0 <= index < sent:
+                out[index] = str(item.get("reason") or item.get("error") or item)
+    return out

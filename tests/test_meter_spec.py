@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
 
 from appliance.meters_file import MetersFileError, validate_meters
 from central.errors import ApiError
 from central.meters import parse_meter
-from common.meter_spec import meter_document
+from common.meter_spec import MeterSpec, PointSpec, meter_document, meters_document
+from common.wire import HEADER_API_KEY, SYNC_CONFIG
+from tests.central_fixtures import CentralServer
 
 POINT = {"name": "energy_kwh", "object": "analog-input,1", "unit": "kWh"}
 GOOD = {"external_id": "main-incomer", "address": "192.168.1.20:47808", "points": [POINT]}
@@ -49,24 +52,34 @@ def test_central_refuses_what_an_appliance_would_refuse(meter: dict[str, Any], f
     assert field in str(appliance.value)
 
 
-def test_what_central_accepts_an_appliance_loads_the_same() -> None:
-    points: list[dict[str, Any]] = [POINT, {"name": "p", "object": "accumulator, 3"}]
-    meter = {**GOOD, "device_instance": 1001, "points": points}
-    stored = parse_meter(meter)
-    assert [(p["object_type"], p["object_instance"]) for p in stored["points"]] == [
-        ("analog-input", 1),
-        ("accumulator", 3),
-    ]
-    # what /sync/config then serves, as central.meters.meter_json writes the object
-    served = {
-        **meter,
-        "points": [
-            {**p, "object": f"{s['object_type']},{s['object_instance']}"}
-            for p, s in zip(points, stored["points"], strict=True)
-        ],
-    }
-    (spec,) = validate_meters([served])
-    assert spec.device_instance == 1001 and spec.points[1].object == "accumulator,3"
+def test_what_central_accepts_an_appliance_loads_the_same(central_server: CentralServer) -> None:
+    """A meter saved at central, pulled from the real ``/sync/config``, is what the appliance
+    loads: the same meter, field for field, through common.meter_spec on both sides."""
+    site = central_server.create_site("plant-1")
+    central_server.add_meter(
+        site.site_id,
+        "main-incomer",
+        [("energy_kwh", "analog-input,1", "kWh"), ("p", "accumulator, 3", "")],
+        address="192.168.1.20:47808",
+        device_instance=1001,
+        name="Main incomer",
+    )
+    answer = requests.get(
+        central_server.url(SYNC_CONFIG), headers={HEADER_API_KEY: site.api_key}, timeout=10
+    )
+    assert answer.status_code == 200, answer.text
+    (spec,) = validate_meters(answer.json()["meters"])
+    assert spec == MeterSpec(
+        external_id="main-incomer",
+        name="Main incomer",
+        address="192.168.1.20:47808",
+        device_instance=1001,
+        points=(
+            PointSpec("energy_kwh", "analog-input,1", "present-value", "kWh"),
+            PointSpec("p", "accumulator,3", "present-value", ""),
+        ),
+    )
+    assert answer.json()["meters"] == meters_document([spec])
 
 
 def test_the_cov_opt_in_is_kept_by_both_sides_and_only_written_when_on() -> None:

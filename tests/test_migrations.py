@@ -246,3 +246,28 @@ def edge_migrations_from(first: str) -> int:
         for p in harness.EDGE_MIGRATIONS.glob("0*.sql")
         if not p.name.endswith(".rollback.sql") and p.name >= first
     )
+
+
+def test_edge_0007_drops_the_lease_deadline_and_the_stale_state_and_rolls_back(
+    empty_db_url: str,
+) -> None:
+    steps = edge_migrations_from("0007")
+    db.migrate(empty_db_url, harness.EDGE_MIGRATIONS)
+    with psycopg.connect(empty_db_url) as conn:
+        conn.execute(
+            "INSERT INTO upload_batches (id, first_id, last_id, row_count, reading_ids)"
+            " VALUES (gen_random_uuid(), 2, 4, 2, '{2,4}')"
+        )
+        meter = scalar(
+            conn, "INSERT INTO meters (external_id, device_instance) VALUES ('m', 1) RETURNING id"
+        )
+        conn.commit()
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute(
+                "INSERT INTO meter_status (meter_id, state) VALUES (%s, 'stale')", (meter,)
+            )
+    db.migrate(empty_db_url, harness.EDGE_MIGRATIONS, rollback=True, steps=steps)
+    with psycopg.connect(empty_db_url) as conn:
+        # the batch in flight survives, with a deadline the old code can read
+        assert scalar(conn, "SELECT leased_until > now() FROM upload_batches") is True
+        conn.execute("INSERT INTO meter_status (meter_id, state) VALUES (%s, 'stale')", (meter,))

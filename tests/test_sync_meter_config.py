@@ -1,5 +1,5 @@
 """Meter config sync against a real central: property-based (hypothesis) over sequences of
-central configurations, plus the ETag, the lock and the status."""
+central configurations, plus the ETag, the lock and the service."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from appliance import service
+from appliance.locks import METER_LIST
 from appliance.settings import ApplianceSettings
-from appliance.sync import status
-from appliance.sync.meter_config import LOCK_KEY, MeterSyncRefused, sync_meters
+from appliance.sync.meter_config import MeterSyncRefused, sync_meters
 from central import meters as central_meters
 from tests.central_fixtures import CentralServer
 from tests.harness import scalar
@@ -156,11 +157,11 @@ def test_edge_meters_follow_central_with_logged_counts(meter_sync_env, steps) ->
                 " ORDER BY id DESC LIMIT 1"
             ).fetchone()
         assert log == (result.result, result.inserted, result.updated, result.deactivated)
-        st_ = status.get_meter_sync_status(settings)
+        st_ = service.get_meter_sync_status(settings)
         assert st_["last_run"] is not None and st_["last_run"]["id"] == result.log_id
         assert st_["last_run"]["result"] == result.result and not st_["running"]
         assert st_["active_meters"] == len(want)
-        assert len(status.get_meter_status(settings)) == len(want)
+        assert len(service.get_meter_status(settings)) == len(want)
         central_has = dict(want)
         ever_on_edge |= set(want)
     with psycopg.connect(edge_db_url) as conn:
@@ -185,18 +186,18 @@ def test_a_second_meter_sync_while_one_runs_is_refused(meter_sync_env) -> None:
         import time
 
         deadline = time.monotonic() + 10
-        while status.get_meter_sync_status(settings)["last_attempt"] is None:
+        while service.get_meter_sync_status(settings)["last_attempt"] is None:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         with pytest.raises(MeterSyncRefused, match="another meter sync is running since"):
             sync_meters(settings)
-        st_ = status.get_meter_sync_status(settings)
+        st_ = service.get_meter_sync_status(settings)
         assert st_["running"] and st_["last_attempt"]["result"] == "refused"  # type: ignore[index]
     finally:
         first.join()
         proxy.close()
     assert results[0].result == "ok" and results[0].inserted == 1
-    st_ = status.get_meter_sync_status(settings)
+    st_ = service.get_meter_sync_status(settings)
     assert st_["last_run"]["result"] == "ok" and st_["active_meters"] == 1  # type: ignore[index]
 
 
@@ -205,7 +206,7 @@ def test_meter_sync_lock_is_held_across_processes(meter_sync_env) -> None:
     site = central.create_site("plant-lock2")
     settings = edge_settings(edge_db_url, redis_url, central, site)
     with psycopg.connect(edge_db_url, autocommit=True) as other:
-        other.execute("SELECT pg_advisory_lock(%s, %s)", LOCK_KEY)
+        other.execute("SELECT pg_advisory_lock(%s, %s)", METER_LIST)
         with pytest.raises(MeterSyncRefused):
             sync_meters(settings)
     assert sync_meters(settings).result == "ok"
@@ -220,7 +221,7 @@ def test_unchanged_config_costs_a_304(meter_sync_env) -> None:
     settings = edge_settings(edge_db_url, redis_url, central, site)
     assert sync_meters(settings).result == "ok"
     assert sync_meters(settings).result == "unchanged"
-    st_ = status.get_meter_sync_status(settings)
+    st_ = service.get_meter_sync_status(settings)
     assert st_["config_etag"] and st_["site_id"] == site.site_id
     # the appliance learns its site's name from central (the Sync page and MCP show it)
     assert st_["site_name"] == "plant-etag"
@@ -237,5 +238,5 @@ def test_meter_sync_failure_leaves_meters_alone_and_is_logged(meter_sync_env) ->
     bad: ApplianceSettings = with_settings(settings, api_key="wrong-key")
     result = sync_meters(bad)
     assert result.result == "error" and "401" in (result.error or "")
-    st_ = status.get_meter_sync_status(settings)
+    st_ = service.get_meter_sync_status(settings)
     assert st_["last_run"]["result"] == "error" and st_["active_meters"] == 1  # type: ignore[index]

@@ -10,8 +10,9 @@ import pytest
 import redis
 from rq import Queue
 
-from appliance.sync import heartbeat, jobs, retention, status, upload
-from appliance.sync.upload import drain
+from appliance import service
+from appliance.sync import heartbeat, jobs, ledger, retention
+from appliance.sync.pump import drain
 from tests.harness import scalar
 from tests.sync_helpers import add_readings, enrolled, unsynced
 
@@ -55,7 +56,7 @@ def test_buffer_budget_drops_oldest_unsynced_counted_per_meter(
     assert budget.dropped == 300
     assert [(n, ok) for _, n, ok in per_meter] == [(150, True), (150, True)]
     assert len([r for r in caplog.records if "buffer budget" in r.getMessage()]) == 2
-    assert status.get_sync_status(settings)["dropped_total"] == 300
+    assert service.get_sync_status(settings)["dropped_total"] == 300
     body = heartbeat.send(settings)
     assert body is not None and body["dropped_readings"] == 300 and body["backlog"] == 700
     with psycopg.connect(central.db_url) as conn:
@@ -69,7 +70,7 @@ def test_in_flight_readings_are_never_dropped_by_the_budget(enrolled) -> None:
     _, _, settings = enrolled
     add_readings(settings.database_url, 100)
     with psycopg.connect(settings.database_url) as conn:
-        batch, _ = upload.claim_batch(conn, 50)  # a claim as the upload job makes it
+        batch, _ = ledger.commit_claim(conn, 50)  # a claim as the upload job makes it
         assert batch is not None
         assert retention.enforce_budget(conn, 10) == 50
         held = [r.id for r in batch.rows]
@@ -79,7 +80,7 @@ def test_in_flight_readings_are_never_dropped_by_the_budget(enrolled) -> None:
 def test_heartbeat_reports_backlog_meters_and_pause(enrolled) -> None:
     central, site, settings = enrolled
     add_readings(settings.database_url, 20)
-    status.pause_collection(settings)
+    service.pause_collection(settings)
     body = heartbeat.send(settings)
     assert body is not None
     assert body["backlog"] == 20 and body["oldest_unsynced_age_s"] > 0
@@ -96,17 +97,17 @@ def test_pause_and_resume_collection_notify_the_collector(enrolled) -> None:
     _, _, settings = enrolled
     with psycopg.connect(settings.database_url, autocommit=True) as listener:
         listener.execute("LISTEN collection_paused")
-        assert status.pause_collection(settings) is True
-        assert status.get_sync_status(settings)["collection_paused"] is True
-        assert status.resume_collection(settings) is True
+        assert service.pause_collection(settings) is True
+        assert service.get_sync_status(settings)["collection_paused"] is True
+        assert service.resume_collection(settings) is True
         payloads = [n.payload for n in listener.notifies(timeout=2, stop_after=2)]
     assert payloads == ["true", "false"]
 
 
 def test_sync_now_and_meter_sync_now_queue_jobs_for_the_worker(enrolled) -> None:
     _, _, settings = enrolled
-    upload_id = status.sync_now(settings)
-    meter_id = status.meter_sync_now(settings)
+    upload_id = service.sync_now(settings)
+    meter_id = service.meter_sync_now(settings)
     conn = redis.Redis.from_url(settings.redis_url)
     queued = Queue(jobs.QUEUE, connection=conn).job_ids
     conn.close()
@@ -116,12 +117,12 @@ def test_sync_now_and_meter_sync_now_queue_jobs_for_the_worker(enrolled) -> None
 def test_status_reads_meters_with_their_backlog(enrolled) -> None:
     _, _, settings = enrolled
     add_readings(settings.database_url, 8)  # 4 points, 2 per meter
-    meters = status.get_meter_status(settings)
+    meters = service.get_meter_status(settings)
     assert [(m["external_id"], m["points"], m["backlog"], m["state"]) for m in meters] == [
         ("meter-0", 2, 4, "unknown"),
         ("meter-1", 2, 4, "unknown"),
     ]
-    js = status.jsonable(status.get_sync_status(settings))
+    js = service.jsonable(service.get_sync_status(settings))
     assert isinstance(js["connectivity"]["since"], str) and js["connectivity"]["since"].endswith(
         "Z"
     )

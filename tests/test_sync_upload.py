@@ -3,25 +3,32 @@ leases, quarantine, outages and retries."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
 import pytest
 
-from appliance.sync import connectivity, status
+from appliance import service
+from appliance.bacnet.simulator import SimMeterSpec, meters_document
+from appliance.meter_store import replace_meters
+from appliance.meters_file import validate_meters
+from appliance.sync import connectivity
 from appliance.sync.central import CentralClient, CentralError
-from appliance.sync.upload import claim_batch, drain, settle
+from appliance.sync.ledger import BatchRow, commit_claim, commit_settlement, unsendable
+from appliance.sync.pump import drain
 from common import wire
 from tests.central_fixtures import free_port
 from tests.harness import scalar
 from tests.sync_helpers import (
     add_readings,
     assert_edge_equals_central,
+    edge_readings,
     edge_settings,
     enrolled,
     unsynced,
@@ -42,7 +49,7 @@ def test_backlog_drains_to_central_exactly_once(enrolled) -> None:
     with psycopg.connect(settings.database_url) as conn:
         assert scalar(conn, "SELECT count(*) FROM upload_batches") == 0
         assert scalar(conn, "SELECT sum(accepted) FROM sync_log WHERE error IS NULL") == 2500
-    st = status.get_sync_status(settings)
+    st = service.get_sync_status(settings)
     assert st["backlog"] == 0 and st["connectivity"]["state"] == "online"
     assert st["last_sync_at"] is not None
 
@@ -52,8 +59,8 @@ def test_batches_are_claimed_oldest_first(enrolled) -> None:
     add_readings(settings.database_url, 30)
     with psycopg.connect(settings.database_url) as conn:
         ids = [r[0] for r in conn.execute("SELECT id FROM readings ORDER BY id")]
-        first, _ = claim_batch(conn, 10)
-        second, _ = claim_batch(conn, 10)
+        first, _ = commit_claim(conn, 10)
+        second, _ = commit_claim(conn, 10)
     assert first is not None and second is not None
     assert [r.id for r in first.rows] == ids[:10]
     assert [r.id for r in second.rows] == ids[10:20]
@@ -63,8 +70,8 @@ def test_leased_rows_are_never_claimed_twice(enrolled) -> None:
     _, _, settings = enrolled
     add_readings(settings.database_url, 40)
     with psycopg.connect(settings.database_url) as a, psycopg.connect(settings.database_url) as b:
-        batch_a, _ = claim_batch(a, 25)
-        batch_b, _ = claim_batch(b, 25)  # a's batch is locked by a live session: not orphaned
+        batch_a, _ = commit_claim(a, 25)
+        batch_b, _ = commit_claim(b, 25)  # a's batch is locked by a live session: not orphaned
         assert batch_a is not None and batch_b is not None
         assert not {r.id for r in batch_a.rows} & {r.id for r in batch_b.rows}
         assert len(batch_b.rows) == 15
@@ -76,11 +83,9 @@ def test_interrupted_batch_is_resent_with_the_same_idempotency_key(enrolled) -> 
     central, site, settings = enrolled
     add_readings(settings.database_url, 50)
     dead = psycopg.connect(settings.database_url)
-    batch, _ = claim_batch(dead, 20)
+    batch, _ = commit_claim(dead, 20)
     assert batch is not None
-    body = wire.encode_batch(
-        [wire.reading_item(r.meter, r.point, r.ts, r.value, r.unit) for r in batch.rows]  # type: ignore[arg-type]
-    )
+    body = wire.encode_batch(batch.items())
     with CentralClient(settings) as client:
         assert client.post_readings(body, str(batch.id)).body["accepted"] == 20
     dead.close()  # the "worker" dies before marking anything: its lease lock goes with it
@@ -104,13 +109,13 @@ def test_settle_is_all_or_nothing(enrolled) -> None:
     _, _, settings = enrolled
     add_readings(settings.database_url, 10)
     with psycopg.connect(settings.database_url) as conn:
-        batch, _ = claim_batch(conn, 10)
+        batch, _ = commit_claim(conn, 10)
         assert batch is not None
         started = datetime.now(UTC)
         conn.execute("ALTER TABLE sync_log ADD CONSTRAINT no_logs CHECK (false) NOT VALID")
         conn.commit()
         with pytest.raises(psycopg.errors.CheckViolation):
-            settle(conn, batch, started, accepted=10, duplicates=0, rejected={})
+            commit_settlement(conn, batch, started, accepted=10, duplicates=0, rejected={})
         conn.rollback()
         assert scalar(conn, "SELECT count(*) FROM readings WHERE synced_at IS NULL") == 10
         assert scalar(conn, "SELECT count(*) FROM upload_batches") == 1
@@ -145,11 +150,11 @@ def test_poison_readings_are_quarantined_and_do_not_block_the_backlog(enrolled) 
     assert result.stopped == "empty"
     assert result.quarantined_locally == 2 and result.rejected == 1
     assert result.accepted == 97
-    quarantined = status.get_quarantine(settings)
+    quarantined = service.get_quarantine(settings)
     reasons = {q["reading_id"]: q["reason"] for q in quarantined}
     assert set(reasons) == {ids[30], ids[31], ids[60]}
     assert "finite" in reasons[ids[30]] and "outside the accepted range" in reasons[ids[60]]
-    assert status.get_sync_status(settings)["quarantined"] == 3
+    assert service.get_sync_status(settings)["quarantined"] == 3
     assert_edge_equals_central(settings.database_url, central, site.site_id)
 
 
@@ -164,7 +169,7 @@ def test_backlog_survives_central_outage_and_drains_when_it_returns(
         result = drain(down)
         assert result.stopped == "error" and "unreachable" in (result.error or "")
     assert unsynced(settings.database_url) == 500
-    st = status.get_sync_status(settings)
+    st = service.get_sync_status(settings)
     assert st["connectivity"]["state"] == "offline"
     assert st["connectivity"]["consecutive_failures"] == 3
     assert st["recent_errors"] and "unreachable" in st["recent_errors"][0]["error"]
@@ -173,7 +178,7 @@ def test_backlog_survives_central_outage_and_drains_when_it_returns(
     result = drain(settings)
     assert result.stopped == "empty" and result.accepted == 500
     assert [r for r in caplog.records if "reachable again" in r.getMessage()]
-    assert status.get_sync_status(settings)["connectivity"]["state"] == "online"
+    assert service.get_sync_status(settings)["connectivity"]["state"] == "online"
     assert_edge_equals_central(settings.database_url, central, site.site_id)
 
 
@@ -218,23 +223,41 @@ def test_failed_post_is_retried_five_times_with_doubling_waits(
 def test_paused_upload_holds_the_backlog_until_resumed(enrolled, redis_url: str) -> None:
     central, site, settings = enrolled
     add_readings(settings.database_url, 40)
-    assert status.pause_upload(settings) is True
-    assert status.pause_upload(settings) is False  # already paused
+    assert service.pause_upload(settings) is True
+    assert service.pause_upload(settings) is False  # already paused
     assert drain(settings).stopped == "paused"
     assert unsynced(settings.database_url) == 40
-    assert status.get_sync_status(settings)["upload_paused"] is True
-    assert status.resume_upload(settings) is True  # also queues a run
+    assert service.get_sync_status(settings)["upload_paused"] is True
+    assert service.resume_upload(settings) is True  # also queues a run
     assert drain(settings).accepted == 40
     assert_edge_equals_central(settings.database_url, central, site.site_id)
 
 
 def test_an_appliance_not_enrolled_keeps_its_readings(edge_db_url: str, redis_url: str) -> None:
+    """Meters from a local file, readings collected, no central configured: the upload run
+    says why it did nothing and every reading stays, unsynced, for when it is enrolled."""
+    meters = validate_meters(meters_document([SimMeterSpec(device_instance=7, port=47907)]))
+    with psycopg.connect(edge_db_url) as conn:
+        replace_meters(conn, meters, source="file")
+    add_readings(edge_db_url, 30)
+    before = edge_readings(edge_db_url)
     settings = edge_settings(edge_db_url, redis_url, None, None)
     result = drain(settings)
     assert result.stopped == "not-enrolled" and "METERIT_CENTRAL_URL" in (result.error or "")
+    assert result.sent == 0
+    assert unsynced(edge_db_url) == 30 and edge_readings(edge_db_url) == before
+    with psycopg.connect(edge_db_url) as conn:
+        assert scalar(conn, "SELECT count(*) FROM upload_batches") == 0
 
 
 def test_non_finite_values_never_reach_the_wire() -> None:
+    """Three guards: the edge quarantines such a reading before batching it, the batch encoder
+    refuses it, and central's parser rejects it."""
+    row = BatchRow(1, 1, 1, datetime(2026, 11, 23, tzinfo=UTC), math.nan, "m", "p", "kWh")
+    assert "finite" in (unsendable(row) or "")
+    assert unsendable(dataclasses.replace(row, value=1.5)) is None
     with pytest.raises(ValueError):
         wire.encode_batch([{"value": math.nan}])
-    assert timedelta(0) == timedelta(0)
+    item = {"meter": "m", "point": "p", "ts": "2026-11-23T00:00:00Z", "value": math.inf}
+    with pytest.raises(ValueError, match="finite"):
+        wire.parse_reading(item)

@@ -23,7 +23,7 @@ from appliance.bacnet.simulator import SimMeterSpec, meters_document, run_simula
 from appliance.collector.loop import Collector
 from appliance.settings import load_settings
 from appliance.sync.meter_config import sync_meters
-from appliance.sync.upload import drain
+from appliance.sync.pump import drain
 from tests.central_fixtures import CentralServer
 from tests.mcp_helpers import free_udp_port
 from tests.sync_helpers import assert_edge_equals_central, central_readings, edge_settings

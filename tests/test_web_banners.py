@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from appliance.service import SyncStatus
 from appliance.sync.banners import banners
-from appliance.sync.status import SyncStatus
 from tests.ui_browser import browser
 from tests.web_fixtures import PASSWORD, add_past_readings, log_in, make_appliance, new_page
 

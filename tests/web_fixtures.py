@@ -23,9 +23,9 @@ import psycopg
 import pytest
 import requests
 
+from appliance import service
 from appliance.bacnet.simulator import SimMeterSpec, SimulatorHandle, meter_points, run_simulators
 from appliance.settings import ApplianceSettings
-from appliance.sync import status
 from tests.central_fixtures import CentralServer, SiteKey, free_port
 from tests.sync_helpers import ApplianceProcess, edge_settings, settings_env, wait_until
 from tests.ui_browser import SCREENSHOTS
@@ -202,7 +202,7 @@ def site(
     try:
         appliance.start("worker")
         # the worker's cron pulls the meters at start, but not always at once: ask as the UI does
-        status.meter_sync_now(appliance.settings)
+        service.meter_sync_now(appliance.settings)
         wait_until(
             lambda: appliance.sql("SELECT count(*) FROM meters")[0][0] == 3,
             90,

@@ -1,5 +1,5 @@
 """``/api/local/*``: the same data and actions as the pages, as JSON, for the pages' own
-JavaScript and for scripts (HTTP Basic). Status and actions come from ``appliance.sync.status``."""
+JavaScript and for scripts (HTTP Basic). Status and actions come from ``appliance.service``."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from typing import Any
 import redis
 from flask import Blueprint, current_app, request
 
-from appliance import readings_query
+from appliance import readings_query, service
 from appliance.settings import ApplianceSettings
-from appliance.sync import status
 from common.problems import show
 from web import queries
 from web.database import connection
@@ -30,11 +29,11 @@ LATEST = queries.LatestValuesCache()  # one per gunicorn worker
 _STATUS_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="meterit-web-status")
 
 ACTIONS = {
-    "sync_now": status.sync_now,
-    "pause_upload": status.pause_upload,
-    "resume_upload": status.resume_upload,
-    "pause_collection": status.pause_collection,
-    "resume_collection": status.resume_collection,
+    "sync_now": service.sync_now,
+    "pause_upload": service.pause_upload,
+    "resume_upload": service.resume_upload,
+    "pause_collection": service.pause_collection,
+    "resume_collection": service.resume_collection,
 }
 
 
@@ -51,7 +50,7 @@ def meters_with_values(include_inactive: bool = False) -> list[dict[str, Any]]:
     """Every (active) meter's status with the newest value of each of its active points."""
     # two independent round trips on two connections: the status answer is awaited while the
     # newest values are read, so a refresh costs the slower of the two, not their sum
-    pending = _STATUS_THREADS.submit(status.get_meter_status, settings(), include_inactive)
+    pending = _STATUS_THREADS.submit(service.get_meter_status, settings(), include_inactive)
     try:
         with connection() as conn:
             values = LATEST.get(conn)
@@ -164,8 +163,8 @@ def sync_overview() -> dict[str, Any]:
     s = settings()
     return {
         "now": _now(),
-        **status.get_sync_status(s),
-        "quarantine": status.get_quarantine(s, limit=50),
+        **service.get_sync_status(s),
+        "quarantine": service.get_quarantine(s, limit=50),
     }
 
 
@@ -199,7 +198,7 @@ def sync_trigger() -> Answer:
 
 @bp.get("/meter-sync-status")
 def meter_sync_status() -> Answer:
-    return dict(status.get_meter_sync_status(settings())), 200
+    return dict(service.get_meter_sync_status(settings())), 200
 
 
 @bp.post("/meter-sync-trigger")
@@ -207,7 +206,7 @@ def meter_sync_trigger() -> Answer:
     """Queue a meter-config pull; answers 409 at once when one is already running or the
     appliance is not enrolled, so the button can say why instead of spinning."""
     s = settings()
-    current = status.get_meter_sync_status(s)
+    current = service.get_meter_sync_status(s)
     last = current["last_attempt"]
     if current["running"] and current["last_run"] is not None:
         since = current["last_run"]["started_at"].astimezone(UTC)
@@ -227,7 +226,7 @@ def meter_sync_trigger() -> Answer:
             }
         ), 409
     try:
-        job_id = status.meter_sync_now(s)
+        job_id = service.meter_sync_now(s)
     except redis.RedisError as err:
         return _queue_down(err)
     return {"job_id": job_id, "after_id": last["id"] if last else 0, "status": current}, 202

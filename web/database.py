@@ -1,6 +1,6 @@
 """A small per-worker connection pool for the UI's own reads (latest values, charts).
 
-See ``common.pool``. ``appliance.sync.status`` keeps opening its own connections; this pool
+See ``common.pool``. ``appliance.service`` keeps opening its own connections; this pool
 serves the reads that run on every dashboard refresh.
 """
 

@@ -3,7 +3,7 @@
 The dashboard's data is ~1000 point values with timestamps on every refresh; the standard
 encoder (after converting each datetime in Python) spent more time on it than the database.
 orjson writes datetimes itself, as ISO 8601 with ``Z`` for UTC: the same text
-``appliance.sync.status.jsonable`` produces, so pages, scripts and MCP see one format.
+``appliance.service.jsonable`` produces, so pages, scripts and MCP see one format.
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers.response import Response
 
 from appliance import doctor as appliance_doctor
-from appliance.sync import banners, status
+from appliance import service
+from appliance.sync import banners
 from common import doctor
 from web import api
 
@@ -47,7 +48,7 @@ def _common() -> dict[str, Any]:
     s = api.settings()
     return {
         "banners": banners.banners(
-            status.get_sync_status(s),
+            service.get_sync_status(s),
             api._now(),
             timedelta(minutes=s.banner_unreachable_minutes),
             s.banner_backlog_readings,
@@ -77,7 +78,7 @@ def meter(external_id: str) -> str:
 def sync() -> str:
     data = {
         "sync": api.sync_overview(),
-        "meter_sync": status.get_meter_sync_status(api.settings()),
+        "meter_sync": service.get_meter_sync_status(api.settings()),
     }
     return render_template("sync.html", data=data, **_common())
 

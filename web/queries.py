@@ -1,4 +1,4 @@
-"""The reads the local UI needs beyond ``appliance.sync.status`` and
+"""The reads the local UI needs beyond ``appliance.service`` and
 ``appliance.readings_query``: the newest value of every point, and downsampled chart series.
 
 Both are shaped by the dashboard's budget (< 100 ms with ~10 million stored readings): the

@@ -1,6 +1,6 @@
 """The structured output of the MCP tools: what an assistant gets back, field by field.
 
-These mirror the plain data of ``appliance.sync.status`` and ``appliance.readings_query``; the
+These mirror the plain data of ``appliance.service`` and ``appliance.readings_query``; the
 data itself always comes from there. They exist because the output schema is what an assistant
 reads to understand an answer, so each field says what it means, and because pydantic cannot
 publish the stdlib TypedDicts on Python 3.11. A field missing from the status data fails the
@@ -12,6 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, Field
+
+from common.heartbeat import MeterState
 
 
 class Connectivity(BaseModel):
@@ -87,8 +89,8 @@ class MeterStatus(BaseModel):
     active: bool
     source: str = Field(description="'central' (meter sync) or 'file' (local meters file)")
     points: int = Field(description="active data points polled")
-    state: str = Field(
-        description="unknown, reachable, no-values (answers but gives no value), unreachable or stale"
+    state: MeterState = Field(
+        description="unknown, reachable, no-values (answers but gives no value) or unreachable"
     )
     state_since: datetime | None
     last_reading_at: datetime | None

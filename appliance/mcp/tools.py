@@ -1,6 +1,6 @@
 """The MCP tools of the appliance: thin adapters over the status API and the readings query.
 
-Each tool calls the very function the local web UI calls (``appliance.sync.status``,
+Each tool calls the very function the local web UI calls (``appliance.service``,
 ``appliance.readings_query``); nothing here reads or writes the database on its own. A tool
 either returns its structured answer or raises ``ToolError`` with a message an assistant can act
 on (what to change, or which service to look at). Anything unforeseen is caught by the SDK,
@@ -22,10 +22,9 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from appliance import readings_query
+from appliance import readings_query, service
 from appliance.mcp import models
 from appliance.settings import ApplianceSettings
-from appliance.sync import status
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +79,7 @@ def _call(settings: ApplianceSettings, fn: Callable[[], T]) -> T:
 
 def _jsonable(data: Any) -> Any:
     """The status functions' data as JSON values (datetimes as UTC ISO 8601), as the UI gets it."""
-    return status.jsonable(data)
+    return service.jsonable(data)
 
 
 def build_server(settings: ApplianceSettings) -> MCPServer:
@@ -109,7 +108,7 @@ def build_server(settings: ApplianceSettings) -> MCPServer:
         recent upload errors. Read-only; answers even when the worker is stopped."""
         if not 0 <= recent_errors <= 100:
             raise ToolError(f"recent_errors {recent_errors} is out of range; give 0 to 100")
-        data = _call(settings, lambda: status.get_sync_status(settings, recent_errors))
+        data = _call(settings, lambda: service.get_sync_status(settings, recent_errors))
         return models.SyncStatus.model_validate(_jsonable(data))
 
     @server.tool(annotations=ACTION)
@@ -120,8 +119,8 @@ def build_server(settings: ApplianceSettings) -> MCPServer:
         Safe to call repeatedly: no reading is ever sent twice."""
 
         def run() -> models.JobQueued:
-            job_id = status.sync_now(settings)
-            current = status.get_sync_status(settings, recent_errors=0)
+            job_id = service.sync_now(settings)
+            current = service.get_sync_status(settings, recent_errors=0)
             message = f"upload queued as job {job_id}; get_sync_status shows its progress"
             if not current["enrolled"]:
                 message += (
@@ -139,7 +138,7 @@ def build_server(settings: ApplianceSettings) -> MCPServer:
         """Stop polling the meters (e.g. while an electrician works on them). The collector
         stops within a second and polls nothing until start_collection; the setting survives
         restarts. Readings already stored still upload. Does nothing if already stopped."""
-        changed = _call(settings, lambda: status.pause_collection(settings))
+        changed = _call(settings, lambda: service.pause_collection(settings))
         message = (
             "collection stopped: no meter is polled until start_collection"
             if changed
@@ -151,7 +150,7 @@ def build_server(settings: ApplianceSettings) -> MCPServer:
     def start_collection() -> models.CollectionState:
         """Resume polling the meters after stop_collection; the collector picks it up within a
         second. Does nothing if collection is already running."""
-        changed = _call(settings, lambda: status.resume_collection(settings))
+        changed = _call(settings, lambda: service.resume_collection(settings))
         message = (
             "collection started: meters are polled again from the next cycle"
             if changed
@@ -215,11 +214,11 @@ def build_server(settings: ApplianceSettings) -> MCPServer:
         ] = False,
     ) -> models.MeterStatusList:
         """The collector's view of each meter: reachable, no-values (it answers but gives no
-        value), unreachable, stale or unknown, since when, the last reading and last error,
+        value), unreachable or unknown, since when, the last reading and last error,
         per-point read errors, and how many of its readings are not yet stored centrally."""
         meters = _call(
             settings,
-            lambda: status.get_meter_status(
+            lambda: service.get_meter_status(
                 settings, include_inactive=include_inactive or meter is not None
             ),
         )
@@ -241,7 +240,7 @@ def build_server(settings: ApplianceSettings) -> MCPServer:
         running makes the new one be refused, not run twice."""
 
         def run() -> models.JobQueued:
-            job_id = status.meter_sync_now(settings)
+            job_id = service.meter_sync_now(settings)
             return models.JobQueued(
                 job="meter_sync",
                 job_id=job_id,
@@ -256,7 +255,7 @@ def build_server(settings: ApplianceSettings) -> MCPServer:
         """The last meter-configuration pull from central (result, when, meters inserted,
         updated, deactivated, error), whether one is running now, how many meters are active,
         and which central site this appliance belongs to."""
-        data = _call(settings, lambda: status.get_meter_sync_status(settings))
+        data = _call(settings, lambda: service.get_meter_sync_status(settings))
         return models.MeterSyncStatus.model_validate(_jsonable(data))
 
     return server

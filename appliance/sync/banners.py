@@ -1,7 +1,7 @@
 """What the local page warns technicians about, since a cut-off appliance cannot e-mail anyone:
 central unreachable for longer than a grace period, and a backlog above its threshold.
 
-Pure: it reads the sync status (``status.get_sync_status``) and a time, so tests move the
+Pure: it reads the sync status (``appliance.service.get_sync_status``) and a time, so tests move the
 clock without waiting."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from appliance.sync.status import SyncStatus
+from appliance.service import SyncStatus
 
 
 @dataclass(frozen=True, slots=True)

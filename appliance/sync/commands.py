@@ -44,7 +44,7 @@ def sync_now(argv: list[str]) -> int:
     if args.queue:
         sys.stdout.write(f"queued upload job {jobs.enqueue(settings, 'upload')}\n")
         return 0
-    from appliance.sync.upload import drain
+    from appliance.sync.pump import drain
 
     result = drain(settings, batch_size=args.batch_size, time_budget_s=args.time_budget)
     out = dataclasses.asdict(result)

@@ -25,7 +25,7 @@ META_TIMEOUT_S = 300
 
 def upload() -> dict[str, Any]:
     from appliance.sync import retention
-    from appliance.sync.upload import drain
+    from appliance.sync.pump import drain
 
     settings = load_settings()
     result = drain(settings)

@@ -15,16 +15,16 @@ from typing import Any
 
 import psycopg
 
+from appliance import locks
+from appliance.meter_store import replace_meters
 from appliance.meters_file import MetersFileError, validate_meters
 from appliance.settings import ApplianceSettings
 from appliance.sync import connectivity
 from appliance.sync.central import CentralClient, CentralError, NotEnrolled
 from common import db, wire
-from common.meter_spec import MeterSpec, PointSpec
+from common.meter_spec import MeterSpec
 
 logger = logging.getLogger(__name__)
-
-LOCK_KEY = (0x4D55, -1)  # (namespace, key) of the meter-sync advisory lock; upload hashes ids
 
 
 class MeterSyncRefused(Exception):
@@ -53,98 +53,6 @@ def parse_config(body: Any) -> list[MeterSpec]:
         return validate_meters(meters, source="central's /sync/config")
     except MetersFileError as err:
         raise MeterConfigError(str(err)) from err
-
-
-def _apply_points(
-    conn: psycopg.Connection[Any], meter_id: int, points: tuple[PointSpec, ...]
-) -> bool:
-    existing = {
-        r[0]: r[1:]
-        for r in conn.execute(
-            "SELECT name, id, object_type, object_instance, property, unit, active"
-            " FROM meter_points WHERE meter_id = %s",
-            (meter_id,),
-        )
-    }
-    changed = False
-    for p in points:
-        want = (p.object_type, p.object_instance, p.property, p.unit, True)
-        have = existing.pop(p.name, None)
-        if have is None:
-            conn.execute(
-                "INSERT INTO meter_points (meter_id, name, object_type, object_instance,"
-                " property, unit) VALUES (%s, %s, %s, %s, %s, %s)",
-                (meter_id, p.name, *want[:4]),
-            )
-            changed = True
-        elif tuple(have[1:]) != want:
-            conn.execute(
-                "UPDATE meter_points SET object_type = %s, object_instance = %s, property = %s,"
-                " unit = %s, active = true WHERE id = %s",
-                (*want[:4], have[0]),
-            )
-            changed = True
-    for _name, (point_id, *_rest, active) in existing.items():
-        if active:
-            conn.execute("UPDATE meter_points SET active = false WHERE id = %s", (point_id,))
-            changed = True
-    return changed
-
-
-def apply_config(
-    conn: psycopg.Connection[Any], meters: list[MeterSpec], source: str = "central"
-) -> tuple[int, int, int]:
-    """Make the local meters match ``meters`` (in the caller's transaction).
-
-    Returns (inserted, updated, deactivated). Meters absent from the list are deactivated,
-    whatever their source: once enrolled, central's list is the whole truth for the site.
-    """
-    existing = {
-        r[0]: r[1:]
-        for r in conn.execute(
-            "SELECT external_id, id, name, address, device_instance, cov, active, source FROM meters"
-        )
-    }
-    inserted = updated = deactivated = 0
-    for m in meters:
-        have = existing.pop(m.external_id, None)
-        if have is None:
-            row = conn.execute(
-                "INSERT INTO meters (external_id, name, address, device_instance, cov, source)"
-                " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-                (m.external_id, m.name, m.address, m.device_instance, m.cov, source),
-            ).fetchone()
-            assert row is not None
-            _apply_points(conn, row[0], m.points)
-            inserted += 1
-            continue
-        meter_id = have[0]
-        fields_changed = tuple(have[1:]) != (
-            m.name,
-            m.address,
-            m.device_instance,
-            m.cov,
-            True,
-            source,
-        )
-        if fields_changed:
-            conn.execute(
-                "UPDATE meters SET name = %s, address = %s, device_instance = %s, cov = %s,"
-                " active = true, source = %s, updated_at = now() WHERE id = %s",
-                (m.name, m.address, m.device_instance, m.cov, source, meter_id),
-            )
-        points_changed = _apply_points(conn, meter_id, m.points)
-        if points_changed and not fields_changed:
-            conn.execute("UPDATE meters SET updated_at = now() WHERE id = %s", (meter_id,))
-        if fields_changed or points_changed:
-            updated += 1
-    for _external_id, (meter_id, *_rest, active, _source) in existing.items():
-        if active:
-            conn.execute(
-                "UPDATE meters SET active = false, updated_at = now() WHERE id = %s", (meter_id,)
-            )
-            deactivated += 1
-    return inserted, updated, deactivated
 
 
 def _finish(conn: psycopg.Connection[Any], log_id: int, result: MeterSyncResult) -> MeterSyncResult:
@@ -178,8 +86,7 @@ def _refuse(conn: psycopg.Connection[Any]) -> MeterSyncRefused:
 def sync_meters(settings: ApplianceSettings) -> MeterSyncResult:
     """One meter-config pull; raises MeterSyncRefused when another run holds the lock."""
     with db.connect(settings.database_url, application_name="meterit-meter-sync") as conn:
-        got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEY).fetchone()
-        if not got or not got[0]:
+        if not locks.try_meter_list(conn, session=True):
             raise _refuse(conn)
         try:
             # a run killed halfway left its row 'running'; we hold the lock, so it is dead
@@ -198,7 +105,7 @@ def sync_meters(settings: ApplianceSettings) -> MeterSyncResult:
             return _run(conn, settings, log_id, etag_row[0] if etag_row else None)
         finally:
             conn.rollback()
-            conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEY)
+            locks.unlock_meter_list(conn)
             conn.commit()
 
 
@@ -215,7 +122,7 @@ def _run(
             logger.info("meter config unchanged (ETag %s)", etag)
             return result
         meters = parse_config(resp.body)
-        inserted, updated, deactivated = apply_config(conn, meters)
+        inserted, updated, deactivated = replace_meters(conn, meters)
         site = wire.config_site(resp.body)
         conn.execute(
             "UPDATE appliance_state SET config_etag = %s, site_id = COALESCE(%s, site_id),"

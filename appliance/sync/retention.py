@@ -14,8 +14,8 @@ from typing import Any
 
 import psycopg
 
+from appliance.locks import take_claim_turn
 from appliance.settings import ApplianceSettings
-from appliance.sync.upload import take_claim_turn
 from common import db
 from common.logs import fields
 

@@ -86,7 +86,7 @@ window.MeterIT = (function () {
     return el("time", { dateTime: iso, title: new Date(iso).toString(), text: clock(iso) + " (" + ago(iso, nowIso) + ")" });
   }
 
-  const STATE_LABEL = { reachable: "Reachable", "no-values": "Answers, no values", unreachable: "Unreachable", stale: "Stale", unknown: "Not polled yet" };
+  const STATE_LABEL = { reachable: "Reachable", "no-values": "Answers, no values", unreachable: "Unreachable", unknown: "Not polled yet" };
 
   function badge(state) {
     return el("span", { class: "badge state-" + state, "data-state": state, text: STATE_LABEL[state] || state });

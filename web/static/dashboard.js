@@ -108,7 +108,7 @@
 
   function render(data) {
     const seen = new Set();
-    const counts = { reachable: 0, "no-values": 0, unreachable: 0, stale: 0, unknown: 0 };
+    const counts = { reachable: 0, "no-values": 0, unreachable: 0, unknown: 0 };
     data.meters.forEach((meter, index) => {
       seen.add(meter.meter_id);
       counts[meter.state] = (counts[meter.state] || 0) + 1;

@@ -1,4 +1,7 @@
-"""The one place the local web UI and the MCP server ask about sync and act on it.
+"""The appliance's service layer: what the local web UI and the MCP server both call.
+
+Read models (sync status, meter status, meter-sync status, quarantine) and actions (pause and
+resume collection or upload, sync now, meter sync now), so the two faces always agree.
 
 Reads come straight from the edge database (no worker needs to be running to answer them);
 actions either flip a flag in ``appliance_state`` (the collector and the upload job watch it) or
@@ -18,6 +21,7 @@ import psycopg
 from appliance.settings import ApplianceSettings
 from appliance.sync import jobs
 from common import db
+from common.heartbeat import MeterState
 from common.timestamps import format_ts
 
 logger = logging.getLogger(__name__)
@@ -92,7 +96,7 @@ class MeterStatus(TypedDict):
     active: bool
     source: str
     points: int
-    state: str  # one of common.heartbeat.METER_STATES
+    state: MeterState
     state_since: datetime | None
     last_reading_at: datetime | None
     last_error: str | None

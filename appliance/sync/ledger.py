@@ -1,0 +1,305 @@
+"""The upload batch ledger: which unsynced readings are in which batch, and how a batch ends.
+
+A batch is claimed in one transaction: a row in ``upload_batches`` records the ids of the
+readings it holds, and the claiming session takes the batch's advisory lock (``appliance.locks``).
+Claims take turns, and a claim skips every id inside a live batch's id range, so no reading is
+ever in two batches. If the claimer dies — SIGKILL, power cut, OOM — PostgreSQL drops its session
+and with it the lock, so the next run finds the batch orphaned and sends the very same rows again
+under the same idempotency key; central answers a replay from its cache, or at worst
+``ON CONFLICT DO NOTHING`` counts them as duplicates. Rows are marked synced only after central's
+answer, in one transaction, so a crash at any point either leaves the batch to be re-sent or has
+it fully settled.
+
+Readings the wire cannot carry (NaN, names too long, an unknown point) are quarantined locally
+before a batch is formed, and readings central rejects are quarantined with its reason: a poison
+reading never blocks the backlog behind it.
+
+Commits: a function here that takes a connection never commits it, except the units of work
+named ``commit_*``. Those commit, then release the batch's lock — in that order, so no other run
+can take the batch over before its new state is durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from appliance import locks
+from common import wire
+from common.logs import fields
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchRow:
+    """One reading in a batch, with the names the wire carries (None: no longer configured)."""
+
+    id: int
+    meter_id: int
+    point_id: int
+    ts: datetime
+    value: float
+    meter: str | None
+    point: str | None
+    unit: str | None
+
+
+@dataclass
+class Batch:
+    id: uuid.UUID
+    rows: list[BatchRow]
+    resent: bool = False
+
+    @property
+    def last_id(self) -> int:
+        return self.rows[-1].id
+
+    def items(self) -> list[dict[str, Any]]:
+        """The batch's readings as the wire carries them."""
+        return [
+            wire.reading_item(r.meter or "", r.point or "", r.ts, r.value, r.unit or "")
+            for r in self.rows
+        ]
+
+
+_ROW_SELECT = """
+    SELECT r.id, r.meter_id, r.point_id, r.ts, r.value, m.external_id, p.name, p.unit
+    FROM readings r
+    LEFT JOIN meters m ON m.id = r.meter_id
+    LEFT JOIN meter_points p ON p.id = r.point_id
+"""
+
+_CLAIM = """
+    WITH claimed AS (
+        SELECT r.id, r.meter_id, r.point_id, r.ts, r.value
+        FROM readings r
+        WHERE r.synced_at IS NULL AND r.id > %(after)s
+          AND NOT EXISTS (SELECT 1 FROM upload_batches b
+                          WHERE r.id BETWEEN b.first_id AND b.last_id)
+        ORDER BY r.id LIMIT %(size)s),
+    lease AS (
+        INSERT INTO upload_batches (id, first_id, last_id, row_count, reading_ids)
+        SELECT %(batch)s, min(id), max(id), count(*), array_agg(id ORDER BY id)
+        FROM claimed HAVING count(*) > 0)
+    SELECT c.id, c.meter_id, c.point_id, c.ts, c.value, m.external_id, p.name, p.unit
+    FROM claimed c
+    LEFT JOIN meters m ON m.id = c.meter_id
+    LEFT JOIN meter_points p ON p.id = c.point_id
+    ORDER BY c.id
+"""
+
+
+def unsendable(row: BatchRow) -> str | None:
+    """Why the wire cannot carry this reading (the same checks as ``wire.parse_reading``)."""
+    if row.meter is None or row.point is None:
+        return "its meter or data point is not configured on this appliance"
+    if not math.isfinite(row.value):
+        return f"value {row.value!r} is not a finite number; the wire carries finite numbers only"
+    if not row.meter.strip() or len(row.meter) > wire.MAX_NAME_LENGTH:
+        return f"meter external id {row.meter!r} is empty or longer than {wire.MAX_NAME_LENGTH}"
+    if not row.point.strip() or len(row.point) > wire.MAX_NAME_LENGTH:
+        return f"point name {row.point!r} is empty or longer than {wire.MAX_NAME_LENGTH}"
+    if len(row.unit or "") > wire.MAX_UNIT_LENGTH:
+        return f"unit {row.unit!r} is longer than {wire.MAX_UNIT_LENGTH} characters"
+    return None
+
+
+def quarantine(
+    conn: psycopg.Connection[Any],
+    rows: list[tuple[BatchRow, str]],
+    batch_id: uuid.UUID | None = None,
+) -> None:
+    """Move readings to quarantine with their reason."""
+    if not rows:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO quarantine (reading_id, meter_id, point_id, ts, value, reason, batch_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [(r.id, r.meter_id, r.point_id, r.ts, r.value, reason, batch_id) for r, reason in rows],
+        )
+    conn.execute("DELETE FROM readings WHERE id = ANY(%s)", ([r.id for r, _ in rows],))
+    for r, reason in rows:
+        logger.warning(
+            "reading %d (point %d at %s) quarantined: %s",
+            r.id,
+            r.point_id,
+            r.ts.isoformat(),
+            reason,
+            extra=fields(meter_id=r.meter_id, batch_id=str(batch_id) if batch_id else None),
+        )
+
+
+def log_attempt(
+    conn: psycopg.Connection[Any],
+    batch: Batch,
+    started: datetime,
+    *,
+    accepted: int = 0,
+    duplicates: int = 0,
+    rejected: int = 0,
+    error: str | None = None,
+) -> None:
+    conn.execute(
+        "INSERT INTO sync_log (batch_id, started_at, finished_at, row_count, accepted,"
+        " duplicates, rejected, error) VALUES (%s, %s, now(), %s, %s, %s, %s, %s)",
+        (batch.id, started, len(batch.rows), accepted, duplicates, rejected, error),
+    )
+
+
+def release(conn: psycopg.Connection[Any], batch: Batch) -> None:
+    """Give the batch's remaining rows back to the backlog (central never stored this batch)."""
+    conn.execute("DELETE FROM upload_batches WHERE id = %s", (batch.id,))
+
+
+def _commit_and_unlock(conn: psycopg.Connection[Any], batch_id: uuid.UUID) -> None:
+    conn.commit()
+    locks.unlock_batch(conn, batch_id)
+    conn.commit()
+
+
+def _commit_orphan_claim(conn: psycopg.Connection[Any]) -> Batch | None:
+    """A batch whose claimer is gone (its advisory lock is free), to re-send as it was."""
+    # pg_locks first: a session's own advisory locks are re-entrant, so trying the lock alone
+    # would let a run "reclaim" the batch it is sending itself
+    candidates = conn.execute(
+        """SELECT b.id, b.reading_ids FROM upload_batches b
+           WHERE NOT EXISTS (
+               SELECT 1 FROM pg_locks l
+               WHERE l.locktype = 'advisory' AND l.database = (
+                         SELECT oid FROM pg_database WHERE datname = current_database())
+                 AND l.classid = %s AND l.objid = hashtext(b.id::text)::oid AND l.objsubid = 2)
+           ORDER BY b.first_id""",
+        (locks.UPLOAD_BATCH,),
+    ).fetchall()
+    conn.commit()
+    for batch_id, reading_ids in candidates:
+        if not locks.lock_batch(conn, batch_id, wait=False):
+            continue  # another run holds it: in flight
+        still = conn.execute("SELECT 1 FROM upload_batches WHERE id = %s", (batch_id,)).fetchone()
+        rows = [
+            BatchRow(*r)
+            for r in conn.execute(
+                _ROW_SELECT + " WHERE r.id = ANY(%s) AND r.synced_at IS NULL ORDER BY r.id",
+                (reading_ids,),
+            )
+        ]
+        if still is None or not rows:
+            conn.execute("DELETE FROM upload_batches WHERE id = %s", (batch_id,))
+            _commit_and_unlock(conn, batch_id)
+            continue
+        conn.commit()
+        logger.info(
+            "re-sending batch of %d readings left by an interrupted run",
+            len(rows),
+            extra=fields(batch_id=str(batch_id)),
+        )
+        return Batch(batch_id, rows, resent=True)
+    return None
+
+
+def _commit_new_claim(
+    conn: psycopg.Connection[Any], batch_size: int, after_id: int
+) -> tuple[Batch | None, int]:
+    """Claim the oldest free unsynced rows in one statement (pick, mark, record the batch)."""
+    quarantined = 0
+    while True:
+        batch_id = uuid.uuid4()
+        # a session lock taken inside the claiming transaction: no moment where the batch
+        # exists unlocked, and it outlives the commit until we settle the batch or die
+        locks.lock_batch(conn, batch_id, wait=True)
+        locks.take_claim_turn(conn)
+        params = {"after": after_id, "size": batch_size, "batch": batch_id}
+        rows = [BatchRow(*r) for r in conn.execute(_CLAIM, params)]
+        if not rows:
+            _commit_and_unlock(conn, batch_id)
+            return None, quarantined
+        bad: list[tuple[BatchRow, str]] = []
+        good: list[BatchRow] = []
+        for r in rows:
+            reason = unsendable(r)
+            if reason is None:
+                good.append(r)
+            else:
+                bad.append((r, reason))
+        if bad:
+            quarantine(conn, bad)
+            quarantined += len(bad)
+            if good:
+                conn.execute(
+                    "UPDATE upload_batches SET row_count = %s, reading_ids = %s WHERE id = %s",
+                    (len(good), [r.id for r in good], batch_id),
+                )
+            else:
+                conn.execute("DELETE FROM upload_batches WHERE id = %s", (batch_id,))
+        if not good:
+            _commit_and_unlock(conn, batch_id)
+            after_id = rows[-1].id
+            continue
+        conn.commit()
+        return Batch(batch_id, good), quarantined
+
+
+def commit_claim(
+    conn: psycopg.Connection[Any], batch_size: int, after_id: int = 0, orphans: bool = True
+) -> tuple[Batch | None, int]:
+    """The next batch to send — an orphaned one first (unless ``orphans`` is false), else the
+    oldest free unsynced rows — and how many unsendable readings were quarantined on the way.
+    The batch is committed to the ledger and locked by this session until it is settled."""
+    orphan = _commit_orphan_claim(conn) if orphans else None
+    if orphan is not None:
+        return orphan, 0
+    return _commit_new_claim(conn, batch_size, after_id)
+
+
+def commit_settlement(
+    conn: psycopg.Connection[Any],
+    batch: Batch,
+    started: datetime,
+    *,
+    accepted: int,
+    duplicates: int,
+    rejected: dict[int, str],
+) -> None:
+    """Central has the batch: quarantine what it rejected, mark the rest synced, one transaction."""
+    quarantine(conn, [(batch.rows[i], reason) for i, reason in sorted(rejected.items())], batch.id)
+    conn.execute(
+        "UPDATE readings SET synced_at = now() WHERE id = ANY(%s) AND synced_at IS NULL",
+        ([r.id for r in batch.rows],),
+    )
+    conn.execute("DELETE FROM upload_batches WHERE id = %s", (batch.id,))
+    log_attempt(
+        conn, batch, started, accepted=accepted, duplicates=duplicates, rejected=len(rejected)
+    )
+    _commit_and_unlock(conn, batch.id)
+
+
+def commit_refusal(
+    conn: psycopg.Connection[Any],
+    batch: Batch,
+    started: datetime,
+    refused: dict[int, str],
+    error: str,
+) -> None:
+    """Central refused the whole batch naming these items (a 4xx writes nothing): quarantine
+    them and hand the others back to the backlog for a fresh batch."""
+    quarantine(conn, [(batch.rows[i], reason) for i, reason in refused.items()], batch.id)
+    release(conn, batch)
+    log_attempt(conn, batch, started, rejected=len(refused), error=error)
+    _commit_and_unlock(conn, batch.id)
+
+
+def commit_failure(
+    conn: psycopg.Connection[Any], batch: Batch, started: datetime, error: str
+) -> None:
+    """Central did not take the batch: log why and let it go; the next run re-sends it as an
+    orphan, under the same idempotency key."""
+    log_attempt(conn, batch, started, error=error)
+    _commit_and_unlock(conn, batch.id)
