@@ -31,7 +31,7 @@ test: lint typecheck pytest
 
 ## make docs: regenerate the configuration reference from the settings declarations
 docs: $(STAMP)
-	$(PY) -m common.docs > docs/configuration.md
+	$(PY) docs/configuration.py > docs/configuration.md
 
 demo: $(STAMP)
 	$(PY) -m demo

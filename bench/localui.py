@@ -38,7 +38,7 @@ from appliance import service
 from appliance.settings import ApplianceSettings
 from common import db
 from tests import harness
-from tests.central_fixtures import free_port
+from tests.ports import free_tcp_port
 from tests.sync_helpers import ApplianceProcess, settings_env, wait_until
 from web import password, queries
 
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     hash_file = tmp / "web-password.argon2"
     password.set_password(hash_file, PASSWORD)
     settings = ApplianceSettings(database_url=url, redis_url=harness.LOCAL_REDIS)
-    port = free_port()
+    port = free_tcp_port()
     env = settings_env(
         settings,
         tmp,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ import pytest
 import requests
 
 from central import keys, meters, sites, tenants, users
+from tests.ports import free_tcp_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,12 +45,6 @@ class SiteKey:
     tenant_id: int
     api_key: str
     key_prefix: str
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -163,7 +157,7 @@ def start_central_server(
 ) -> CentralServer:
     """Start ``meterit-central serve`` and wait until it answers HTTP (HTTPS with ``tls``, a
     (certificate, key) pair gunicorn serves itself)."""
-    port = free_port()
+    port = free_tcp_port()
     empty_config = log_dir / "central-test.toml"
     empty_config.touch()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("METERIT_")}

@@ -9,7 +9,14 @@ import redis
 
 from tests import harness
 
-pytest_plugins = ["tests.central_fixtures", "tests.smtp_capture"]
+# fixtures every test module may use by parameter name, without importing them
+pytest_plugins = [
+    "tests.central_fixtures",
+    "tests.smtp_capture",
+    "tests.sync_helpers",
+    "tests.ui_browser",
+    "tests.web_fixtures",
+]
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ runs exactly the jobs the tools queued."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from appliance.collector.loop import Collector
 from appliance.settings import load_settings
 from appliance.sync.jobs import QUEUE
 from common.embedded import EmbeddedRedis
-from tests.central_fixtures import free_port
+from tests.ports import free_tcp_port, free_udp_port
 from tests.sync_helpers import ApplianceProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,7 +73,7 @@ class HttpMcpServer:
     """``python -m appliance mcp`` on a free localhost port, as the meterit-mcp unit runs it."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        port = free_port()
+        port = free_tcp_port()
         self.url = f"http://127.0.0.1:{port}/mcp"
         env = env | {"METERIT_MCP_BIND": f"127.0.0.1:{port}"}
         env.setdefault("METERIT_MCP_TOKEN", TOKEN)
@@ -137,13 +136,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"condition not met within {timeout} s")
-
-
-def free_udp_port() -> int:
-    """A UDP port nobody holds now (other test runs may poll simulators on this host too)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_collector(edge_db_url: str) -> Collector:

@@ -21,7 +21,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from tests.central_fixtures import free_port
+from tests.ports import free_tcp_port
 
 
 @dataclass
@@ -70,7 +70,7 @@ class _Handler:
 class SmtpServer:
     def __init__(self, tls: ssl.SSLContext | None = None, login: tuple[str, str] | None = None):
         self.handler = _Handler()
-        self.port = free_port()
+        self.port = free_tcp_port()
         self.tls = tls
         self.login = login
         self.controller: Controller | None = None

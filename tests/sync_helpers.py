@@ -82,7 +82,7 @@ def site_with_meters(central: CentralServer, meters: int = 2, name: str = "plant
 def enrolled(
     central_server: CentralServer, edge_db_url: str, redis_url: str
 ) -> tuple[CentralServer, SiteKey, ApplianceSettings]:
-    """A central site with two meters, and an edge that pulled them (import it by name)."""
+    """A central site with two meters, and an edge that pulled them."""
     site = site_with_meters(central_server)
     settings = edge_settings(edge_db_url, redis_url, central_server, site)
     assert sync_meters(settings).result == "ok"

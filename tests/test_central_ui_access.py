@@ -11,11 +11,19 @@ import requests
 from playwright.sync_api import Browser, expect
 
 from tests import ui_browser
-from tests.central_fixtures import CentralServer
-from tests.harness import scalar
-from tests.ui_browser import PASSWORD, POINTS, Ui, browser, send_heartbeat, sync_config, ui
-
-__all__ = ["browser", "ui"]  # fixtures used by name
+from tests.central_fixtures import (
+    CentralServer,
+)
+from tests.harness import (
+    scalar,
+)
+from tests.ui_browser import (
+    PASSWORD,
+    POINTS,
+    Ui,
+    send_heartbeat,
+    sync_config,
+)
 
 pytestmark = pytest.mark.browser
 

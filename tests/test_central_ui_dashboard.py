@@ -11,20 +11,18 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests import ui_browser
-from tests.central_fixtures import CentralServer
+from tests.central_fixtures import (
+    CentralServer,
+)
 from tests.ui_browser import (
     PASSWORD,
     POINTS,
     Ui,
-    browser,
     meter_readings,
     run_rollup,
     send_heartbeat,
     send_readings,
-    ui,
 )
-
-__all__ = ["browser", "ui"]  # fixtures used by name
 
 pytestmark = pytest.mark.browser
 

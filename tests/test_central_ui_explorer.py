@@ -14,14 +14,10 @@ from tests.ui_browser import (
     PASSWORD,
     POINTS,
     Ui,
-    browser,
     meter_readings,
     run_rollup,
     send_readings,
-    ui,
 )
-
-__all__ = ["browser", "ui"]  # fixtures used by name
 
 pytestmark = pytest.mark.browser
 

@@ -7,9 +7,12 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from tests.ui_browser import PASSWORD, POINTS, Ui, browser, sync_config, ui
-
-__all__ = ["browser", "ui"]  # fixtures used by name
+from tests.ui_browser import (
+    PASSWORD,
+    POINTS,
+    Ui,
+    sync_config,
+)
 
 pytestmark = pytest.mark.browser
 

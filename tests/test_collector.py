@@ -20,13 +20,8 @@ from appliance.bacnet.simulator import SimMeterSpec, meters_document, run_simula
 from appliance.collector.loop import Collector, next_tick
 from appliance.settings import load_settings
 from tests.notify_socket import NotifySocket
+from tests.ports import free_udp_port
 from tests.tcp_proxy import TcpProxy
-
-_ports = itertools.count(48100)
-
-
-def free_port() -> int:
-    return next(_ports)
 
 
 def insert_meters(url: str, document: list[dict[str, Any]]) -> None:
@@ -58,7 +53,7 @@ def make_collector(url: str, interval: int = 1) -> Collector:
         }
     )
     client = BacpypesClient(
-        ClientConfig(local_address=f"127.0.0.1:{free_port()}", timeout_base_s=0.3, retries=0)
+        ClientConfig(local_address=f"127.0.0.1:{free_udp_port()}", timeout_base_s=0.3, retries=0)
     )
     return Collector(settings, client)
 
@@ -113,17 +108,17 @@ def test_collector_reads_difficult_meters_and_one_bad_point_spares_the_rest(
     edge_db_url: str,
 ) -> None:
     specs = [
-        SimMeterSpec(device_instance=2001, port=free_port(), points=20),
+        SimMeterSpec(device_instance=2001, port=free_udp_port(), points=20),
         # small APDU, no segmentation: needs chunked ReadPropertyMultiple
         SimMeterSpec(
-            device_instance=2002, port=free_port(), points=20, max_apdu=128, segmentation=False
+            device_instance=2002, port=free_udp_port(), points=20, max_apdu=128, segmentation=False
         ),
         # no ReadPropertyMultiple at all: ReadProperty per point
-        SimMeterSpec(device_instance=2003, port=free_port(), points=6, refuse_rpm="reject"),
+        SimMeterSpec(device_instance=2003, port=free_udp_port(), points=6, refuse_rpm="reject"),
         # one point answers unknown-object
         SimMeterSpec(
             device_instance=2004,
-            port=free_port(),
+            port=free_udp_port(),
             points=6,
             error_points={"analog-input,2": "unknown-object"},
         ),
@@ -169,8 +164,8 @@ async def _cycles_at_least(collector: Collector, n: int) -> bool:
 
 
 def test_meter_going_offline_turns_unreachable_and_recovers(edge_db_url: str) -> None:
-    spec = SimMeterSpec(device_instance=2101, port=free_port(), points=4)
-    other = SimMeterSpec(device_instance=2102, port=free_port(), points=4)
+    spec = SimMeterSpec(device_instance=2101, port=free_udp_port(), points=4)
+    other = SimMeterSpec(device_instance=2102, port=free_udp_port(), points=4)
     insert_meters(edge_db_url, meters_document([spec, other]))
 
     async def scenario() -> None:
@@ -200,7 +195,7 @@ async def _state_is(url: str, external_id: str, state: str) -> bool:
 
 
 def test_pause_stops_polling_and_resume_restarts_it(edge_db_url: str) -> None:
-    spec = SimMeterSpec(device_instance=2201, port=free_port(), points=3)
+    spec = SimMeterSpec(device_instance=2201, port=free_udp_port(), points=3)
     insert_meters(edge_db_url, meters_document([spec]))
 
     async def scenario() -> None:
@@ -237,8 +232,8 @@ async def _requests_above(sims: Any, instance: int, n: int) -> bool:
 
 
 def test_meter_added_while_running_is_polled_without_restart(edge_db_url: str) -> None:
-    first = SimMeterSpec(device_instance=2301, port=free_port(), points=3)
-    later = SimMeterSpec(device_instance=2302, port=free_port(), points=3)
+    first = SimMeterSpec(device_instance=2301, port=free_udp_port(), points=3)
+    later = SimMeterSpec(device_instance=2302, port=free_udp_port(), points=3)
     insert_meters(edge_db_url, meters_document([first]))
 
     async def scenario() -> None:
@@ -264,7 +259,7 @@ async def _has_readings(url: str, external_id: str) -> bool:
 def test_stop_during_a_cycle_writes_nothing_partial(edge_db_url: str) -> None:
     slow = [
         dataclasses.replace(
-            SimMeterSpec(device_instance=2400 + i, port=free_port(), points=2), latency_ms=250
+            SimMeterSpec(device_instance=2400 + i, port=free_udp_port(), points=2), latency_ms=250
         )
         for i in range(3)
     ]
@@ -293,9 +288,9 @@ def test_a_meter_that_answers_but_yields_no_value_is_not_reachable(
 ) -> None:
     """It was shown green 'reachable' and counted so in STATUS=: now it has its own state."""
     silent = SimMeterSpec(
-        device_instance=2501, port=free_port(), points=3, unknown_properties=("present-value",)
+        device_instance=2501, port=free_udp_port(), points=3, unknown_properties=("present-value",)
     )
-    good = SimMeterSpec(device_instance=2502, port=free_port(), points=3)
+    good = SimMeterSpec(device_instance=2502, port=free_udp_port(), points=3)
     insert_meters(edge_db_url, meters_document([silent, good]))
 
     async def scenario(notify: NotifySocket) -> None:
@@ -325,7 +320,7 @@ def test_a_meter_refusing_rpm_with_an_error_is_read_and_the_refusal_survives_a_r
     edge_db_url: str,
 ) -> None:
     """It got 0 readings forever: the ReadProperty fallback only triggered on a Reject."""
-    spec = SimMeterSpec(device_instance=2503, port=free_port(), points=4, refuse_rpm="error")
+    spec = SimMeterSpec(device_instance=2503, port=free_udp_port(), points=4, refuse_rpm="error")
     insert_meters(edge_db_url, meters_document([spec]))
 
     async def run_once(cycles: int) -> Collector:
@@ -365,7 +360,7 @@ WATCHDOG_S = 3.0
 def test_edge_database_outage_longer_than_the_watchdog_keeps_the_collector_up_and_loses_nothing(
     edge_db_url: str, monkeypatch: Any
 ) -> None:
-    spec = SimMeterSpec(device_instance=2504, port=free_port(), points=3)
+    spec = SimMeterSpec(device_instance=2504, port=free_udp_port(), points=3)
     insert_meters(edge_db_url, meters_document([spec]))
     url = urlsplit(edge_db_url)
     if not url.hostname or url.hostname.startswith("/"):

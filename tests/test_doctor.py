@@ -20,7 +20,8 @@ import pytest
 import requests
 
 from appliance.sync.meter_config import sync_meters
-from tests.central_fixtures import CentralServer, free_port, start_central_server
+from tests.central_fixtures import CentralServer, start_central_server
+from tests.ports import free_tcp_port
 from tests.sync_helpers import ROOT, wait_until, with_settings
 from tests.ui_browser import browser
 from tests.web_fixtures import (
@@ -136,7 +137,7 @@ def test_broken_appliances_fail_with_the_fix(healthy: Healthy, new_page: Any) ->
     assert line(out, "api key").startswith("FAIL") and "METERIT_API_KEY" in line(out, "api key")
     assert line(out, "central").startswith("OK")
 
-    gone = f"https://127.0.0.1:{free_port()}"
+    gone = f"https://127.0.0.1:{free_tcp_port()}"
     rc, out = doctor("appliance", {**env, "METERIT_CENTRAL_URL": gone})
     assert rc == 2, out
     assert line(out, "central").startswith("FAIL") and "unreachable" in line(out, "central")
@@ -149,7 +150,7 @@ def test_broken_appliances_fail_with_the_fix(healthy: Healthy, new_page: Any) ->
     assert "METERIT_CA_BUNDLE" in line(out, "tls certificate")
 
     rc, out = doctor(
-        "appliance", {**env, "METERIT_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+        "appliance", {**env, "METERIT_REDIS_URL": f"redis://127.0.0.1:{free_tcp_port()}/0"}
     )
     assert rc == 2 and line(out, "redis").startswith("FAIL"), out
 
@@ -213,7 +214,9 @@ def test_central_doctor(
     assert rc == 2, out
     assert "meterit-central migrate" in line(out, "database")
 
-    rc, out = doctor("central", {**env, "METERIT_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    rc, out = doctor(
+        "central", {**env, "METERIT_REDIS_URL": f"redis://127.0.0.1:{free_tcp_port()}/0"}
+    )
     assert rc == 2 and line(out, "redis").startswith("FAIL"), out
 
     rc, out = doctor("central", {**env, "METERIT_REDIS_URL": "ftp://nowhere"})

@@ -26,13 +26,13 @@ from tests.mcp_helpers import (
     TOOLS,
     HttpMcpServer,
     collect,
-    free_udp_port,
     http_mcp,
     make_collector,
     ok,
     private_redis,
     run_queued_jobs,
 )
+from tests.ports import free_udp_port
 from tests.sync_helpers import assert_edge_equals_central, edge_settings, settings_env
 from tests.test_collector import run
 

@@ -18,13 +18,13 @@ from tests.mcp_helpers import (
     count,
     cycles_done,
     eventually,
-    free_udp_port,
     make_collector,
     ok,
     private_redis,
     refusal,
     stdio_mcp,
 )
+from tests.ports import free_tcp_port, free_udp_port
 from tests.sync_helpers import edge_settings, settings_env
 from tests.test_collector import insert_meters, run
 
@@ -250,7 +250,7 @@ def test_trigger_sync_when_not_enrolled_queues_the_job_and_says_it_will_send_not
 def test_a_database_without_schema_and_a_dead_redis_are_tool_errors_naming_the_fix(
     empty_db_url: str, tmp_path: Path
 ) -> None:
-    dead_redis = f"redis://127.0.0.1:{free_udp_port()}/0"  # nothing listens on TCP there
+    dead_redis = f"redis://127.0.0.1:{free_tcp_port()}/0"  # nothing listens on TCP there
     env = _env(empty_db_url, dead_redis, tmp_path)
 
     async def scenario() -> None:

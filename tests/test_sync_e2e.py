@@ -5,7 +5,6 @@ UDP arrive in central's database, each exactly once."""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import psycopg
@@ -13,6 +12,7 @@ import pytest
 
 from tests.central_fixtures import CentralServer
 from tests.harness import scalar
+from tests.ports import free_udp_port
 from tests.sync_helpers import (
     ApplianceProcess,
     assert_edge_equals_central,
@@ -25,12 +25,6 @@ from tests.sync_helpers import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_readings_flow_from_simulated_meters_to_central(

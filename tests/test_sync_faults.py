@@ -19,8 +19,9 @@ import redis
 
 from appliance.sync.meter_config import sync_meters
 from tests import harness
-from tests.central_fixtures import CentralServer, free_port
+from tests.central_fixtures import CentralServer
 from tests.harness import scalar
+from tests.ports import free_tcp_port
 from tests.sync_helpers import (
     ApplianceProcess,
     add_readings,
@@ -48,7 +49,7 @@ def private_redis_server() -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("needs redis-server for a private Redis")
-    port = free_port()
+    port = free_tcp_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
@@ -314,7 +315,7 @@ def private_postgres() -> Iterator[tuple[str, Path]]:
     if os.geteuid() == 0:
         shutil.chown(data, "postgres")
     data.chmod(0o700)
-    port = free_port()
+    port = free_tcp_port()
     _pg("initdb", "-D", str(data), "-A", "trust", "-U", "postgres")
     _pg(
         "pg_ctl",

@@ -13,10 +13,13 @@ from rq import Queue
 from appliance import service
 from appliance.sync import heartbeat, jobs, ledger, retention
 from appliance.sync.pump import drain
-from tests.harness import scalar
-from tests.sync_helpers import add_readings, enrolled, unsynced
-
-__all__ = ["enrolled"]  # fixture used by name
+from tests.harness import (
+    scalar,
+)
+from tests.sync_helpers import (
+    add_readings,
+    unsynced,
+)
 
 
 def test_synced_readings_are_pruned_after_retention_unsynced_never(enrolled) -> None:

@@ -23,19 +23,20 @@ from appliance.sync.central import CentralClient, CentralError
 from appliance.sync.ledger import BatchRow, commit_claim, commit_settlement, unsendable
 from appliance.sync.pump import drain
 from common import wire
-from tests.central_fixtures import free_port
-from tests.harness import scalar
+from tests.harness import (
+    scalar,
+)
+from tests.ports import (
+    free_tcp_port,
+)
 from tests.sync_helpers import (
     add_readings,
     assert_edge_equals_central,
     edge_readings,
     edge_settings,
-    enrolled,
     unsynced,
     with_settings,
 )
-
-__all__ = ["enrolled"]  # fixture used by name
 
 
 def test_backlog_drains_to_central_exactly_once(enrolled) -> None:
@@ -163,7 +164,7 @@ def test_backlog_survives_central_outage_and_drains_when_it_returns(
 ) -> None:
     central, site, settings = enrolled
     add_readings(settings.database_url, 500)
-    down = with_settings(settings, central_url=f"http://127.0.0.1:{free_port()}")
+    down = with_settings(settings, central_url=f"http://127.0.0.1:{free_tcp_port()}")
     caplog.set_level(logging.INFO, logger=connectivity.__name__)
     for _ in range(3):
         result = drain(down)

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import requests
 
-from tests.web_fixtures import PASSWORD, Appliance, add_past_readings, web_only
+from tests.web_fixtures import (
+    PASSWORD,
+    Appliance,
+    add_past_readings,
+)
 from web import queries
-
-__all__ = ["web_only"]  # fixture used by name
 
 AUTH = ("admin", PASSWORD)
 

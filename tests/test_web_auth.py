@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 import requests
 
-from tests.ui_browser import browser
-from tests.web_fixtures import PASSWORD, Appliance, log_in, new_page, screenshot, web_only
-
-__all__ = ["browser", "new_page", "web_only"]  # fixtures used by name
+from tests.web_fixtures import (
+    PASSWORD,
+    Appliance,
+    log_in,
+    screenshot,
+)
 
 pytestmark = pytest.mark.browser
 

@@ -17,18 +17,14 @@ from appliance.sync import heartbeat
 from tests.mcp_helpers import ok, stdio_mcp
 from tests.sync_helpers import assert_edge_equals_central
 from tests.ui_browser import PASSWORD as CENTRAL_PASSWORD
-from tests.ui_browser import browser, open_ui
+from tests.ui_browser import open_ui
 from tests.web_fixtures import (
     Site,
     add_central_meter,
     add_past_readings,
     log_in,
-    new_page,
     screenshot,
-    site,
 )
-
-__all__ = ["browser", "new_page", "site"]  # fixtures used by name
 
 
 def browser_of(page: Any) -> Any:

@@ -53,7 +53,7 @@ def launch_browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """One chromium per test module (Playwright's sync API allows one instance at a time);
-    a module imports this fixture (and ``ui``) by name."""
+    registered for every module by tests/conftest.py, as ``ui`` is."""
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
     yield from launch_browser()

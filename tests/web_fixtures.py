@@ -26,7 +26,8 @@ import requests
 from appliance import service
 from appliance.bacnet.simulator import SimMeterSpec, SimulatorHandle, meter_points, run_simulators
 from appliance.settings import ApplianceSettings
-from tests.central_fixtures import CentralServer, SiteKey, free_port
+from tests.central_fixtures import CentralServer, SiteKey
+from tests.ports import free_tcp_port, free_udp_port
 from tests.sync_helpers import ApplianceProcess, edge_settings, settings_env, wait_until
 from tests.ui_browser import SCREENSHOTS
 from web import password
@@ -40,14 +41,6 @@ METER_NAMES = {
     3004: "EV chargers",
 }
 POINTS = 6  # per simulated meter: energy, power, voltage, current, power factor, frequency
-
-
-def udp_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class SimulatorThread:
@@ -91,7 +84,7 @@ class Appliance:
         return proc
 
     def start_web(self) -> str:
-        port = free_port()
+        port = free_tcp_port()
         self.env["METERIT_WEB_BIND"] = f"127.0.0.1:{port}"
         proc = self.start("web")
         self.web_url = f"http://127.0.0.1:{port}"
@@ -138,7 +131,7 @@ def make_appliance(
         METERIT_WEB_WORKERS="2",
         METERIT_POLL_INTERVAL_S="1",
         METERIT_REQUEST_TIMEOUT_S="0.3",
-        METERIT_BACNET_ADDRESS=f"127.0.0.1:{udp_port()}",
+        METERIT_BACNET_ADDRESS=f"127.0.0.1:{free_udp_port()}",
         METERIT_UPLOAD_INTERVAL_S="3600",  # uploads run at worker start and when asked
         METERIT_METER_SYNC_INTERVAL_S="3600",
         METERIT_HEARTBEAT_INTERVAL_S="3600",
@@ -182,7 +175,7 @@ def add_central_meter(central: CentralServer, site_id: int, spec: SimMeterSpec) 
 
 def sim_specs(count: int, first: int = 3001) -> list[SimMeterSpec]:
     return [
-        SimMeterSpec(device_instance=first + i, port=udp_port(), points=POINTS)
+        SimMeterSpec(device_instance=first + i, port=free_udp_port(), points=POINTS)
         for i in range(count)
     ]
 

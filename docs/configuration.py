@@ -1,4 +1,7 @@
-"""Prints docs/configuration.md: every setting of both sides with its default (``make docs``)."""
+"""Prints docs/configuration.md: every setting of both sides with its default (``make docs``).
+
+A build tool, not part of either side: it is the one module that imports both, which is why it
+lives here and not in ``common/`` (``common/`` imports neither side)."""
 
 from __future__ import annotations
 
