@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
 import psycopg
+from psycopg.rows import class_row
 
 from appliance.settings import ApplianceSettings
 from common import db
@@ -44,6 +46,31 @@ class Reading(TypedDict):
     unit: str
     value: float
     synced: bool  # already stored centrally
+
+
+@dataclass(frozen=True)
+class _ReadingRow:
+    id: int  # the keyset's tie-breaker, for the cursor
+    ts: datetime
+    point: str
+    unit: str
+    value: float
+    synced: bool
+
+    def reading(self) -> Reading:
+        return {
+            "ts": self.ts,
+            "point": self.point,
+            "unit": self.unit,
+            "value": self.value,
+            "synced": self.synced,
+        }
+
+
+@dataclass(frozen=True)
+class _PointRow:
+    id: int
+    name: str
 
 
 class ReadingsPage(TypedDict):
@@ -114,16 +141,18 @@ def _point_ids(conn: psycopg.Connection[Any], meter: str, point: str | None) -> 
         raise UnknownMeter(
             f"unknown meter {meter!r}; give a meter's external id, known meters: {_listing(known)}"
         )
-    points = conn.execute(
-        "SELECT id, name FROM meter_points WHERE meter_id = %s ORDER BY name", (row[0],)
-    ).fetchall()
+    points = (
+        conn.cursor(row_factory=class_row(_PointRow))
+        .execute("SELECT id, name FROM meter_points WHERE meter_id = %s ORDER BY name", (row[0],))
+        .fetchall()
+    )
     if point is None:
-        return [p[0] for p in points]
-    chosen = [p[0] for p in points if p[1] == point]
+        return [p.id for p in points]
+    chosen = [p.id for p in points if p.name == point]
     if not chosen:
         raise UnknownPoint(
             f"meter {meter!r} has no data point {point!r}; its points are: "
-            f"{_listing([p[1] for p in points])} (or leave the point out for all of them)"
+            f"{_listing([p.name for p in points])} (or leave the point out for all of them)"
         )
     return chosen
 
@@ -144,14 +173,19 @@ def _query(
     if after is not None:
         keyset = "AND (r.ts, r.id) > (%(after_ts)s, %(after_id)s)"
         params.update(after_ts=after[0], after_id=after[1])
-    rows = conn.execute(
-        f"""SELECT r.id, r.ts, p.name, p.unit, r.value, r.synced_at IS NOT NULL
+    rows = (
+        conn.cursor(row_factory=class_row(_ReadingRow))
+        .execute(
+            f"""SELECT r.id, r.ts, p.name AS point, p.unit, r.value,
+                   r.synced_at IS NOT NULL AS synced
             FROM readings r JOIN meter_points p ON p.id = r.point_id
             WHERE r.point_id = ANY(%(points)s) AND r.ts >= %(start)s AND r.ts < %(end)s
               {keyset}
             ORDER BY r.ts, r.id LIMIT %(n)s""",
-        params,
-    ).fetchall()
+            params,
+        )
+        .fetchall()
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     return {
@@ -159,11 +193,8 @@ def _query(
         "point": point,
         "start": start,
         "end": end,
-        "items": [
-            {"ts": r[1], "point": r[2], "unit": r[3], "value": r[4], "synced": bool(r[5])}
-            for r in rows
-        ],
-        "next_cursor": _encode_cursor(rows[-1][1], rows[-1][0]) if more else None,
+        "items": [r.reading() for r in rows],
+        "next_cursor": _encode_cursor(rows[-1].ts, rows[-1].id) if more else None,
     }
 
 

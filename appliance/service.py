@@ -13,10 +13,12 @@ ISO 8601 strings for JSON answers).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 import psycopg
+from psycopg.rows import class_row
 
 from appliance.settings import ApplianceSettings
 from appliance.sync import jobs
@@ -25,6 +27,8 @@ from common.heartbeat import MeterState
 from common.timestamps import format_ts
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Connectivity(TypedDict):
@@ -122,122 +126,136 @@ def _connect(settings: ApplianceSettings) -> psycopg.Connection[Any]:
     return db.connect(settings.database_url, application_name="meterit-status", autocommit=True)
 
 
+@dataclass(frozen=True)
+class _StateRow:
+    upload_paused: bool
+    collection_paused: bool
+    dropped_total: int
+    now: datetime
+
+
+@dataclass(frozen=True)
+class _Counts:
+    backlog: int
+    in_flight: int
+    quarantined: int
+    oldest_unsynced_ts: datetime | None
+    last_sync_at: datetime | None
+    last_hour: int
+    last_day: int
+
+
 def get_sync_status(settings: ApplianceSettings, recent_errors: int = 10) -> SyncStatus:
     """Backlog, last sync, connectivity, pause flags, dropped and quarantined counts, and the
     most recent upload errors (newest first)."""
     with _connect(settings) as conn:
-        backlog, in_flight = conn.execute(
-            "SELECT (SELECT count(*) FROM readings WHERE synced_at IS NULL),"
-            " (SELECT coalesce(sum(row_count), 0) FROM upload_batches)"
-        ).fetchone() or (0, 0)
-        oldest = conn.execute(
-            "SELECT ts FROM readings WHERE synced_at IS NULL ORDER BY id LIMIT 1"
-        ).fetchone()
-        st = conn.execute(
-            """SELECT connectivity, connectivity_since, consecutive_failures, last_success_at,
-                      last_error, last_error_at, upload_paused, collection_paused,
-                      dropped_total, now()
-               FROM appliance_state"""
-        ).fetchone()
-        assert st is not None
-        # from the upload log, as the readings themselves may be pruned already; duplicates
-        # count, since central holds them too
-        last_sync = conn.execute(
-            """SELECT max(finished_at),
-                      coalesce(sum(accepted + duplicates)
-                               FILTER (WHERE finished_at > now() - interval '1 hour'), 0),
-                      coalesce(sum(accepted + duplicates)
-                               FILTER (WHERE finished_at > now() - interval '1 day'), 0)
-               FROM sync_log WHERE error IS NULL"""
-        ).fetchone()
-        quarantined = conn.execute("SELECT count(*) FROM quarantine").fetchone()
-        errors = conn.execute(
-            """SELECT coalesce(finished_at, started_at), batch_id, row_count, error
-               FROM sync_log WHERE error IS NOT NULL ORDER BY id DESC LIMIT %s""",
-            (recent_errors,),
-        ).fetchall()
-    oldest_ts = oldest[0] if oldest else None
+        # last sync and the synced counts from the upload log, as the readings themselves may
+        # be pruned already; duplicates count, since central holds them too
+        counts = _one(
+            conn.cursor(row_factory=class_row(_Counts)).execute(
+                """SELECT (SELECT count(*) FROM readings WHERE synced_at IS NULL) AS backlog,
+                          (SELECT coalesce(sum(row_count), 0) FROM upload_batches) AS in_flight,
+                          (SELECT count(*) FROM quarantine) AS quarantined,
+                          (SELECT ts FROM readings WHERE synced_at IS NULL ORDER BY id LIMIT 1)
+                              AS oldest_unsynced_ts,
+                          l.last_sync_at, l.last_hour, l.last_day
+                   FROM (SELECT max(finished_at) AS last_sync_at,
+                                coalesce(sum(accepted + duplicates) FILTER (
+                                    WHERE finished_at > now() - interval '1 hour'), 0) AS last_hour,
+                                coalesce(sum(accepted + duplicates) FILTER (
+                                    WHERE finished_at > now() - interval '1 day'), 0) AS last_day
+                         FROM sync_log WHERE error IS NULL) l"""
+            )
+        )
+        link = _one(
+            conn.cursor(row_factory=class_row(Connectivity)).execute(
+                """SELECT connectivity AS state, connectivity_since AS since,
+                          consecutive_failures, last_success_at, last_error, last_error_at
+                   FROM appliance_state"""
+            )
+        )
+        state = _one(
+            conn.cursor(row_factory=class_row(_StateRow)).execute(
+                "SELECT upload_paused, collection_paused, dropped_total, now() FROM appliance_state"
+            )
+        )
+        errors = (
+            conn.cursor(row_factory=class_row(SyncError))
+            .execute(
+                """SELECT coalesce(finished_at, started_at) AS at, batch_id::text, row_count, error
+                   FROM sync_log WHERE error IS NOT NULL ORDER BY id DESC LIMIT %s""",
+                (recent_errors,),
+            )
+            .fetchall()
+        )
+    oldest = counts.oldest_unsynced_ts
     return {
         "enrolled": bool(settings.central_url and settings.api_key),
         "central_url": settings.central_url,
-        "backlog": int(backlog),
-        "in_flight": int(in_flight),
-        "oldest_unsynced_ts": oldest_ts,
+        "backlog": counts.backlog,
+        "in_flight": int(counts.in_flight),
+        "oldest_unsynced_ts": oldest,
         "oldest_unsynced_age_s": (
-            max(0.0, (st[9] - oldest_ts).total_seconds()) if oldest_ts else None
+            max(0.0, (state.now - oldest).total_seconds()) if oldest else None
         ),
-        "last_sync_at": (last_sync[0] if last_sync else None) or st[3],
-        "synced": {
-            "last_hour": int(last_sync[1]) if last_sync else 0,
-            "last_day": int(last_sync[2]) if last_sync else 0,
-        },
-        "connectivity": {
-            "state": st[0],
-            "since": st[1],
-            "consecutive_failures": int(st[2]),
-            "last_success_at": st[3],
-            "last_error": st[4],
-            "last_error_at": st[5],
-        },
-        "upload_paused": bool(st[6]),
-        "collection_paused": bool(st[7]),
-        "dropped_total": int(st[8]),
-        "quarantined": int(quarantined[0]) if quarantined else 0,
-        "recent_errors": [
-            {
-                "at": at,
-                "batch_id": str(batch_id) if batch_id else None,
-                "row_count": int(rows),
-                "error": error,
-            }
-            for at, batch_id, rows, error in errors
-        ],
+        "last_sync_at": counts.last_sync_at or link["last_success_at"],
+        "synced": {"last_hour": int(counts.last_hour), "last_day": int(counts.last_day)},
+        "connectivity": link,
+        "upload_paused": state.upload_paused,
+        "collection_paused": state.collection_paused,
+        "dropped_total": state.dropped_total,
+        "quarantined": counts.quarantined,
+        "recent_errors": errors,
     }
 
 
 _RUN_COLUMNS = "id, result, started_at, finished_at, inserted, updated, deactivated, error"
 
 
-def _run(row: Any) -> MeterSyncRun | None:
-    if row is None:
-        return None
-    return {
-        "id": int(row[0]),
-        "result": row[1],
-        "started_at": row[2],
-        "finished_at": row[3],
-        "inserted": int(row[4]),
-        "updated": int(row[5]),
-        "deactivated": int(row[6]),
-        "error": row[7],
-    }
+@dataclass(frozen=True)
+class _MeterCounts:
+    active_meters: int
+    inactive_meters: int
+
+
+@dataclass(frozen=True)
+class _Site:
+    site_id: int | None
+    site_name: str | None
+    config_etag: str | None
 
 
 def get_meter_sync_status(settings: ApplianceSettings) -> MeterSyncStatus:
     """The last meter-config pull (and whether one is running), and how many meters are active."""
     with _connect(settings) as conn:
-        last_run = conn.execute(
+        runs = conn.cursor(row_factory=class_row(MeterSyncRun))
+        last_run = runs.execute(
             f"SELECT {_RUN_COLUMNS} FROM meter_sync_log WHERE result <> 'refused'"
             " ORDER BY id DESC LIMIT 1"
         ).fetchone()
-        last_attempt = conn.execute(
+        last_attempt = runs.execute(
             f"SELECT {_RUN_COLUMNS} FROM meter_sync_log ORDER BY id DESC LIMIT 1"
         ).fetchone()
-        active, inactive = conn.execute(
-            "SELECT count(*) FILTER (WHERE active), count(*) FILTER (WHERE NOT active) FROM meters"
-        ).fetchone() or (0, 0)
-        st = conn.execute("SELECT site_id, site_name, config_etag FROM appliance_state").fetchone()
-    assert st is not None
-    run = _run(last_run)
+        meters = _one(
+            conn.cursor(row_factory=class_row(_MeterCounts)).execute(
+                "SELECT count(*) FILTER (WHERE active) AS active_meters,"
+                " count(*) FILTER (WHERE NOT active) AS inactive_meters FROM meters"
+            )
+        )
+        site = _one(
+            conn.cursor(row_factory=class_row(_Site)).execute(
+                "SELECT site_id, site_name, config_etag FROM appliance_state"
+            )
+        )
     return {
-        "last_run": run,
-        "last_attempt": _run(last_attempt),
-        "running": bool(run and run["result"] == "running"),
-        "active_meters": int(active),
-        "inactive_meters": int(inactive),
-        "site_id": st[0],
-        "site_name": st[1],
-        "config_etag": st[2],
+        "last_run": last_run,
+        "last_attempt": last_attempt,
+        "running": bool(last_run and last_run["result"] == "running"),
+        "active_meters": meters.active_meters,
+        "inactive_meters": meters.inactive_meters,
+        "site_id": site.site_id,
+        "site_name": site.site_name,
+        "config_etag": site.config_etag,
     }
 
 
@@ -246,70 +264,53 @@ def get_meter_status(
 ) -> list[MeterStatus]:
     """Every (active) meter with the collector's view of it and its unsynced backlog."""
     with _connect(settings) as conn:
-        rows = conn.execute(
-            """SELECT m.id, m.external_id, m.name, m.address, m.device_instance, m.active,
-                      m.source,
-                      (SELECT count(*) FROM meter_points p WHERE p.meter_id = m.id AND p.active),
-                      coalesce(s.state, 'unknown'), s.state_since, s.last_reading_at,
-                      s.last_error, s.last_error_at, coalesce(s.consecutive_failures, 0),
-                      coalesce(s.point_errors, '{}'::jsonb), coalesce(b.n, 0)
-               FROM meters m
-               LEFT JOIN meter_status s ON s.meter_id = m.id
-               LEFT JOIN (SELECT meter_id, count(*) AS n FROM readings
-                          WHERE synced_at IS NULL GROUP BY meter_id) b ON b.meter_id = m.id
-               WHERE m.active OR %s
-               ORDER BY m.external_id""",
-            (include_inactive,),
-        ).fetchall()
-    return [
-        {
-            "meter_id": r[0],
-            "external_id": r[1],
-            "name": r[2],
-            "address": r[3],
-            "device_instance": r[4],
-            "active": r[5],
-            "source": r[6],
-            "points": int(r[7]),
-            "state": r[8],
-            "state_since": r[9],
-            "last_reading_at": r[10],
-            "last_error": r[11],
-            "last_error_at": r[12],
-            "consecutive_failures": int(r[13]),
-            "point_errors": dict(r[14]),
-            "backlog": int(r[15]),
-        }
-        for r in rows
-    ]
+        return (
+            conn.cursor(row_factory=class_row(MeterStatus))
+            .execute(
+                """SELECT m.id AS meter_id, m.external_id, m.name, m.address, m.device_instance,
+                          m.active, m.source,
+                          (SELECT count(*) FROM meter_points p
+                           WHERE p.meter_id = m.id AND p.active) AS points,
+                          coalesce(s.state, 'unknown') AS state, s.state_since,
+                          s.last_reading_at, s.last_error, s.last_error_at,
+                          coalesce(s.consecutive_failures, 0) AS consecutive_failures,
+                          coalesce(s.point_errors, '{}'::jsonb) AS point_errors,
+                          coalesce(b.n, 0) AS backlog
+                   FROM meters m
+                   LEFT JOIN meter_status s ON s.meter_id = m.id
+                   LEFT JOIN (SELECT meter_id, count(*) AS n FROM readings
+                              WHERE synced_at IS NULL GROUP BY meter_id) b ON b.meter_id = m.id
+                   WHERE m.active OR %s
+                   ORDER BY m.external_id""",
+                (include_inactive,),
+            )
+            .fetchall()
+        )
 
 
 def get_quarantine(settings: ApplianceSettings, limit: int = 100) -> list[QuarantinedReading]:
     """Readings that will never be sent, newest first, with the reason (for technicians)."""
     with _connect(settings) as conn:
-        rows = conn.execute(
-            """SELECT q.reading_id, q.meter_id, m.external_id, p.name, q.ts, q.value, q.reason,
-                      q.batch_id, q.quarantined_at
-               FROM quarantine q
-               LEFT JOIN meters m ON m.id = q.meter_id
-               LEFT JOIN meter_points p ON p.id = q.point_id
-               ORDER BY q.id DESC LIMIT %s""",
-            (limit,),
-        ).fetchall()
-    return [
-        {
-            "reading_id": r[0],
-            "meter_id": r[1],
-            "external_id": r[2],
-            "point": r[3],
-            "ts": r[4],
-            "value": r[5],
-            "reason": r[6],
-            "batch_id": str(r[7]) if r[7] else None,
-            "quarantined_at": r[8],
-        }
-        for r in rows
-    ]
+        return (
+            conn.cursor(row_factory=class_row(QuarantinedReading))
+            .execute(
+                """SELECT q.reading_id, q.meter_id, m.external_id, p.name AS point, q.ts,
+                          q.value, q.reason, q.batch_id::text, q.quarantined_at
+                   FROM quarantine q
+                   LEFT JOIN meters m ON m.id = q.meter_id
+                   LEFT JOIN meter_points p ON p.id = q.point_id
+                   ORDER BY q.id DESC LIMIT %s""",
+                (limit,),
+            )
+            .fetchall()
+        )
+
+
+def _one(cursor: psycopg.Cursor[T]) -> T:
+    """The single row a query of a one-row table or of aggregates always has."""
+    row = cursor.fetchone()
+    assert row is not None
+    return row
 
 
 def sync_now(settings: ApplianceSettings) -> str:

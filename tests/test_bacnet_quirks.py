@@ -14,7 +14,7 @@ from appliance.bacnet.client import BacpypesClient, ClientConfig
 from appliance.bacnet.device import DeviceTarget, PointError, PointRef
 from appliance.bacnet.simulator import SimMeterSpec, SimulatorHandle, run_simulators
 from appliance.discover import discover
-from tests.mcp_helpers import free_udp_port
+from tests.ports import free_udp_port
 
 POINTS = [PointRef("analog-input", i) for i in range(1, 7)]
 

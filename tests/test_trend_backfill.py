@@ -25,7 +25,7 @@ from appliance.settings import load_settings
 from appliance.sync.meter_config import sync_meters
 from appliance.sync.pump import drain
 from tests.central_fixtures import CentralServer
-from tests.mcp_helpers import free_udp_port
+from tests.ports import free_udp_port
 from tests.sync_helpers import assert_edge_equals_central, central_readings, edge_settings
 from tests.test_collector import insert_meters
 

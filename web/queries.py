@@ -10,10 +10,12 @@ one-per-minute readings travels as a few hundred buckets.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
 import psycopg
+from psycopg.rows import class_row
 
 from appliance.readings_query import MAX_SPAN, ReadingsQueryError, UnknownMeter, UnknownPoint
 from common.timestamps import parse_ts
@@ -89,6 +91,14 @@ def _point(conn: psycopg.Connection[Any], meter: str, point: str) -> tuple[int, 
     raise UnknownPoint(f"meter {meter!r} has no data point {point!r}")
 
 
+@dataclass(frozen=True)
+class _Bucket:
+    t: float  # the bucket's start, epoch seconds
+    avg: float
+    min: float
+    max: float
+
+
 def series(
     conn: psycopg.Connection[Any],
     meter: str,
@@ -105,20 +115,24 @@ def series(
         raise ReadingsQueryError(f"a chart spans at most {MAX_SPAN.days} days; narrow the range")
     width = bucket_seconds(start, end, max_buckets)
     point_id, unit = _point(conn, meter, point)
-    rows = conn.execute(
-        """SELECT extract(epoch FROM date_bin(%(width)s, ts, %(origin)s))::float8 AS b,
-                  avg(value), min(value), max(value)
+    rows = (
+        conn.cursor(row_factory=class_row(_Bucket))
+        .execute(
+            """SELECT extract(epoch FROM date_bin(%(width)s, ts, %(origin)s))::float8 AS t,
+                  avg(value) AS avg, min(value) AS min, max(value) AS max
            FROM readings
            WHERE point_id = %(point)s AND ts >= %(start)s AND ts < %(end)s
-           GROUP BY b ORDER BY b""",
-        {
-            "width": timedelta(seconds=width),
-            "origin": BIN_ORIGIN,
-            "point": point_id,
-            "start": start,
-            "end": end,
-        },
-    ).fetchall()
+           GROUP BY t ORDER BY t""",
+            {
+                "width": timedelta(seconds=width),
+                "origin": BIN_ORIGIN,
+                "point": point_id,
+                "start": start,
+                "end": end,
+            },
+        )
+        .fetchall()
+    )
     return {
         "meter": meter,
         "point": point,
@@ -126,10 +140,10 @@ def series(
         "start": start,
         "end": end,
         "bucket_s": width,
-        "t": [r[0] for r in rows],
-        "avg": [r[1] for r in rows],
-        "min": [r[2] for r in rows],
-        "max": [r[3] for r in rows],
+        "t": [r.t for r in rows],
+        "avg": [r.avg for r in rows],
+        "min": [r.min for r in rows],
+        "max": [r.max for r in rows],
     }
 
 
