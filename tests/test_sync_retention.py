@@ -13,6 +13,7 @@ from rq import Queue
 from appliance import service
 from appliance.sync import heartbeat, jobs, ledger, retention
 from appliance.sync.pump import drain
+from common.heartbeat import MAX_ERROR_LENGTH
 from tests.harness import (
     scalar,
 )
@@ -94,6 +95,24 @@ def test_heartbeat_reports_backlog_meters_and_pause(enrolled) -> None:
     with psycopg.connect(central.db_url) as conn:
         stored = scalar(conn, "SELECT last_status FROM sites WHERE id = %s", (site.site_id,))
     assert stored["backlog"] == 20 and stored["collection_paused"] is True
+
+
+def test_heartbeat_clips_a_long_meter_error_to_what_central_accepts(enrolled) -> None:
+    """The edge keeps a meter's whole error; the heartbeat carries what the contract allows,
+    and central (checking with the same validator) takes it."""
+    central, site, settings = enrolled
+    with psycopg.connect(settings.database_url) as conn:
+        conn.execute(
+            "INSERT INTO meter_status (meter_id, state, last_error)"
+            " SELECT id, 'unreachable', repeat('timeout ', 500) FROM meters"
+        )
+    body = heartbeat.send(settings)
+    assert body is not None
+    errors = [m["last_error"] for m in body["meters"]]
+    assert all(len(e) == MAX_ERROR_LENGTH and e.startswith("timeout ") for e in errors)
+    with psycopg.connect(central.db_url) as conn:
+        stored = scalar(conn, "SELECT last_status FROM sites WHERE id = %s", (site.site_id,))
+    assert [m["state"] for m in stored["meters"]] == ["unreachable", "unreachable"]
 
 
 def test_pause_and_resume_collection_notify_the_collector(enrolled) -> None:
