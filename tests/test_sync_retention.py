@@ -51,7 +51,7 @@ def test_buffer_budget_drops_oldest_unsynced_counted_per_meter(
     caplog.set_level(logging.WARNING, logger=retention.__name__)
     budget = retention.RetentionResult()
     with psycopg.connect(settings.database_url) as conn:
-        budget.dropped = retention.enforce_budget(conn, 700)
+        budget.dropped = retention.commit_budget(conn, 700)
         assert scalar(conn, "SELECT min(id) FROM readings") == oldest[-1] + 1
         per_meter = conn.execute(
             "SELECT meter_id, row_count, from_ts <= to_ts FROM dropped_readings ORDER BY meter_id"
@@ -76,7 +76,7 @@ def test_in_flight_readings_are_never_dropped_by_the_budget(enrolled) -> None:
     with psycopg.connect(settings.database_url) as conn:
         batch, _ = ledger.commit_claim(conn, 50)  # a claim as the upload job makes it
         assert batch is not None
-        assert retention.enforce_budget(conn, 10) == 50
+        assert retention.commit_budget(conn, 10) == 50
         held = [r.id for r in batch.rows]
         assert scalar(conn, "SELECT count(*) FROM readings WHERE id = ANY(%s)", (held,)) == 50
 

@@ -14,7 +14,8 @@ import psycopg
 logger = logging.getLogger(__name__)
 
 
-def record_success(conn: psycopg.Connection[Any]) -> None:
+def commit_online(conn: psycopg.Connection[Any]) -> None:
+    """Central answered: record it and commit (on the caller's connection)."""
     row = conn.execute(
         """
         UPDATE appliance_state s SET
@@ -35,7 +36,8 @@ def record_success(conn: psycopg.Connection[Any]) -> None:
             logger.info("central reachable")
 
 
-def record_failure(conn: psycopg.Connection[Any], error: str) -> None:
+def commit_offline(conn: psycopg.Connection[Any], error: str) -> None:
+    """Central could not be reached or failed: record why and commit."""
     row = conn.execute(
         """
         UPDATE appliance_state s SET

@@ -86,13 +86,15 @@ def build(conn: psycopg.Connection[Any], image_release_file: Path | None = None)
         "upload_paused": bool(state[2]),
         "meters": meters,
     }
-    conn.commit()
     return parse_heartbeat(document)
 
 
 def send(settings: ApplianceSettings) -> dict[str, Any] | None:
     """Build and send one heartbeat; returns the document sent, None when it could not be sent."""
-    with db.connect(settings.database_url, application_name="meterit-heartbeat") as conn:
+    # autocommit: no transaction held open while the heartbeat is posted
+    with db.connect(
+        settings.database_url, application_name="meterit-heartbeat", autocommit=True
+    ) as conn:
         beat = build(conn, Path(settings.image_release_file))
         try:
             # one quick retry: the next heartbeat is minutes away, and a heartbeat stuck on a
@@ -103,9 +105,9 @@ def send(settings: ApplianceSettings) -> dict[str, Any] | None:
             logger.info("heartbeat skipped: %s", err)
             return None
         except CentralError as err:
-            connectivity.record_failure(conn, str(err))
+            connectivity.commit_offline(conn, str(err))
             logger.warning("heartbeat not delivered: %s", err)
             return None
-        connectivity.record_success(conn)
+        connectivity.commit_online(conn)
     logger.debug("heartbeat sent: backlog %d", beat.backlog)
     return beat.to_wire()

@@ -65,7 +65,7 @@ def _finish(conn: psycopg.Connection[Any], log_id: int, result: MeterSyncResult)
     return result
 
 
-def _refuse(conn: psycopg.Connection[Any]) -> MeterSyncRefused:
+def _commit_refusal(conn: psycopg.Connection[Any]) -> MeterSyncRefused:
     row = conn.execute(
         "SELECT started_at FROM meter_sync_log WHERE result = 'running' ORDER BY id DESC LIMIT 1"
     ).fetchone()
@@ -87,7 +87,7 @@ def sync_meters(settings: ApplianceSettings) -> MeterSyncResult:
     """One meter-config pull; raises MeterSyncRefused when another run holds the lock."""
     with db.connect(settings.database_url, application_name="meterit-meter-sync") as conn:
         if not locks.try_meter_list(conn, session=True):
-            raise _refuse(conn)
+            raise _commit_refusal(conn)
         try:
             # a run killed halfway left its row 'running'; we hold the lock, so it is dead
             conn.execute(
@@ -102,20 +102,20 @@ def sync_meters(settings: ApplianceSettings) -> MeterSyncResult:
             log_id = int(row[0])
             etag_row = conn.execute("SELECT config_etag FROM appliance_state").fetchone()
             conn.commit()
-            return _run(conn, settings, log_id, etag_row[0] if etag_row else None)
+            return _commit_run(conn, settings, log_id, etag_row[0] if etag_row else None)
         finally:
             conn.rollback()
             locks.unlock_meter_list(conn)
             conn.commit()
 
 
-def _run(
+def _commit_run(
     conn: psycopg.Connection[Any], settings: ApplianceSettings, log_id: int, etag: str | None
 ) -> MeterSyncResult:
     try:
         with CentralClient(settings, retries=2, read_timeout_s=30) as client:
             resp = client.get_config(etag)
-        connectivity.record_success(conn)
+        connectivity.commit_online(conn)
         if resp.status == 304:
             result = _finish(conn, log_id, MeterSyncResult("unchanged"))
             conn.commit()
@@ -134,7 +134,7 @@ def _run(
     except (CentralError, NotEnrolled, MeterConfigError, psycopg.Error) as err:
         conn.rollback()
         if isinstance(err, CentralError):
-            connectivity.record_failure(conn, str(err))
+            connectivity.commit_offline(conn, str(err))
         result = _finish(conn, log_id, MeterSyncResult("error", error=str(err)))
         conn.commit()
         logger.error("meter sync failed, local meters unchanged: %s", err)

@@ -134,13 +134,6 @@ def upload_paused(conn: psycopg.Connection[Any]) -> bool:
     return bool(row and row[0])
 
 
-def _paused_now(conn: psycopg.Connection[Any]) -> bool:
-    """The pause flag, read in its own short transaction (not held open while POSTs run)."""
-    paused = upload_paused(conn)
-    conn.commit()
-    return paused
-
-
 def drain(
     settings: ApplianceSettings,
     *,
@@ -164,7 +157,9 @@ def drain(
         # natural key), never a reading lost; so it skips waiting for the WAL flush.
         conn.execute("SET synchronous_commit = off")
         conn.commit()
-        if _paused_now(conn):
+        paused = upload_paused(conn)
+        conn.commit()  # no transaction left open while batches are posted
+        if paused:
             logger.info("upload skipped: paused (resume it from the local UI or MCP)")
             result.stopped = "paused"
             for c in clients:
@@ -192,9 +187,10 @@ def drain(
                     check = now >= next_check
                     if now >= deadline:
                         stop = "budget"
-                    elif check and result.batches and _paused_now(conn):
+                    elif check and result.batches and upload_paused(conn):
                         stop = "paused"
                     else:
+                        conn.commit()  # ends the pause flag's read, if any
                         if check:
                             next_check = now + CHECK_EVERY_S
                         nxt, quarantined = ledger.commit_claim(conn, size, after_id, orphans=check)
@@ -218,13 +214,13 @@ def drain(
                     logger.debug(
                         "upload stopped: %s", err, extra=fields(batch_id=str(done.batch.id))
                     )
-                    connectivity.record_failure(conn, str(err))
+                    connectivity.commit_offline(conn, str(err))
                     continue  # the others in flight were sent: settle them, claim no more
                 _add(result, done.batch, settled)
                 if settled.requeued:
                     after_id = 0
                 if not online_recorded:
-                    connectivity.record_success(conn)
+                    connectivity.commit_online(conn)
                     online_recorded = True
         finally:
             poster.shutdown(wait=True)
@@ -232,7 +228,7 @@ def drain(
                 c.close()
         result.stopped = stop or "empty"
         if online_recorded and stop != "error":
-            connectivity.record_success(conn)
+            connectivity.commit_online(conn)
     result.seconds = time.monotonic() - t0
     if result.batches:
         logger.info(

@@ -30,7 +30,7 @@ class RetentionResult:
     dropped: int = 0
 
 
-def prune_synced(conn: psycopg.Connection[Any], retention_days: int) -> int:
+def commit_prune(conn: psycopg.Connection[Any], retention_days: int) -> int:
     """Delete synced readings older than the retention window; returns how many."""
     total = 0
     while True:
@@ -50,7 +50,7 @@ def prune_synced(conn: psycopg.Connection[Any], retention_days: int) -> int:
     return total
 
 
-def enforce_budget(conn: psycopg.Connection[Any], budget_rows: int) -> int:
+def commit_budget(conn: psycopg.Connection[Any], budget_rows: int) -> int:
     """Drop the oldest unsynced readings beyond ``budget_rows`` (0 = no budget); returns how many.
 
     Readings in flight (leased to an upload batch) are never dropped: central may already have
@@ -107,8 +107,8 @@ def enforce_budget(conn: psycopg.Connection[Any], budget_rows: int) -> int:
 def run(settings: ApplianceSettings) -> RetentionResult:
     with db.connect(settings.database_url, application_name="meterit-retention") as conn:
         return RetentionResult(
-            pruned=prune_synced(conn, settings.retention_days),
-            dropped=enforce_budget(conn, settings.buffer_budget_rows),
+            pruned=commit_prune(conn, settings.retention_days),
+            dropped=commit_budget(conn, settings.buffer_budget_rows),
         )
 
 
@@ -116,4 +116,4 @@ def enforce_budget_for(settings: ApplianceSettings) -> int:
     if settings.buffer_budget_rows <= 0:
         return 0
     with db.connect(settings.database_url, application_name="meterit-retention") as conn:
-        return enforce_budget(conn, settings.buffer_budget_rows)
+        return commit_budget(conn, settings.buffer_budget_rows)
