@@ -8,10 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from tests.alert_helpers import Fleet
-from tests.ui_browser import PASSWORD, Ui, browser, ui
-
-__all__ = ["browser", "ui"]  # fixtures used by name
+from tests.alert_helpers import (
+    Fleet,
+)
+from tests.ui_browser import (
+    PASSWORD,
+    Ui,
+)
 
 
 def test_firing_alerts_show_and_are_acknowledged_rules_tested_and_silenced(ui: Ui) -> None:

@@ -8,10 +8,12 @@ from typing import Any
 import requests
 
 from common.http_headers import HEADERS
-from tests.central_fixtures import CentralServer
-from tests.web_fixtures import Appliance, web_only
-
-__all__ = ["web_only"]  # fixture used by name
+from tests.central_fixtures import (
+    CentralServer,
+)
+from tests.web_fixtures import (
+    Appliance,
+)
 
 
 def assert_secure(answer: requests.Response) -> None:

@@ -7,9 +7,10 @@ import re
 
 import requests
 
-from tests.web_fixtures import PASSWORD, Appliance, web_only
-
-__all__ = ["web_only"]  # fixture used by name
+from tests.web_fixtures import (
+    PASSWORD,
+    Appliance,
+)
 
 
 def log_in(base: str, next_url: str) -> requests.Response:
