@@ -9,10 +9,12 @@ from typing import Any
 
 from appliance.service import SyncStatus
 from appliance.sync.banners import banners
-from tests.ui_browser import browser
-from tests.web_fixtures import PASSWORD, add_past_readings, log_in, make_appliance, new_page
-
-__all__ = ["browser", "new_page"]  # fixtures used by name
+from tests.web_fixtures import (
+    PASSWORD,
+    add_past_readings,
+    log_in,
+    make_appliance,
+)
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
