@@ -22,7 +22,7 @@ from mcp.client.stdio import stdio_client
 
 from central import mcp_tokens, rollup, users
 from tests.alert_helpers import ADMIN, Fleet
-from tests.central_fixtures import free_port
+from tests.ports import free_tcp_port
 
 ROOT = Path(__file__).resolve().parent.parent
 OPERATOR = "operator@example.com"
@@ -146,7 +146,7 @@ class HttpServer:
     """``python -m central mcp --http`` on a free localhost port, as the unit runs it."""
 
     def __init__(self, env: dict[str, str], log_path: Path, *args: str) -> None:
-        port = free_port()
+        port = free_tcp_port()
         self.url = f"http://127.0.0.1:{port}/mcp"
         self.log_path = log_path
         with log_path.open("ab") as log:

@@ -23,9 +23,9 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from appliance.sync.upload import drain
 
 from appliance.sync.meter_config import sync_meters
+from appliance.sync.pump import drain
 from tests.central_fixtures import CentralServer
 from tests.sync_helpers import assert_edge_equals_central, edge_settings, settings_env, wait_until
 from tests.test_broadcast_discovery import _ip, _running

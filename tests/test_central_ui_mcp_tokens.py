@@ -7,9 +7,10 @@ import psycopg
 import pytest
 
 from central import mcp_tokens
-from tests.ui_browser import PASSWORD, Ui, browser, ui
-
-__all__ = ["browser", "ui"]  # fixtures used by name
+from tests.ui_browser import (
+    PASSWORD,
+    Ui,
+)
 
 pytestmark = pytest.mark.browser
 
