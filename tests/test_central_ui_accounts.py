@@ -10,11 +10,17 @@ import pytest
 import requests
 from playwright.sync_api import Browser, expect
 
-from tests.central_fixtures import CentralServer
-from tests.ui_browser import PASSWORD, Ui, browser
-from tests.ui_session import sign_in, signed_in
-
-__all__ = ["browser"]  # fixture used by name
+from tests.central_fixtures import (
+    CentralServer,
+)
+from tests.ui_browser import (
+    PASSWORD,
+    Ui,
+)
+from tests.ui_session import (
+    sign_in,
+    signed_in,
+)
 
 pytestmark = pytest.mark.browser
 

@@ -16,14 +16,28 @@ import requests
 from central import users
 from common.attempts import PER_ACCOUNT, PER_ADDRESS
 from common.wire import SYNC_AUTH
-from tests.central_fixtures import CentralServer
-from tests.mcp_helpers import TOKEN, HttpMcpServer
-from tests.sync_helpers import edge_settings, settings_env
-from tests.ui_session import csrf_token, sign_in, signed_in
-from tests.web_fixtures import PASSWORD as WEB_PASSWORD
-from tests.web_fixtures import Appliance, web_only
-
-__all__ = ["web_only"]  # fixture used by name
+from tests.central_fixtures import (
+    CentralServer,
+)
+from tests.mcp_helpers import (
+    TOKEN,
+    HttpMcpServer,
+)
+from tests.sync_helpers import (
+    edge_settings,
+    settings_env,
+)
+from tests.ui_session import (
+    csrf_token,
+    sign_in,
+    signed_in,
+)
+from tests.web_fixtures import (
+    PASSWORD as WEB_PASSWORD,
+)
+from tests.web_fixtures import (
+    Appliance,
+)
 
 PASSWORD = "correct horse battery"
 ACCOUNT_BUDGET = int(PER_ACCOUNT.split()[0])

@@ -20,22 +20,28 @@ import pytest
 import requests
 
 from appliance.sync.meter_config import sync_meters
-from tests.central_fixtures import CentralServer, start_central_server
-from tests.ports import free_tcp_port
-from tests.sync_helpers import ROOT, wait_until, with_settings
-from tests.ui_browser import browser
+from tests.central_fixtures import (
+    CentralServer,
+    start_central_server,
+)
+from tests.ports import (
+    free_tcp_port,
+)
+from tests.sync_helpers import (
+    ROOT,
+    wait_until,
+    with_settings,
+)
 from tests.web_fixtures import (
     Appliance,
     SimulatorThread,
     add_central_meter,
     log_in,
     make_appliance,
-    new_page,
     screenshot,
     sim_specs,
 )
 
-__all__ = ["browser", "new_page"]  # fixtures used by name
 logger = logging.getLogger(__name__)
 
 
