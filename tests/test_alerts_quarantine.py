@@ -9,14 +9,19 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from appliance.sync import heartbeat
-from appliance.sync.upload import drain
+from appliance.sync.pump import drain
 from central.alerts import evaluate as evaluation
 from central.settings import CentralSettings
-from tests.alert_helpers import T0, Fleet
-from tests.harness import scalar
-from tests.sync_helpers import add_readings, enrolled
-
-__all__ = ["enrolled"]  # fixture used by name
+from tests.alert_helpers import (
+    T0,
+    Fleet,
+)
+from tests.harness import (
+    scalar,
+)
+from tests.sync_helpers import (
+    add_readings,
+)
 
 
 def _firing(db_url: str, site_id: int, now: datetime) -> list[tuple[str, str]]:
