@@ -8,7 +8,7 @@ import asyncio
 from appliance.bacnet.client import BacpypesClient, DeviceError
 from appliance.bacnet.device import DeviceTarget, PointRef
 from appliance.bacnet.simulator import SimMeterSpec, SimulatorHandle
-from tests.mcp_helpers import free_udp_port
+from tests.ports import free_udp_port
 from tests.test_bacnet_quirks import run_with
 
 POWER = PointRef("analog-input", 2)  # power_kw: noisy, so it moves past covIncrement every refresh

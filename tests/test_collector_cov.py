@@ -21,11 +21,12 @@ from appliance.bacnet.simulator import (
     run_simulators,
 )
 from appliance.collector.loop import Collector
+from appliance.meter_store import replace_meters
 from appliance.settings import load_settings
-from appliance.sync.meter_config import apply_config, sync_meters
-from appliance.sync.upload import drain
+from appliance.sync.meter_config import sync_meters
+from appliance.sync.pump import drain
 from tests.central_fixtures import CentralServer
-from tests.mcp_helpers import free_udp_port
+from tests.ports import free_udp_port
 from tests.sync_helpers import assert_edge_equals_central, central_readings, edge_settings
 from tests.test_collector import eventually, readings_per_meter
 
@@ -36,7 +37,7 @@ def store_cov_meter(url: str, spec: SimMeterSpec) -> None:
     meter = meter_spec(spec)
     meter = dataclasses.replace(meter, points=meter.points[1:3], cov=True)
     with psycopg.connect(url) as conn, conn.transaction():
-        apply_config(conn, [meter], source="file")
+        replace_meters(conn, [meter], source="file")
 
 
 def make_collector(url: str, interval: int, lifetime: int) -> Collector:
