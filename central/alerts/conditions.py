@@ -57,11 +57,11 @@ QUERIES: dict[str, str] = {
     "meter_unreachable": """
         SELECT r.id, r.tenant_id, 'meter:' || m.id, m.site_id, m.id, NULL::int,
                format('meter %%s of site %%s %%s since %%s%%s', m.external_id, s.name,
-                      CASE WHEN h.state IN ('no-values', 'stale') THEN 'gives no values' ELSE 'unreachable' END,
+                      CASE WHEN h.state = 'no-values' THEN 'gives no values' ELSE 'unreachable' END,
                       _TS_(h.since), coalesce(': ' || h.last_error, '')),
                extract(epoch FROM %(now)s - h.since) / 60
         FROM alert_rules r
-        JOIN meter_health h ON h.state IN ('unreachable', 'no-values', 'stale')
+        JOIN meter_health h ON h.state IN ('unreachable', 'no-values')
              AND h.since <= %(now)s - make_interval(mins => (r.params->>'minutes')::int)
              AND (r.site_id IS NULL OR h.site_id = r.site_id)
              AND (r.meter_id IS NULL OR h.meter_id = r.meter_id)
@@ -140,7 +140,7 @@ QUERIES: dict[str, str] = {
              AND (r.site_id IS NULL OR s.id = r.site_id)
         WHERE NOT EXISTS (
             SELECT 1 FROM meter_health h
-            WHERE h.meter_id = m.id AND h.state IN ('unreachable', 'no-values', 'stale'))""",
+            WHERE h.meter_id = m.id AND h.state IN ('unreachable', 'no-values'))""",
     # the share of readings ingest refused, from the stored batch answers of the window
     "central_health": """
         WITH windows AS (
