@@ -101,14 +101,7 @@ def report_file(report_id: int, kind: str) -> Response:
         content = service.get_file(conn, op.tenant_id, report_id, kind)
     if content is None:
         raise ApiError(409, f"report {report_id} is {status['status']}, it has no files yet")
-    return Response(
-        content,
-        content_type=service.FILE_TYPES[kind],
-        headers={
-            "Content-Disposition": f'attachment; filename="{service.file_name(status, kind)}"',
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return Response(content, headers=service.download_headers(status, kind))
 
 
 @bp.get("/report-schedules")

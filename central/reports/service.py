@@ -177,3 +177,12 @@ def file_name(status: dict[str, Any], kind: str) -> str:
     first: str = p["first_day"]
     span = first if p["kind"] == "day" else f"{first}_{p['last_day']}"
     return f"meterit-energy-report-{status['id']}-{span}.{kind}"
+
+
+def download_headers(status: dict[str, Any], kind: str) -> dict[str, str]:
+    """The headers of a report file's download, the same from the operator API and the UI."""
+    return {
+        "Content-Type": FILE_TYPES[kind],
+        "Content-Disposition": f'attachment; filename="{file_name(status, kind)}"',
+        "X-Content-Type-Options": "nosniff",
+    }

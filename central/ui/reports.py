@@ -110,14 +110,7 @@ def report_file(report_id: int, kind: str) -> Response:
         content = service.get_file(conn, user.tenant_id, report_id, kind) if status else None
     if status is None or content is None:
         abort(404, f"Report {report_id} has no {kind.upper()} (not finished, or not yours).")
-    return Response(
-        content,
-        content_type=service.FILE_TYPES[kind],
-        headers={
-            "Content-Disposition": f'attachment; filename="{service.file_name(status, kind)}"',
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return Response(content, headers=service.download_headers(status, kind))
 
 
 @bp.post("/reports/schedules")
