@@ -13,6 +13,7 @@ Registered in ``tests/conftest.py`` (``pytest_plugins``). Usage::
 a short key overlap …) use the factory: ``make_central_server(METERIT_RATE_LIMIT="3/minute")``;
 keyword names are environment variables. Helpers go through the real code (``central.tenants``,
 ``central.sites``, ``central.keys``, ``central.users``, ``central.meters``) on the server's database, so what they create is what the CLI would create.
+``run_central_worker(env)`` runs ``central worker`` for a ``with`` block (``wait_for`` polls).
 This interface is shared with the appliance tests: extend it, do not change it.
 """
 
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -220,3 +222,43 @@ def make_central_server(
 def central_server(make_central_server: Callable[..., CentralServer]) -> CentralServer:
     """A real central server (gunicorn) on a fresh database; see the module docstring."""
     return make_central_server()
+
+
+@dataclass
+class CentralWorker:
+    """``central worker`` run as a subprocess by ``run_central_worker``; ``output`` is what it
+    printed, filled in once it has stopped."""
+
+    process: subprocess.Popen[bytes]
+    output: str = ""
+
+    def wait_for(
+        self, done: Callable[[], bool], within_s: float, failure: str, poll_s: float
+    ) -> None:
+        """Poll ``done`` until it is true; fail with ``failure`` after ``within_s``, or with the
+        worker's output at once if it exits meanwhile."""
+        deadline = time.monotonic() + within_s
+        while not done():
+            out = self.process.stdout
+            assert self.process.poll() is None, out.read().decode() if out else ""
+            assert time.monotonic() < deadline, failure
+            time.sleep(poll_s)
+
+
+@contextmanager
+def run_central_worker(env: dict[str, str]) -> Iterator[CentralWorker]:
+    """Run ``python -m central worker`` with exactly ``env`` for the ``with`` block, then stop it
+    and keep its output."""
+    worker = CentralWorker(
+        subprocess.Popen(
+            [sys.executable, "-m", "central", "worker"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+    )
+    try:
+        yield worker
+    finally:
+        worker.process.terminate()
+        worker.output = worker.process.communicate(timeout=30)[0].decode()

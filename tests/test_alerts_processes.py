@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from central import locks
 from common import wire
 from common.timestamps import format_ts
 from tests.alert_helpers import Fleet, post_readings
-from tests.central_fixtures import CentralServer
+from tests.central_fixtures import CentralServer, run_central_worker
 from tests.smtp_capture import SmtpServer
 
 
@@ -176,22 +175,14 @@ def test_the_central_worker_evaluates_and_emails_by_itself(
         METERIT_ALERT_GROUP_WAIT_S="0",
         **smtp_server.env(),
     )
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "central", "worker"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while not smtp_server.messages:
-            assert worker.poll() is None, worker.stdout.read().decode() if worker.stdout else ""
-            assert time.monotonic() < deadline, "no alert e-mail from the worker within 90 s"
-            time.sleep(0.5)
-    finally:
-        worker.terminate()
-        output = worker.communicate(timeout=30)[0].decode()
+    with run_central_worker(env) as worker:
+        worker.wait_for(
+            lambda: bool(smtp_server.messages),
+            90,
+            "no alert e-mail from the worker within 90 s",
+            poll_s=0.5,
+        )
     (mail,) = smtp_server.messages
     assert mail.subject == "[MeterIT] ACME / Plant 1: 1 firing"
-    assert "alerts every 30 s" in output
+    assert "alerts every 30 s" in worker.output
     assert [i["state"] for i in fleet.instances()] == ["firing"]

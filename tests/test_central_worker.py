@@ -5,16 +5,14 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import requests
 
 from common import wire
-from tests.central_fixtures import CentralServer
+from tests.central_fixtures import CentralServer, run_central_worker
 
 
 def test_worker_rolls_up_ingested_hours(central_server: CentralServer) -> None:
@@ -43,29 +41,19 @@ def test_worker_rolls_up_ingested_hours(central_server: CentralServer) -> None:
         "METERIT_DATABASE_URL": central_server.db_url,
         "METERIT_REDIS_URL": central_server.redis_url,
     }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "central", "worker"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with psycopg.connect(central_server.db_url) as conn:
-                row = conn.execute(
-                    "SELECT n, min, max, first_value, last_value FROM readings_hourly "
-                    "WHERE hour = %s",
-                    (hour,),
-                ).fetchone()
-            if row is not None:
-                break
-            assert worker.poll() is None, worker.stdout.read().decode() if worker.stdout else ""
-            assert time.monotonic() < deadline, "no rollup within 30 s"
-            time.sleep(0.5)
-    finally:
-        worker.terminate()
-        output = worker.communicate(timeout=30)[0].decode()
+    row: tuple[Any, ...] | None = None
+
+    def rolled_up() -> bool:
+        nonlocal row
+        with psycopg.connect(central_server.db_url) as conn:
+            row = conn.execute(
+                "SELECT n, min, max, first_value, last_value FROM readings_hourly WHERE hour = %s",
+                (hour,),
+            ).fetchone()
+        return row is not None
+
+    with run_central_worker(env) as worker:
+        worker.wait_for(rolled_up, 30, "no rollup within 30 s", poll_s=0.5)
     assert row == (6, 100.0, 150.0, 100.0, 150.0)
-    assert worker.returncode == 0, output
-    assert "worker started: rollup every 60 s, prune every 86400 s" in output
+    assert worker.process.returncode == 0, worker.output
+    assert "worker started: rollup every 60 s, prune every 86400 s" in worker.output

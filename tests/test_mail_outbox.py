@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import os
 import ssl
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,7 @@ from central import locks
 from central.mail import drain, outbox
 from central.mail.smtp import SmtpConfig, SmtpTransport
 from central.settings import load_settings
+from tests.central_fixtures import run_central_worker
 from tests.smtp_capture import SmtpServer, self_signed
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -263,21 +261,13 @@ def test_the_central_worker_process_sends_queued_mail(
         METERIT_CONFIG=str(tmp_path / "none.toml"),
         **smtp_server.env(),
     )
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "central", "worker"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not smtp_server.messages:
-            assert worker.poll() is None, worker.stdout.read().decode() if worker.stdout else ""
-            assert time.monotonic() < deadline, "the worker sent nothing within 60 s"
-            time.sleep(0.2)
-    finally:
-        worker.terminate()
-        output = worker.communicate(timeout=30)[0].decode()
+    with run_central_worker(env) as worker:
+        worker.wait_for(
+            lambda: bool(smtp_server.messages),
+            60,
+            "the worker sent nothing within 60 s",
+            poll_s=0.2,
+        )
     assert [m.subject for m in smtp_server.messages] == ["from the worker"]
-    assert "mail every 15 s" in output
+    assert "mail every 15 s" in worker.output
     assert set(statuses(central_db_url).values()) == {"sent"}
