@@ -39,7 +39,7 @@ from typing import Any
 
 import psycopg
 
-from bench.dashboard import EMAIL, LATE_S, OFFLINE_S, freshen, populate
+from bench.dashboard import EMAIL, LATE_S, OFFLINE_S, freshen, populate, timed
 from central import fleet, mcp_tokens, meter_search, series
 from central.alerts import evaluate, rules, views
 from central.connectivity import Thresholds
@@ -186,17 +186,6 @@ async def time_tools(
     return out
 
 
-def time_reference(fn: Callable[[], Any], runs: int) -> list[float]:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - started) * 1000)
-    return times
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -236,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = calls(ids, now)
         measured = asyncio.run(time_tools(server.url, ids["token"], plan, args.runs))
         refs = {
-            label: time_reference(fn, args.runs) for label, fn in references(url, ids, now).items()
+            label: timed(fn, args.runs, warmup=3) for label, fn in references(url, ids, now).items()
         }
         load = os.getloadavg()
         print(f"\ncentral MCP over streamable HTTP, {count:,} readings, {args.runs} calls per tool")
