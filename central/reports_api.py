@@ -41,15 +41,7 @@ def request_report() -> Response:
     body = json_object(request, BODY_LIMIT)
     with pool().connection() as conn, conn.transaction():
         try:
-            report_id = service.request_report(
-                conn,
-                op.tenant_id,
-                body.get("scope"),
-                body.get("period"),
-                body.get("time_zone"),
-                demand_minutes=body.get("demand_minutes", 15),
-                actor=op.actor,
-            )
+            report_id = service.request_from_body(conn, op.tenant_id, body, op.actor)
         except RequestError as err:
             raise _invalid(err) from None
         except ScopeError as err:

@@ -126,6 +126,22 @@ def request_report(
     return submit(conn, tenant_id, spec, actor)
 
 
+def request_from_body(
+    conn: psycopg.Connection[Any], tenant_id: int, body: dict[str, Any], actor: str
+) -> int:
+    """``request_report`` from one request body {scope, period, time_zone, demand_minutes}, as
+    the operator API's JSON and the UI's form both give it (like ``schedules.create``)."""
+    return request_report(
+        conn,
+        tenant_id,
+        body.get("scope"),
+        body.get("period"),
+        body.get("time_zone"),
+        demand_minutes=body.get("demand_minutes", DEFAULT_DEMAND_MINUTES),
+        actor=actor,
+    )
+
+
 def get_report(
     conn: psycopg.Connection[Any], tenant_id: int, report_id: int
 ) -> dict[str, Any] | None:

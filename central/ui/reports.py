@@ -69,15 +69,7 @@ def request_report() -> Redirect:
     raw = _form_request()
     with pool().connection() as conn, conn.transaction():
         try:
-            report_id = service.request_report(
-                conn,
-                user.tenant_id,
-                raw["scope"],
-                raw["period"],
-                raw["time_zone"],
-                demand_minutes=raw["demand_minutes"],
-                actor=user.actor,
-            )
+            report_id = service.request_from_body(conn, user.tenant_id, raw, user.actor)
         except (RequestError, ScopeError, service.TooMany) as err:
             flash(f"Not requested: {err}", "error")
             return redirect(url_for("ui.reports"))
