@@ -13,6 +13,7 @@ Registered in ``tests/conftest.py`` (``pytest_plugins``). Usage::
 a short key overlap …) use the factory: ``make_central_server(METERIT_RATE_LIMIT="3/minute")``;
 keyword names are environment variables. Helpers go through the real code (``central.tenants``,
 ``central.sites``, ``central.keys``, ``central.users``, ``central.meters``) on the server's database, so what they create is what the CLI would create.
+``central_env(db_url, redis_url, tmp_path, **extra)`` is the environment of a central command;
 ``run_central_worker(env)`` runs ``central worker`` for a ``with`` block (``wait_for`` polls).
 This interface is shared with the appliance tests: extend it, do not change it.
 """
@@ -222,6 +223,21 @@ def make_central_server(
 def central_server(make_central_server: Callable[..., CentralServer]) -> CentralServer:
     """A real central server (gunicorn) on a fresh database; see the module docstring."""
     return make_central_server()
+
+
+def central_env(db_url: str, redis_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment a real ``meterit-central`` command needs: this database and Redis, an
+    empty config file (a host's /etc/meterit/central.toml must not leak in), no other
+    METERIT_ variable of the caller's; ``extra`` adds or overrides settings."""
+    config = tmp_path / "central-test.toml"
+    config.touch()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METERIT_")}
+    env |= {
+        "METERIT_CONFIG": str(config),
+        "METERIT_DATABASE_URL": db_url,
+        "METERIT_REDIS_URL": redis_url,
+    }
+    return env | extra
 
 
 @dataclass

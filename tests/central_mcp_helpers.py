@@ -21,6 +21,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from central import mcp_tokens, rollup, users
+from tests import central_fixtures
 from tests.alert_helpers import ADMIN, Fleet
 from tests.ports import free_tcp_port
 
@@ -129,17 +130,11 @@ def seed(db_url: str) -> Seeded:
 
 
 def central_env(db_url: str, redis_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The environment a real ``meterit-central`` process needs; no host config leaks in."""
-    config = tmp_path / "central-test.toml"
-    config.touch()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("METERIT_")}
-    env |= {
-        "METERIT_CONFIG": str(config),
-        "METERIT_DATABASE_URL": db_url,
-        "METERIT_REDIS_URL": redis_url,
-        "METERIT_MCP_AUTH_FAILURES": "1000/minute",
-    }
-    return env | extra
+    """``central_fixtures.central_env`` with room for many failed sign-ins (the tests try
+    bad tokens on purpose)."""
+    return central_fixtures.central_env(
+        db_url, redis_url, tmp_path, **{"METERIT_MCP_AUTH_FAILURES": "1000/minute", **extra}
+    )
 
 
 class HttpServer:

@@ -5,7 +5,6 @@ any two), e-mail sent by ``meterit-central mail send`` to a real SMTP server (ai
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -19,19 +18,17 @@ from central import locks
 from common import wire
 from common.timestamps import format_ts
 from tests.alert_helpers import Fleet, post_readings
-from tests.central_fixtures import CentralServer, run_central_worker
+from tests.central_fixtures import CentralServer, central_env, run_central_worker
 from tests.smtp_capture import SmtpServer
 
 
 def central(
     command: list[str], server: CentralServer, tmp_path: Path, smtp: SmtpServer | None = None
 ) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "none.toml").touch()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("METERIT_")}
-    env.update(
-        METERIT_DATABASE_URL=server.db_url,
-        METERIT_REDIS_URL=server.redis_url,
-        METERIT_CONFIG=str(tmp_path / "none.toml"),
+    env = central_env(
+        server.db_url,
+        server.redis_url,
+        tmp_path,
         METERIT_PUBLIC_URL="https://central.example",
         **(smtp.env() if smtp else {}),
     )
@@ -166,12 +163,10 @@ def test_the_central_worker_evaluates_and_emails_by_itself(
     fleet.only_rules()
     fleet.rule(name="Quiet", kind="heartbeat_missing", params={"minutes": 1})
     fleet.heartbeat("Plant 1", datetime.now(UTC) - timedelta(minutes=5))
-    (tmp_path / "none.toml").touch()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("METERIT_")}
-    env.update(
-        METERIT_DATABASE_URL=central_server.db_url,
-        METERIT_REDIS_URL=central_server.redis_url,
-        METERIT_CONFIG=str(tmp_path / "none.toml"),
+    env = central_env(
+        central_server.db_url,
+        central_server.redis_url,
+        tmp_path,
         METERIT_ALERT_GROUP_WAIT_S="0",
         **smtp_server.env(),
     )

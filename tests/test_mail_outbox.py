@@ -4,7 +4,6 @@ Time is passed in, so hours of backoff and caps take no real time."""
 
 from __future__ import annotations
 
-import os
 import ssl
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +16,7 @@ from central import locks
 from central.mail import drain, outbox
 from central.mail.smtp import SmtpConfig, SmtpTransport
 from central.settings import load_settings
-from tests.central_fixtures import run_central_worker
+from tests.central_fixtures import central_env, run_central_worker
 from tests.smtp_capture import SmtpServer, self_signed
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -253,14 +252,7 @@ def test_the_central_worker_process_sends_queued_mail(
     central_db_url: str, redis_url: str, smtp_server: SmtpServer, tmp_path: Path
 ) -> None:
     enqueue(central_db_url, ["ops@example.com"], "from the worker")
-    (tmp_path / "none.toml").touch()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("METERIT_")}
-    env.update(
-        METERIT_DATABASE_URL=central_db_url,
-        METERIT_REDIS_URL=redis_url,
-        METERIT_CONFIG=str(tmp_path / "none.toml"),
-        **smtp_server.env(),
-    )
+    env = central_env(central_db_url, redis_url, tmp_path, **smtp_server.env())
     with run_central_worker(env) as worker:
         worker.wait_for(
             lambda: bool(smtp_server.messages),

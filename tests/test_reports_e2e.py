@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import requests
 from playwright.sync_api import Browser
 
 from tests import report_data
-from tests.central_fixtures import CentralServer
+from tests.central_fixtures import CentralServer, central_env
 from tests.smtp_capture import SmtpServer
 from tests.ui_browser import PASSWORD, browser, open_ui  # noqa: F401  (fixture)
 
@@ -38,14 +37,7 @@ def _load(server: CentralServer) -> dict[str, int]:
 def central_worker(
     server: CentralServer, tmp_path: Path, extra: dict[str, str]
 ) -> Iterator[subprocess.Popen[bytes]]:
-    (tmp_path / "none.toml").touch()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("METERIT_")}
-    env.update(
-        METERIT_DATABASE_URL=server.db_url,
-        METERIT_REDIS_URL=server.redis_url,
-        METERIT_CONFIG=str(tmp_path / "none.toml"),
-        **extra,
-    )
+    env = central_env(server.db_url, server.redis_url, tmp_path, **extra)
     log = (tmp_path / "worker.log").open("wb")
     worker = subprocess.Popen(
         [sys.executable, "-m", "central", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
