@@ -161,6 +161,11 @@ def kinds_of(received: list[Received]) -> list[str]:
     return out
 
 
+def power_reading(at: datetime, value: float) -> dict[str, Any]:
+    """One power_kw reading of meter m0, as ``post_readings`` sends it."""
+    return {"meter": "m0", "point": "power_kw", "ts": at.isoformat(), "value": value, "unit": "kW"}
+
+
 def post_readings(
     base_url: str, api_key: str, items: list[dict[str, Any]], batch: str
 ) -> dict[str, Any]:

@@ -11,7 +11,16 @@ import psycopg
 import pytest
 
 from central.alerts import muting, rules, views
-from tests.alert_helpers import ADMIN, T0, Fleet, every, kinds_of, post_readings, send_mail
+from tests.alert_helpers import (
+    ADMIN,
+    T0,
+    Fleet,
+    every,
+    kinds_of,
+    post_readings,
+    power_reading,
+    send_mail,
+)
 from tests.central_fixtures import CentralServer
 from tests.smtp_capture import Received, SmtpServer
 
@@ -86,13 +95,7 @@ def test_flapping_point_sends_one_firing_and_one_resolved_per_repeat_interval(
     # above and below the thresholds every 2 minutes for an hour (ingest keeps the latest value)
     for k in range(30):
         at = T0 + timedelta(minutes=2 * k)
-        item = {
-            "meter": "m0",
-            "point": "power_kw",
-            "ts": at.isoformat(),
-            "value": 600.0 if k % 2 == 0 else 400.0,
-            "unit": "kW",
-        }
+        item = power_reading(at, 600.0 if k % 2 == 0 else 400.0)
         post_readings(central_server.base_url, fleet.api_keys["Plant 1"], [item], f"b{k}")
         run(fleet, smtp_server, at, at + timedelta(seconds=90))
 
@@ -101,13 +104,7 @@ def test_flapping_point_sends_one_firing_and_one_resolved_per_repeat_interval(
     assert len(opened) == 15, "every flap is still recorded and shown"
     # the next repeat interval tells it again if it still fires then
     last = T0 + timedelta(hours=4, minutes=1)
-    item = {
-        "meter": "m0",
-        "point": "power_kw",
-        "ts": last.isoformat(),
-        "value": 700.0,
-        "unit": "kW",
-    }
+    item = power_reading(last, 700.0)
     post_readings(central_server.base_url, fleet.api_keys["Plant 1"], [item], "later")
     run(fleet, smtp_server, last, last + timedelta(minutes=2))
     assert kinds_of(smtp_server.messages) == ["firing", "resolved", "firing"]
@@ -128,13 +125,7 @@ def test_value_threshold_clears_only_past_the_clear_threshold(
     states = []
     for k, value in enumerate([510, 490, 490, 460, 440, 490]):
         at = T0 + timedelta(minutes=2 * k)
-        item = {
-            "meter": "m0",
-            "point": "power_kw",
-            "ts": at.isoformat(),
-            "value": value,
-            "unit": "kW",
-        }
+        item = power_reading(at, value)
         post_readings(central_server.base_url, fleet.api_keys["Plant 1"], [item], f"b{k}")
         fleet.evaluate(at)
         fleet.evaluate(at + timedelta(seconds=61))

@@ -17,7 +17,7 @@ import requests
 from central import locks
 from common import wire
 from common.timestamps import format_ts
-from tests.alert_helpers import Fleet, post_readings
+from tests.alert_helpers import Fleet, post_readings, power_reading
 from tests.central_fixtures import CentralServer, central_env, run_central_worker
 from tests.smtp_capture import SmtpServer
 
@@ -112,13 +112,7 @@ def test_worker_restart_at_minute_7_of_a_10_minute_for_still_fires_at_minute_10(
         params={"point": "power_kw", "set": 500},
     )
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
-    item = {
-        "meter": "m0",
-        "point": "power_kw",
-        "ts": start.isoformat(),
-        "value": 750.0,
-        "unit": "kW",
-    }
+    item = power_reading(start, 750.0)
     post_readings(central_server.base_url, fleet.api_keys["Plant 1"], [item], "b1")
 
     assert evaluate(central_server, tmp_path, start)["pending"] == 1
