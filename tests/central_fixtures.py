@@ -109,6 +109,18 @@ class CentralServer:
             tenant_id = tenants.site_tenant(conn, site_id)
             return meters.create_meter(conn, site_id, tenant_id, meters.parse_meter(body), "cli")
 
+    def add_meters(self, site_id: int, document: list[dict[str, Any]]) -> None:
+        """Every meter of a meters document (``meters_document`` of the BACnet simulator), so
+        the site's configuration names the simulated devices."""
+        for meter in document:
+            self.add_meter(
+                site_id,
+                meter["external_id"],
+                [(p["name"], p["object"], p["unit"]) for p in meter["points"]],
+                address=meter["address"],
+                device_instance=meter["device_instance"],
+            )
+
     def rotate_key(self, site_id: int, overlap: timedelta) -> str:
         with self._tx() as conn:
             return keys.rotate_key(conn, site_id, overlap, "cli").plaintext

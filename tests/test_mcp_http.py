@@ -200,14 +200,7 @@ def test_meters_synced_and_readings_uploaded_through_mcp_arrive_at_central(
         SimMeterSpec(device_instance=2702, port=free_udp_port(), points=4),
     ]
     site = central_server.create_site("mcp-plant")
-    for meter in meters_document(specs):
-        central_server.add_meter(
-            site.site_id,
-            meter["external_id"],
-            [(p["name"], p["object"], p["unit"]) for p in meter["points"]],
-            address=meter["address"],
-            device_instance=meter["device_instance"],
-        )
+    central_server.add_meters(site.site_id, meters_document(specs))
     with private_redis(tmp_path) as queue_url:
         _sync_and_upload_through_mcp(specs, central_server, site, edge_db_url, queue_url, tmp_path)
 

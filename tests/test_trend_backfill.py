@@ -127,14 +127,7 @@ def test_an_hour_with_the_collector_stopped_leaves_no_gap_at_central(
         for i in range(2)
     ]  # fmt: skip
     site = central_server.create_site("backfill-plant")
-    for meter in meters_document(specs):
-        central_server.add_meter(
-            site.site_id,
-            meter["external_id"],
-            [(p["name"], p["object"], p["unit"]) for p in meter["points"]],
-            address=meter["address"],
-            device_instance=meter["device_instance"],
-        )
+    central_server.add_meters(site.site_id, meters_document(specs))
     settings = edge_settings(edge_db_url, redis_url, central_server, site)
     assert sync_meters(settings).result == "ok"
     clock = MovableClock()
