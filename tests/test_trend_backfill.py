@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,12 @@ import pytest
 
 from appliance.bacnet.client import BacpypesClient, ClientConfig
 from appliance.bacnet.device import DeviceTarget
-from appliance.bacnet.simulator import SimMeterSpec, meters_document, run_simulators
+from appliance.bacnet.simulator import (
+    SimMeterSpec,
+    SimulatorHandle,
+    meters_document,
+    run_simulators,
+)
 from appliance.collector.loop import Collector
 from appliance.settings import load_settings
 from appliance.sync.meter_config import sync_meters
@@ -55,6 +61,22 @@ def make_collector(url: str, clock: MovableClock) -> Collector:
         ClientConfig(local_address=f"127.0.0.1:{free_udp_port()}", timeout_base_s=0.5)
     )
     return Collector(settings, client, clock=clock)
+
+
+@asynccontextmanager
+async def collecting(
+    url: str, spec: SimMeterSpec, clock: MovableClock
+) -> AsyncIterator[tuple[SimulatorHandle, Collector]]:
+    """The simulated meter and a collector running against it for the block; both stop after."""
+    sims = await run_simulators([spec], clock=clock)
+    collector = make_collector(url, clock)
+    task = asyncio.ensure_future(collector.run())
+    try:
+        yield sims, collector
+    finally:
+        collector.stop.set()
+        await task
+        sims.close()
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
@@ -181,10 +203,7 @@ def test_a_meter_back_after_being_unreachable_gets_its_gap_read_back(edge_db_url
     clock = MovableClock()
 
     async def scenario() -> None:
-        sims = await run_simulators([spec], clock=clock)
-        collector = make_collector(edge_db_url, clock)
-        task = asyncio.ensure_future(collector.run())
-        try:
+        async with collecting(edge_db_url, spec, clock) as (sims, _):
             await eventually(lambda: _state(edge_db_url, "reachable"))
             sims.set_offline(2821, True)
             await eventually(lambda: _state(edge_db_url, "unreachable"))
@@ -192,10 +211,6 @@ def test_a_meter_back_after_being_unreachable_gets_its_gap_read_back(edge_db_url
             sims.set_offline(2821, False)
             await eventually(lambda: _state(edge_db_url, "reachable"))
             await eventually(lambda: _no_gaps(edge_db_url), timeout=150)
-        finally:
-            collector.stop.set()
-            await task
-            sims.close()
 
     asyncio.run(scenario())
     with psycopg.connect(edge_db_url) as conn:
@@ -232,20 +247,13 @@ def test_a_meter_configured_while_the_collector_runs_gets_its_history(edge_db_ur
     clock = MovableClock()
 
     async def scenario() -> None:
-        sims = await run_simulators([spec], clock=clock)
-        collector = make_collector(edge_db_url, clock)
-        task = asyncio.ensure_future(collector.run())
-        try:
+        async with collecting(edge_db_url, spec, clock) as (_, collector):
             await eventually(lambda: _cycles(collector, 1))
             insert_meters(edge_db_url, meters_document([spec]))
             with psycopg.connect(edge_db_url, autocommit=True) as conn:
                 conn.execute("NOTIFY meters_changed")
             await eventually(lambda: _backfilled_at_least(edge_db_url, 2 * 59), timeout=150)
             await eventually(lambda: _no_gaps(edge_db_url), timeout=150)
-        finally:
-            collector.stop.set()
-            await task
-            sims.close()
 
     asyncio.run(scenario())
 
