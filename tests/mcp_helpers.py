@@ -42,6 +42,20 @@ TOOLS = {
     "get_meter_sync_status",
 }
 
+# an MCP initialize request and the headers streamable HTTP wants, as a plain HTTP client
+# (curl) sends them: for the tests of what the server answers before any MCP session exists
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "curl", "version": "0"},
+    },
+}
+MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
+
 
 @asynccontextmanager
 async def stdio_mcp(

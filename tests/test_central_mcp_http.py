@@ -32,19 +32,7 @@ from tests.central_mcp_helpers import (
     central_env,
     seed,
 )
-from tests.mcp_helpers import http_mcp, ok, refusal
-
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "curl", "version": "0"},
-    },
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
+from tests.mcp_helpers import INITIALIZE, MCP_HEADERS, http_mcp, ok, refusal
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,8 @@ from appliance.bacnet.simulator import SimMeterSpec, meters_document, run_simula
 from appliance.sync.jobs import QUEUE
 from tests.central_fixtures import CentralServer, SiteKey
 from tests.mcp_helpers import (
+    INITIALIZE,
+    MCP_HEADERS,
     ROOT,
     TOKEN,
     TOOLS,
@@ -35,18 +37,6 @@ from tests.mcp_helpers import (
 from tests.ports import free_udp_port
 from tests.sync_helpers import assert_edge_equals_central, edge_settings, settings_env
 from tests.test_collector import run
-
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "curl", "version": "0"},
-    },
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
 
 
 @pytest.fixture
