@@ -29,6 +29,10 @@ def settings_config(settings: ApplianceSettings) -> dict[str, Any]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": settings.web_cookie_secure,
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=settings.web_session_hours),
+        # Set the cookie only when the session changes: a page's poll answered after a logout
+        # would otherwise put the pre-logout cookie back and swallow the "Logged out." message.
+        # The session's lifetime is kept on the server (web_sessions), so nothing slides here.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         # the guard decides which requests need the token (Basic-auth scripts do not)
         "WTF_CSRF_CHECK_DEFAULT": False,
         # bound to the session instead: a dashboard left open all shift keeps working buttons
