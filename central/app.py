@@ -11,7 +11,7 @@ from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from central import errors, metrics
-from central.database import new_pool
+from central.database import new_pool, new_read_pool
 from central.extensions import limiter, limiter_storage_uri
 from central.settings import CentralSettings, load_settings
 from common import attempts, http_headers
@@ -23,6 +23,7 @@ def settings_config(settings: CentralSettings) -> dict[str, Any]:
     """Flask config from the typed settings: the app reads only ``app.config``."""
     return {
         "DATABASE_URL": settings.database_url,
+        "READ_DATABASE_URL": settings.read_database_url,
         "REDIS_URL": settings.redis_url,
         "SECRET_KEY": settings.secret_key or None,
         "RATE_LIMIT": settings.rate_limit,
@@ -83,6 +84,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     http_headers.init_app(app)  # first: it must see the limiter's headers
     new_pool().init_app(app)  # one per app: its DATABASE_URL, not a process-wide one
+    if app.config.get("READ_DATABASE_URL"):
+        new_read_pool().init_app(app)
     limiter.init_app(app)
     attempts.init_app(app, app.config["RATELIMIT_STORAGE_URI"])
     errors.init_app(app)

@@ -1,6 +1,12 @@
-"""Central's connection pool (see ``common.pool``). Every connection runs in UTC (so
-``date_trunc('hour', ts)`` means the same hour everywhere) and owns a temporary staging table
-that ingest COPYs into; ``ON COMMIT DELETE ROWS`` empties it without catalog churn per batch.
+"""Central's connection pools (see ``common.pool``). Every connection runs in UTC (so
+``date_trunc('hour', ts)`` means the same hour everywhere). A primary connection owns a
+temporary staging table that ingest COPYs into; ``ON COMMIT DELETE ROWS`` empties it without
+catalog churn per batch.
+
+Pages and tools that only read figures take ``read_pool()``: a streaming replica when
+``METERIT_READ_DATABASE_URL`` names one, else the primary. A replica lags by its replay delay
+(usually well under a second), so nothing that must see its own request's write reads there, and
+it cannot hold temporary tables: what runs on it is plain SELECTs (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from psycopg_pool import ConnectionPool
 from common.pool import LazyPool
 
 EXTENSION = "meterit_db"
+READ_EXTENSION = "meterit_db_read"
 
 STAGING_DDL = """CREATE TEMP TABLE IF NOT EXISTS ingest_staging (
     point_id integer NOT NULL, ts timestamptz NOT NULL, value double precision NOT NULL
@@ -27,8 +34,20 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.autocommit = False
 
 
+def _configure_reader(conn: psycopg.Connection[Any]) -> None:
+    conn.autocommit = True
+    conn.execute("SET TIME ZONE 'UTC'")
+    # a write through the read pool is a bug: fail it at once, even before a replica exists
+    conn.execute("SET default_transaction_read_only = on")
+    conn.autocommit = False
+
+
 def new_pool() -> LazyPool:
     return LazyPool("meterit-central", EXTENSION, _configure)
+
+
+def new_read_pool() -> LazyPool:
+    return LazyPool("meterit-central-read", READ_EXTENSION, _configure_reader, "READ_DATABASE_URL")
 
 
 def get_db() -> LazyPool:
@@ -40,14 +59,23 @@ def pool() -> ConnectionPool[psycopg.Connection[Any]]:
     return get_db().pool
 
 
-def standalone_pool(url: str, name: str, max_size: int) -> ConnectionPool[psycopg.Connection[Any]]:
-    """A pool configured like the app's, for a daemon without Flask (the MCP server)."""
+def read_pool() -> ConnectionPool[psycopg.Connection[Any]]:
+    """The replica's pool when one is configured, else the primary's."""
+    reader: LazyPool | None = current_app.extensions.get(READ_EXTENSION)
+    return reader.pool if reader is not None else pool()
+
+
+def standalone_pool(
+    url: str, name: str, max_size: int, *, read_only: bool = False
+) -> ConnectionPool[psycopg.Connection[Any]]:
+    """A pool configured like the app's, for a daemon without Flask (the MCP server);
+    ``read_only`` for a replica's."""
     return ConnectionPool(
         url,
         min_size=1,
         max_size=max_size,
         kwargs={"connect_timeout": 5, "application_name": name},
-        configure=_configure,
+        configure=_configure_reader if read_only else _configure,
         check=ConnectionPool.check_connection,
         timeout=10,
         open=False,

@@ -16,7 +16,7 @@ from central.access import identify, require
 from central.auth import basic_credentials, check_password, current_operator, issue_token
 from central.body import json_body
 from central.connectivity import Thresholds, connectivity
-from central.database import pool
+from central.database import pool, read_pool
 from central.domain_errors import Conflict, NotFound
 from central.errors import ApiError
 from central.tenants import site_tenant
@@ -273,7 +273,7 @@ def readings() -> Response:
             ) from None
         if after_ts.tzinfo is None:
             raise ApiError(400, "after: pass the 'next' value of the previous page unchanged")
-    with pool().connection() as conn:
+    with read_pool().connection() as conn:
         _own_site(conn, site_id, op.tenant_id)
         rows = conn.execute(
             """SELECT r.ts, r.point_id, m.external_id, p.name, r.value, p.unit

@@ -19,6 +19,14 @@ class CentralSettings:
     database_url: str = setting(
         "postgresql:///meterit_central", help="central PostgreSQL database", url_schemes=PG_SCHEMES
     )
+    read_database_url: str | None = setting(
+        None,
+        help="a read-only replica of the central database for the pages and tools that only "
+        "read (dashboards, site pages, explorer, readings API, reports' figures, MCP reads); "
+        "unset, they read the primary",
+        url_schemes=PG_SCHEMES,
+        secret=True,
+    )
     redis_url: str = setting(
         "redis://127.0.0.1:6379/1",
         help="Redis for rate limits and background jobs",

@@ -19,8 +19,11 @@ Configure = Callable[[psycopg.Connection[Any]], None]
 
 
 class LazyPool:
-    def __init__(self, name: str, extension: str, configure: Configure) -> None:
+    def __init__(
+        self, name: str, extension: str, configure: Configure, url_key: str = "DATABASE_URL"
+    ) -> None:
         self.name = name
+        self.url_key = url_key
         self.extension = extension
         self.configure = configure
         self._lock = threading.Lock()
@@ -29,7 +32,7 @@ class LazyPool:
         self.max_size = 4
 
     def init_app(self, app: Flask) -> None:
-        self.url = app.config["DATABASE_URL"]
+        self.url = app.config[self.url_key]
         self.max_size = int(app.config.get("DB_POOL_SIZE", 4))
         app.extensions[self.extension] = self
 

@@ -5,10 +5,8 @@ once. Every test ends with edge readings = central readings by natural key."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from tests import harness
 from tests.central_fixtures import CentralServer
 from tests.harness import scalar
 from tests.ports import free_tcp_port
+from tests.private_postgres import PrivateCluster
 from tests.sync_helpers import (
     ApplianceProcess,
     add_readings,
@@ -295,51 +294,19 @@ def test_central_down_for_a_while_then_back(site_edge) -> None:
 # -- central's PostgreSQL restarted: a private cluster, since the shared one serves others -----
 
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-def _pg(*args: str, check: bool = True) -> None:
-    cmd = [str(PG_BIN / args[0]), *args[1:]]
-    if os.geteuid() == 0:
-        cmd = ["runuser", "-u", "postgres", "--", *cmd]
-    subprocess.run(cmd, check=check, capture_output=True, timeout=60)
-
-
 @pytest.fixture
-def private_postgres() -> Iterator[tuple[str, Path]]:
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip("needs the PostgreSQL server binaries to run a private cluster")
-    # not under pytest's tmp_path: as root that is private to root, and the server runs as
-    # postgres (initdb refuses to run as root)
-    data = Path(tempfile.mkdtemp(prefix="meterit-central-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres")
-    data.chmod(0o700)
-    port = free_tcp_port()
-    _pg("initdb", "-D", str(data), "-A", "trust", "-U", "postgres")
-    _pg(
-        "pg_ctl",
-        "-D",
-        str(data),
-        "-w",
-        "-l",
-        str(data / "server.log"),
-        "-o",
-        f"-p {port} -k {data} -c listen_addresses=127.0.0.1",
-        "start",
-    )
-    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+def private_postgres() -> Iterator[PrivateCluster]:
+    cluster = PrivateCluster.primary()
     try:
-        yield url, data
+        yield cluster
     finally:
-        _pg("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop", check=False)
-        shutil.rmtree(data, ignore_errors=True)
+        cluster.stop()
 
 
 def test_central_postgres_restarted_mid_drain(
     private_postgres, edge_db_url: str, worker_redis_url: str, make_central_server, tmp_path: Path
 ) -> None:
-    admin_url, data = private_postgres
+    admin_url = private_postgres.admin_url
     name = harness.migrated_template(admin_url, harness.CENTRAL_MIGRATIONS, "central")
     central = make_central_server(db_url=harness.with_database(admin_url, name))
     site = site_with_meters(central)
@@ -352,9 +319,7 @@ def test_central_postgres_restarted_mid_drain(
     worker = ApplianceProcess(["worker"], settings_env(s, tmp_path), tmp_path / "worker.log")
     try:
         wait_until(lambda: unsynced(edge_db_url) < 2700, 60, "the drain to start")
-        _pg(
-            "pg_ctl", "-D", str(data), "-l", str(data / "server.log"), "-m", "fast", "-w", "restart"
-        )
+        private_postgres.restart()
         drained(edge_db_url, worker)
     finally:
         worker.stop(timeout=10)

@@ -72,6 +72,12 @@ def main(argv: list[str]) -> int:
 
     db = standalone_pool(settings.database_url, "meterit-central-mcp", POOL_SIZE)
     db.open(wait=False)
+    reader = None
+    if settings.read_database_url:
+        reader = standalone_pool(
+            settings.read_database_url, "meterit-central-mcp-read", POOL_SIZE, read_only=True
+        )
+        reader.open(wait=False)
     try:
         check = TokenCheck(db, settings.redis_url, settings.mcp_auth_failures)
         if args.stdio:
@@ -86,12 +92,14 @@ def main(argv: list[str]) -> int:
                     raise PermissionError("the MCP token was revoked or its user deactivated")
                 return owner
 
-            run_stdio(build_server(settings, db, stdio_owner, read_only=read_only))
+            run_stdio(build_server(settings, db, stdio_owner, read_only=read_only, reader=reader))
             return 0
         host, _ = parse_bind(settings.mcp_bind)
-        server = build_server(settings, db, http_owner, read_only=read_only)
+        server = build_server(settings, db, http_owner, read_only=read_only, reader=reader)
         app = TokenMiddleware(server.streamable_http_app(host=host), check)
         note = "operator MCP tokens required" + (", read-only profile" if read_only else "")
         return run_http(app, settings.mcp_bind, auth_note=note)
     finally:
         db.close()
+        if reader is not None:
+            reader.close()

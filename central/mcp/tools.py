@@ -153,13 +153,16 @@ def _answerable() -> Iterator[None]:
 
 
 class Tools:
-    """The state the tools share: settings, the pool, who is calling, the e-mail limiter."""
+    """The state the tools share: settings, the pools, who is calling, the e-mail limiter."""
 
-    def __init__(self, settings: CentralSettings, db: Db, resolve: Resolver) -> None:
+    def __init__(
+        self, settings: CentralSettings, db: Db, resolve: Resolver, reader: Db | None = None
+    ) -> None:
         from central.extensions import limiter_storage_uri
 
         self.settings = settings
         self.db = db
+        self.reader = reader or db  # the read replica's pool, when there is one
         self.resolve = resolve
         self.limits = Thresholds(settings.heartbeat_late_s, settings.heartbeat_offline_s)
         self.mail_limit = limits.parse(settings.mcp_mail_rate)
@@ -177,8 +180,10 @@ class Tools:
             raise ToolError(f"{tool} needs the {RULES[tool].role} role; you are {owner.role}")
         return owner
 
-    def read(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
-        with _answerable(), self.db.connection() as conn:
+    def read(self, fn: Callable[[psycopg.Connection[Any]], T], *, fresh: bool = False) -> T:
+        """``fresh``: the answer must include writes made a moment ago (a report just asked
+        for, the rules being edited), which a replica may not have replayed yet."""
+        with _answerable(), (self.db if fresh else self.reader).connection() as conn:
             return fn(conn)
 
     def write(
@@ -217,10 +222,16 @@ class Tools:
 
 
 def build_server(
-    settings: CentralSettings, db: Db, resolve: Resolver, *, read_only: bool
+    settings: CentralSettings,
+    db: Db,
+    resolve: Resolver,
+    *,
+    read_only: bool,
+    reader: Db | None = None,
 ) -> MCPServer:
-    """The MCP server with every central tool, each caller seeing only those it may use."""
-    tools = Tools(settings, db, resolve)
+    """The MCP server with every central tool, each caller seeing only those it may use;
+    ``reader`` is the read replica's pool, if any."""
+    tools = Tools(settings, db, resolve, reader)
     server: MCPServer = MCPServer(
         "meterit-central",
         title="MeterIT central",
@@ -513,7 +524,7 @@ def build_server(
         the rules and the kinds with their parameters."""
         owner = tools.owner(ctx, "configure_alert_rules")
         if action == "list":
-            found = tools.read(lambda conn: rules.list_rules(conn, owner.tenant_id))
+            found = tools.read(lambda conn: rules.list_rules(conn, owner.tenant_id), fresh=True)
             return _rules_answer("list", "listed", found, kinds=True)
         key = (name or "").strip()
         args = {"action": action, "name": key, "rule": rule}
@@ -744,7 +755,9 @@ def build_server(
         (energy, peak, load factor, completeness, top sites) and the link where an operator
         downloads it. Never the file's bytes."""
         owner = tools.owner(ctx, "get_report")
-        status = tools.read(lambda conn: reports.get_report(conn, owner.tenant_id, report_id))
+        status = tools.read(
+            lambda conn: reports.get_report(conn, owner.tenant_id, report_id), fresh=True
+        )
         if status is None:
             raise ToolError(f"no report {report_id} in your organisation")
         return _report_answer(tools.settings, status)

@@ -9,7 +9,7 @@ from flask import current_app, render_template, request
 from central.access import require
 from central.alerts import views
 from central.connectivity import STATES, Thresholds
-from central.database import pool
+from central.database import read_pool
 from central.fleet import SiteFigures, power_series, site_figures, totals
 from central.ui import bp
 from central.ui.users import me
@@ -36,7 +36,7 @@ def dashboard() -> str:
     if state not in STATES:
         state = ""
     limits = Thresholds.from_config(current_app.config)
-    with pool().connection() as conn:
+    with read_pool().connection() as conn:
         every = site_figures(conn, user.tenant_id, now, limits)
         shown = [s for s in every if _matches(s, query, state)]
         firing = views.firing_by_site(conn, user.tenant_id)

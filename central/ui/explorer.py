@@ -23,7 +23,7 @@ from psycopg_pool import ConnectionPool
 
 from central.access import require
 from central.csv_cells import text_cell
-from central.database import pool
+from central.database import read_pool
 from central.fleet import no_jit
 from central.ui import bp
 from central.ui.sites import own_site
@@ -162,7 +162,7 @@ def _table(
 def explorer() -> str:
     now = datetime.now(UTC).replace(microsecond=0)
     sel = selection(now)
-    with pool().connection() as conn:
+    with read_pool().connection() as conn:
         site_rows = conn.execute(
             "SELECT id, name FROM sites WHERE tenant_id = %s ORDER BY name", (me().tenant_id,)
         ).fetchall()
@@ -254,7 +254,7 @@ def export_csv() -> Response:
     sel = selection(datetime.now(UTC).replace(microsecond=0))
     if sel is None or not sel.point_ids:
         abort(400, "Choose a site and at least one data point to export.")
-    with pool().connection() as conn:
+    with read_pool().connection() as conn:
         site = own_site(conn, sel.site_id)
         known = {p[0] for p in site_points(conn, sel.site_id)}
     sel = Selection(
@@ -265,7 +265,7 @@ def export_csv() -> Response:
     name = f"meterit-{site.name}-{sel.start:%Y%m%dT%H%M}-{sel.end:%Y%m%dT%H%M}.csv"
     safe = "".join(c if c.isalnum() or c in "-_.T" else "_" for c in name)
     return Response(
-        export_rows(pool(), sel, site.name),
+        export_rows(read_pool(), sel, site.name),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{safe}"'},
     )

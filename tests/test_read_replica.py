@@ -1,0 +1,248 @@
+"""Read-replica routing against a real streaming replica: a private primary and a hot standby
+made by ``pg_basebackup -R`` on this machine. With the standby's replay paused, a reading
+written to the primary is invisible to what reads the replica, which shows exactly which pages,
+API calls and MCP tools read there; writes and what must see them stay on the primary."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+
+from central.app import create_app
+from central.database import EXTENSION, READ_EXTENSION, pool, read_pool
+from central.settings import CentralSettings
+from tests import harness
+from tests.alert_helpers import ADMIN
+from tests.central_fixtures import CentralServer
+from tests.central_mcp_helpers import (
+    DAYS,
+    START,
+    HttpServer,
+    Seeded,
+    central_env,
+    seed,
+)
+from tests.mcp_helpers import http_mcp, ok
+from tests.private_postgres import PrivateCluster, caught_up
+from tests.ui_session import signed_in
+
+PASSWORD = "password-1"
+LATER = START + timedelta(days=DAYS + 1)  # after every seeded reading
+NEW_READINGS = 5
+
+
+@dataclass
+class Replicated:
+    primary: PrivateCluster
+    standby: PrivateCluster
+    database: str
+    seeded: Seeded
+
+    @property
+    def primary_url(self) -> str:
+        return self.primary.url(self.database)
+
+    @property
+    def standby_url(self) -> str:
+        return self.standby.url(self.database)
+
+
+@pytest.fixture(scope="module")
+def replicated() -> Iterator[Replicated]:
+    primary = PrivateCluster.primary()
+    standby = None
+    try:
+        template = harness.migrated_template(
+            primary.admin_url, harness.CENTRAL_MIGRATIONS, "central"
+        )
+        database = harness.create_database(primary.admin_url, template)
+        seeded = seed(primary.url(database))
+        standby = PrivateCluster.standby_of(primary)
+        caught_up(primary, standby)
+        yield Replicated(primary, standby, database, seeded)
+    finally:
+        if standby is not None:
+            standby.stop()
+        primary.stop()
+
+
+@contextmanager
+def replay_paused(replicated: Replicated) -> Iterator[None]:
+    """The standby stops applying the primary's changes (it still receives them)."""
+    with psycopg.connect(replicated.standby.admin_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_wal_replay_pause()")
+    try:
+        yield
+    finally:
+        with psycopg.connect(replicated.standby.admin_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_wal_replay_resume()")
+    caught_up(replicated.primary, replicated.standby)
+
+
+def power_point(db_url: str, site_id: int) -> int:
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            """SELECT p.id FROM meter_points p JOIN meters m ON m.id = p.meter_id
+               WHERE m.site_id = %s AND m.external_id = 'm0' AND p.name = 'power_kw'""",
+            (site_id,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def add_later_readings(db_url: str, point_id: int, offset: int) -> None:
+    """NEW_READINGS readings a minute apart from LATER + ``offset`` minutes, on the primary."""
+    with psycopg.connect(db_url) as conn:
+        conn.execute("SELECT ensure_readings_partitions(%s, %s)", (LATER, LATER))
+        conn.execute(
+            """INSERT INTO readings (point_id, ts, value)
+               SELECT %s, %s + make_interval(mins => i), 1000 + i
+               FROM generate_series(0, %s - 1) AS i""",
+            (point_id, LATER + timedelta(minutes=offset), NEW_READINGS),
+        )
+
+
+def api_readings(central: CentralServer, site_id: int) -> list[dict[str, Any]]:
+    token = requests.post(
+        central.url("/api/v1/auth/token"), auth=(ADMIN, PASSWORD), timeout=10
+    ).json()["token"]
+    answer = requests.get(
+        central.url("/api/v1/readings"),
+        params={"site_id": str(site_id), "from": LATER.isoformat()},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    items: list[dict[str, Any]] = answer.json()["readings"]
+    return items
+
+
+def exported(session: requests.Session, central: CentralServer, site_id: int, point: int) -> int:
+    answer = session.get(
+        central.url("/explorer/export.csv"),
+        params={
+            "site": str(site_id),
+            "point": str(point),
+            "range": "custom",
+            "from": LATER.strftime("%Y-%m-%dT%H:%M"),
+            "to": (LATER + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text[:300]
+    return len(list(csv.DictReader(io.StringIO(answer.text))))
+
+
+def test_pages_and_the_readings_api_read_the_replica_and_writes_go_to_the_primary(
+    replicated: Replicated, make_central_server: Any
+) -> None:
+    central = make_central_server(
+        db_url=replicated.primary_url, METERIT_READ_DATABASE_URL=replicated.standby_url
+    )
+    site = replicated.seeded.sites["plant-a"]
+    point = power_point(replicated.primary_url, site)
+    with replay_paused(replicated):
+        add_later_readings(replicated.primary_url, point, offset=0)
+        # signing in writes a session, which is checked on every later request: primary
+        session = signed_in(central, ADMIN, PASSWORD)
+        assert api_readings(central, site) == []
+        assert exported(session, central, site, point) == 0
+        for page in ("/", f"/explorer?site={site}&point={point}&range=7d"):
+            shown = session.get(central.url(page), timeout=10)
+            assert shown.status_code == 200, (page, shown.text[:300])
+        # a write, and the page that must show it at once, use the primary
+        token = requests.post(
+            central.url("/api/v1/auth/token"), auth=(ADMIN, PASSWORD), timeout=10
+        ).json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        made = requests.post(
+            central.url("/api/v1/sites"), json={"name": "plant-new"}, headers=auth, timeout=10
+        )
+        assert made.status_code == 201, made.text
+        listed = requests.get(central.url("/api/v1/sites"), headers=auth, timeout=10).json()
+        assert "plant-new" in [s["name"] for s in listed["sites"]]
+        shown = session.get(central.url(f"/sites/{made.json()['site_id']}"), timeout=10)
+        assert shown.status_code == 200 and "plant-new" in shown.text
+    # replayed: the same reads now see the primary's new readings
+    assert [r["value"] for r in api_readings(central, site)] == [1000.0 + i for i in range(5)]
+    assert exported(session, central, site, point) == NEW_READINGS
+
+
+def test_mcp_reads_the_replica_and_sees_its_own_writes_on_the_primary(
+    replicated: Replicated, redis_url: str, tmp_path: Path
+) -> None:
+    env = central_env(
+        replicated.primary_url,
+        redis_url,
+        tmp_path,
+        METERIT_READ_DATABASE_URL=replicated.standby_url,
+    )
+    server = HttpServer(env, tmp_path / "mcp.log")
+    site = replicated.seeded.sites["plant-a"]
+    token = replicated.seeded.tokens[ADMIN]
+    window = {
+        "site_id": site,
+        "meter": "m0",
+        "points": ["power_kw"],
+        "start": (LATER + timedelta(hours=1)).isoformat(),
+        "end": (LATER + timedelta(hours=2)).isoformat(),
+    }
+
+    async def calls(*steps: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        async with http_mcp(server.url, token) as client:
+            return [ok(await client.call_tool(tool, args)) for tool, args in steps]
+
+    try:
+        point = power_point(replicated.primary_url, site)
+        with replay_paused(replicated):
+            add_later_readings(replicated.primary_url, point, offset=60)
+            unseen, report = asyncio.run(
+                calls(
+                    ("query_readings", window),
+                    ("generate_report", {"period": "day", "day": "2026-11-02", "tz": "UTC"}),
+                )
+            )
+            assert unseen["returned"] == 0
+            # the report was just asked for on the primary: its status must be found at once
+            (status,) = asyncio.run(calls(("get_report", {"report_id": report["report_id"]})))
+            assert status["status"] == "queued"
+        (seen,) = asyncio.run(calls(("query_readings", window)))
+        assert seen["returned"] == NEW_READINGS
+    finally:
+        assert server.stop() == 0, server.log()
+
+
+def test_the_read_pool_refuses_writes_and_is_the_primary_when_no_replica_is_set(
+    replicated: Replicated, redis_url: str
+) -> None:
+    settings = CentralSettings(database_url=replicated.primary_url, redis_url=redis_url)
+    alone = create_app({"CENTRAL_SETTINGS": settings, "TESTING": True})
+    with alone.app_context():
+        assert read_pool() is pool()
+    # even pointed at the primary, the read pool's sessions cannot write: a mistaken write
+    # through it fails in every test run, not only in production where a replica refuses it
+    split = create_app(
+        {
+            "CENTRAL_SETTINGS": settings,
+            "READ_DATABASE_URL": replicated.primary_url,
+            "TESTING": True,
+        }
+    )
+    with split.app_context():
+        assert read_pool() is not pool()
+        with read_pool().connection() as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("INSERT INTO tenants (name) VALUES ('nope')")
+    for extension in (EXTENSION, READ_EXTENSION):
+        split.extensions[extension].close()
+    alone.extensions[EXTENSION].close()
