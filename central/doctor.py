@@ -20,6 +20,7 @@ def checks(settings: CentralSettings) -> list[tuple[str, CheckFn]]:
         ("database", lambda: doctor.database(settings.database_url, MIGRATIONS, "central")),
         ("redis", lambda: doctor.redis_check(settings.redis_url, "jobs and rate limits")),
         ("database disk", lambda: database_disk(settings)),
+        ("read replica", lambda: read_replica(settings)),
         ("units", lambda: doctor.units(UNITS)),
     ]
 
@@ -46,3 +47,52 @@ def database_disk(settings: CentralSettings) -> Check:
     if free < total * DISK_WARN_FRACTION:
         return Check("database disk", "warn", detail, fix)
     return Check("database disk", "ok", detail)
+
+
+REPLICA_BEHIND_WARN_BYTES = 16 * 1024 * 1024  # one WAL segment: more is more than a hiccup
+
+
+def read_replica(settings: CentralSettings) -> Check:
+    """The replica that pages and MCP read, if one is set: reachable, a standby, replaying."""
+    name = "read replica"
+    if not settings.read_database_url:
+        return Check(name, "skip", "none set: pages and MCP read the primary")
+    try:
+        with psycopg.connect(settings.read_database_url, connect_timeout=doctor.TIMEOUT_S) as rep:
+            standby, paused, replayed = rep.execute(
+                """SELECT pg_is_in_recovery(),
+                          pg_is_in_recovery() AND pg_is_wal_replay_paused(),
+                          pg_last_wal_replay_lsn()::text"""
+            ).fetchone() or (False, False, None)
+    except psycopg.Error as err:
+        return Check(
+            name,
+            "fail",
+            f"unreachable: {doctor.first_line(err)}",
+            "start the replica's PostgreSQL or correct METERIT_READ_DATABASE_URL",
+        )
+    if not standby:
+        return Check(
+            name,
+            "warn",
+            "it is not a standby: pages read a second primary that ingest never writes",
+            "point METERIT_READ_DATABASE_URL at a streaming replica of METERIT_DATABASE_URL",
+        )
+    if paused:
+        return Check(
+            name, "warn", "replay is paused: pages show old data", "SELECT pg_wal_replay_resume()"
+        )
+    with psycopg.connect(settings.database_url, connect_timeout=doctor.TIMEOUT_S) as primary:
+        row = primary.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", (replayed,)
+        ).fetchone()
+    behind = max(0, int(row[0])) if row and row[0] is not None else 0
+    detail = f"a standby, {doctor.human_bytes(behind)} of WAL behind the primary"
+    if behind > REPLICA_BEHIND_WARN_BYTES:
+        return Check(
+            name,
+            "warn",
+            detail,
+            "check the replica's disk and network, and pg_stat_replication on the primary",
+        )
+    return Check(name, "ok", detail)

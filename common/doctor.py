@@ -49,7 +49,7 @@ def run(checks: Iterable[tuple[str, CheckFn]]) -> list[Check]:
             got = fn()
         except Exception as err:  # a check must never hide the others
             logger.debug("doctor check %s raised", name, exc_info=True)
-            got = Check(name, "fail", f"the check itself failed: {_first_line(err)}")
+            got = Check(name, "fail", f"the check itself failed: {first_line(err)}")
         results.extend(got if isinstance(got, list) else [got])
     return results
 
@@ -106,7 +106,7 @@ def main(
 # -- checks both sides run -----------------------------------------------------------------------
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0][:300] if text else type(err).__name__
 
@@ -119,7 +119,7 @@ def database(url: str, migrations: Path, side: str) -> Check:
         return Check(
             "database",
             "fail",
-            f"unreachable: {_first_line(err)}",
+            f"unreachable: {first_line(err)}",
             "start PostgreSQL (systemctl start postgresql) or correct METERIT_DATABASE_URL",
         )
     todo = db.pending(url, migrations)
@@ -141,7 +141,7 @@ def redis_check(url: str, role: str) -> Check:
         return Check(
             "redis",
             "fail",
-            f"unreachable: {_first_line(err)} ({role})",
+            f"unreachable: {first_line(err)} ({role})",
             "start Redis (systemctl start redis-server) or correct METERIT_REDIS_URL",
         )
     finally:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ from central.database import EXTENSION, READ_EXTENSION, pool, read_pool
 from central.settings import CentralSettings
 from tests import harness
 from tests.alert_helpers import ADMIN
-from tests.central_fixtures import CentralServer
+from tests.central_fixtures import ROOT, CentralServer
 from tests.central_mcp_helpers import (
     DAYS,
     START,
@@ -34,6 +36,7 @@ from tests.central_mcp_helpers import (
     seed,
 )
 from tests.mcp_helpers import http_mcp, ok
+from tests.ports import free_tcp_port
 from tests.private_postgres import PrivateCluster, caught_up
 from tests.ui_session import signed_in
 
@@ -246,3 +249,35 @@ def test_the_read_pool_refuses_writes_and_is_the_primary_when_no_replica_is_set(
     for extension in (EXTENSION, READ_EXTENSION):
         split.extensions[extension].close()
     alone.extensions[EXTENSION].close()
+
+
+def doctor_line(env: dict[str, str]) -> tuple[int, str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "central", "doctor"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    found = [ln for ln in done.stdout.splitlines() if "read replica" in ln]
+    assert len(found) == 1, done.stdout + done.stderr
+    return done.returncode, found[0]
+
+
+def test_doctor_checks_the_replica(replicated: Replicated, redis_url: str, tmp_path: Path) -> None:
+    env = central_env(replicated.primary_url, redis_url, tmp_path)
+    _, none = doctor_line(env)
+    assert none.startswith("SKIP") and "read the primary" in none
+    env["METERIT_READ_DATABASE_URL"] = replicated.standby_url
+    _, healthy = doctor_line(env)
+    assert healthy.startswith("OK") and "a standby" in healthy and "behind the primary" in healthy
+    with replay_paused(replicated):
+        rc, paused = doctor_line(env)
+        assert rc >= 1 and paused.startswith("WARN") and "pg_wal_replay_resume" in paused
+    rc, primary = doctor_line({**env, "METERIT_READ_DATABASE_URL": replicated.primary_url})
+    assert rc >= 1 and primary.startswith("WARN") and "not a standby" in primary
+    stopped = f"postgresql://postgres@127.0.0.1:{free_tcp_port()}/x"
+    rc, gone = doctor_line({**env, "METERIT_READ_DATABASE_URL": stopped})
+    assert rc == 2 and gone.startswith("FAIL") and "METERIT_READ_DATABASE_URL" in gone
