@@ -2,7 +2,9 @@
 
 Redis only carries jobs. The cron thread re-enqueues every periodic job on its interval (and at
 once at start), and each job re-derives its work from PostgreSQL, so a flushed or restarted
-Redis, or a job killed halfway, loses nothing: the next run picks it up.
+Redis, or a job killed halfway, loses nothing: the next run picks it up. With several workers on
+one queue (central's, on many hosts) only the holder of the scheduler lease queues the periodic
+jobs (``common.scheduler_lease``); all of them work the queue.
 
 The units are ``Type=notify`` with ``WatchdogSec=``: READY comes once the database and Redis have
 answered, WATCHDOG from the work loop itself. Idle, each turn of RQ's loop feeds it (also the
@@ -38,7 +40,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.utils import now as rq_now
 
-from common import db
+from common import db, scheduler_lease
 from common.config import EX_CONFIG, load_or_report
 from common.logs import setup_logging
 from common.systemd import Notifier
@@ -174,10 +176,18 @@ def _enqueue_due(cron: CronScheduler, connection: redis.Redis, last: dict[str, s
 
 
 def _cron_loop(
-    redis_url: str, queue: str, periodic: list[Periodic], log_level: str, stop: threading.Event
+    redis_url: str,
+    queue: str,
+    periodic: list[Periodic],
+    log_level: str,
+    stop: threading.Event,
+    *,
+    lease_ttl_s: float = scheduler_lease.DEFAULT_TTL_S,
 ) -> None:
     connection = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
     cron = CronScheduler(connection=connection, logging_level=_rq_level(log_level))
+    lease = scheduler_lease.SchedulerLease(connection, queue, lease_ttl_s)
+    leading = False
     for job in periodic:
         # ttl: a run still queued when the next is due is dropped rather than piling up
         cron.register(
@@ -195,7 +205,13 @@ def _cron_loop(
         try:
             if failing:
                 cron.register_birth()
-            if _enqueue_due(cron, connection, last):
+            if lease.hold() != leading:
+                leading = not leading
+                logger.info(
+                    "this worker %s the periodic jobs",
+                    "now queues" if leading else "no longer queues (another worker does)",
+                )
+            if leading and _enqueue_due(cron, connection, last):
                 cron.save()
             cron.heartbeat()
             if failing:
@@ -210,10 +226,13 @@ def _cron_loop(
                     err,
                 )
             failing = True
-        stop.wait(min(max(cron.calculate_sleep_interval(), 0.2), 5.0))
+        # turn well within the lease's TTL, so a holder never loses it while alive
+        stop.wait(min(max(cron.calculate_sleep_interval(), 0.2), 5.0, lease_ttl_s / 3))
     # gone already when Redis was flushed; nothing to tidy then
     with contextlib.suppress(Exception):
         cron.register_death()
+    with contextlib.suppress(Exception):
+        lease.release()
 
 
 class WorkerSettings(Protocol):
