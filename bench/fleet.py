@@ -46,7 +46,15 @@ import psycopg
 
 from bench.fleet_sim import Clock, Faults, Fleet, Stats, percentile
 from bench.fleet_sites import add_sites
-from bench.fleet_watch import JobRun, RollupState, WorkerWatch, cpu_seconds, loadavg, rollup_state
+from bench.fleet_watch import (
+    BackendCpu,
+    JobRun,
+    RollupState,
+    WorkerWatch,
+    cpu_seconds,
+    loadavg,
+    rollup_state,
+)
 from bench.ingest import time_psql_copy
 from central import jobs
 from common import db
@@ -57,7 +65,8 @@ TARGET_SITES = 10_000
 SAMPLE_S = 5.0
 ALERT_GAP_S = 2 * jobs.ALERTS_INTERVAL_S + 15
 ROLLUP_LAG_S = 4 * jobs.ROLLUP_INTERVAL_S
-LOOP_LAG_S = 0.2  # p99 of the simulator's event-loop lateness beyond which it is the limit
+LOOP_LAG_S = 0.2  # p99 of the simulator's event-loop lateness that makes its latencies suspect
+SIMULATOR_BUSY = 0.6  # share of a core the simulator must use to be called the limit
 
 
 @dataclass
@@ -80,6 +89,7 @@ class Step:
     window_start: datetime
     cpu: dict[str, float]
     load: str
+    scale: float = 1.0  # real sites one simulated site stands for (60 / the minute's seconds)
     failures: list[str] = field(default_factory=list)
     simulator_bound: bool = False
 
@@ -93,6 +103,18 @@ class Step:
             return stats.readings_sent / self.seconds
         return sum(stats.status.values()) / self.seconds
 
+    def central_cpu(self) -> float:
+        """CPU seconds central used in the window: gunicorn, worker, their PostgreSQL backends."""
+        return self.cpu["central"] + self.cpu["worker"] + self.cpu["postgres"]
+
+    def projected_sites(self) -> float:
+        """Sites the machine's cores would carry at this step's CPU cost per site, if central
+        had them to itself (a projection from measured CPU time, not a measurement)."""
+        spent = self.central_cpu()
+        if not spent:
+            return 0.0
+        return self.sites * self.scale * (os.cpu_count() or 1) * self.seconds / spent
+
     def alert_runs(self) -> list[JobRun]:
         return [r for r in self.runs if r.name == "evaluate_alerts"]
 
@@ -102,7 +124,8 @@ class Step:
         return max((b - a).total_seconds() for a, b in itertools.pairwise(starts))
 
 
-def judge(step: Step, p95_limit_s: float, minute_s: float, window_end: datetime) -> None:
+def judge(step: Step, args: argparse.Namespace, window_end: datetime) -> None:
+    p95_limit_s, minute_s = args.p95_ms / 1000, args.minute_s
     stats = step.stats
     p95 = percentile(stats.latency["readings"], 95)
     if not stats.latency["readings"]:
@@ -116,11 +139,11 @@ def judge(step: Step, p95_limit_s: float, minute_s: float, window_end: datetime)
     first = sum(s.online for s in step.samples[:third]) / third
     last = sum(s.online for s in step.samples[-third:]) / third
     # tolerance: ten seconds' worth of the fleet's readings, so noise is not growth
-    slack = step.sites * 100 / minute_s * 10
+    slack = step.sites * args.meters * args.points / minute_s * 10
     if last > 1.5 * first + slack:
         step.failures.append(f"online backlog grows: {first:,.0f} -> {last:,.0f} readings")
     oldest = step.samples[-1].oldest_online_s if step.samples else 0.0
-    if oldest > 3 * minute_s:
+    if oldest > (args.upload_every + 2) * minute_s:
         step.failures.append(f"an online site's oldest unsent reading is {oldest:.0f} s old")
     lag = max((s.rollup.lag_s for s in step.samples[-third:]), default=0.0)
     if lag > ROLLUP_LAG_S:
@@ -136,7 +159,8 @@ def judge(step: Step, p95_limit_s: float, minute_s: float, window_end: datetime)
         if slowest > jobs.ALERTS_INTERVAL_S:
             step.failures.append(f"an alert evaluation took {slowest:.1f} s")
     if percentile(stats.loop_lag, 99) > LOOP_LAG_S:
-        step.simulator_bound = True
+        # late wake-ups with an idle simulator mean a contended machine, not a busy simulator
+        step.simulator_bound = step.cpu["simulator"] / step.seconds > SIMULATOR_BUSY
 
 
 async def run_step(
@@ -152,12 +176,15 @@ async def run_step(
     window_start = datetime.now(UTC)
     stats = fleet.measure()
     cpu0 = {"simulator": time.process_time()} | {k: cpu_seconds(p) for k, p in pids.items()}
+    backends = BackendCpu(url)
+    await asyncio.to_thread(backends.start)
     samples: list[Sample] = []
     started = time.monotonic()
     while True:
         now = time.monotonic()
         backlog = fleet.backlog(now)
         rollup = await asyncio.to_thread(rollup_state, url)
+        await asyncio.to_thread(backends.sample)
         samples.append(
             Sample(
                 now,
@@ -173,12 +200,15 @@ async def run_step(
         await asyncio.sleep(min(SAMPLE_S, started + measure_s - time.monotonic()))
     seconds = time.monotonic() - started
     fleet.measure()  # what follows (the next step's warm-up) is not this step's
-    cpu = {"simulator": time.process_time() - cpu0["simulator"]} | {
-        k: cpu_seconds(p) - cpu0[k] for k, p in pids.items()
-    }
+    cpu = (
+        {"simulator": time.process_time() - cpu0["simulator"]}
+        | {k: cpu_seconds(p) - cpu0[k] for k, p in pids.items()}
+        | {"postgres": backends.seconds()}
+    )
     since = window_start - timedelta(seconds=ALERT_GAP_S)
     runs = await asyncio.to_thread(watch.runs, since, worker_name)
     step = Step(n_sites, seconds, stats, samples, runs, window_start, cpu, loadavg())
+    step.scale = 60 / fleet.clock.minute_s
     step.runs = [r for r in runs if r.started >= window_start] + _last_before(runs, window_start)
     step.runs.sort(key=lambda r: r.started)
     return step
@@ -244,8 +274,19 @@ def report_step(step: Step, minute_s: float) -> None:
         + ", ".join(f"{k} {v / step.seconds:.0%}" for k, v in step.cpu.items())
         + f" of one core; simulator loop lag p99 {percentile(s.loop_lag, 99) * 1000:.0f} ms"
     )
+    requests = sum(s.status.values()) or 1
+    print(
+        f"   central   CPU per request: gunicorn {step.cpu['central'] / requests * 1000:.1f} ms"
+        f" + PostgreSQL {step.cpu['postgres'] / requests * 1000:.1f} ms; at this cost "
+        f"{os.cpu_count()} idle cores would carry ~{step.projected_sites():,.0f} sites (projection)"
+    )
     if step.simulator_bound:
         print("   SIMULATOR-BOUND: its event loop wakes late; the figures above understate central")
+    elif percentile(s.loop_lag, 99) > LOOP_LAG_S:
+        print(
+            "   contended machine: the simulator's loop woke late while it was mostly idle, so "
+            "every process here waited for a CPU (see the load average)"
+        )
     print("   " + ("pass" if step.ok else "FAIL: " + "; ".join(step.failures)))
 
 
@@ -261,7 +302,14 @@ async def ramp(
         await asyncio.sleep(0.2)
     clock = Clock(args.minute_s)
     faults = Faults(args.outages_per_hour, (2.0, 15.0), args.bursts_per_hour, args.burst_hours)
-    fleet = Fleet(server.base_url, clock, n_points=args.points, faults=faults)
+    fleet = Fleet(
+        server.base_url,
+        clock,
+        n_points=args.points,
+        batch_size=args.batch,
+        upload_every=args.upload_every,
+        faults=faults,
+    )
     await fleet.open(args.connections)
     pids = {"central": server.process.pid, "worker": worker.pid}
     steps: list[Step] = []
@@ -295,7 +343,7 @@ async def ramp(
                 worker_name=worker_name,
                 pids=pids,
             )
-            judge(step, args.p95_ms / 1000, args.minute_s, datetime.now(UTC))
+            judge(step, args, datetime.now(UTC))
             report_step(step, args.minute_s)
             sys.stdout.flush()
             steps.append(step)
@@ -346,6 +394,15 @@ def summarize(steps: list[Step], fleet: Fleet, args: argparse.Namespace, copy_ra
             f"sustained with outages and bursts, {best.rate('requests'):.0f} requests/s"
         )
         print(f"   ({bound})")
+        print(
+            f"   CPU projection: at the measured CPU cost per request, {os.cpu_count()} cores "
+            f"to itself would carry ~{best.projected_sites():,.0f} sites"
+            + (
+                f" (~{stop.projected_sites():,.0f} from the failing step's cost)"
+                if stop is not best
+                else ""
+            )
+        )
         if copy_rate:
             print(
                 f"   reference: psql \\copy into the same table {copy_rate:,.0f} readings/s; "
@@ -378,17 +435,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--steps",
         type=lambda text: [int(x) for x in text.split(",")],
-        default=[500, 1000, 2000, 5000, 10000, 15000, 20000],
+        default=[250, 500, 1000, 2000, 3000, 5000, 7500, 10000, 15000, 20000],
         help="numbers of sites to ramp through (comma-separated)",
     )
     p.add_argument("--warmup-s", type=float, default=60, help="before each step's measurement")
-    p.add_argument("--measure-s", type=float, default=120, help="each step's measurement")
+    p.add_argument("--measure-s", type=float, default=90, help="each step's measurement")
     p.add_argument(
         "--minute-s", type=float, default=60, help="real seconds per simulated minute (60: none)"
     )
     p.add_argument("--meters", type=int, default=10, help="meters per site")
     p.add_argument("--points", type=int, default=10, help="data points per meter (<= 10)")
     p.add_argument("--sites-per-tenant", type=int, default=1000)
+    p.add_argument(
+        "--upload-every",
+        type=int,
+        default=1,
+        help="minutes between a site's uploads (the appliance's default: 1)",
+    )
+    p.add_argument("--batch", type=int, default=1000, help="readings per batch at most")
     p.add_argument("--p95-ms", type=float, default=500, help="batch latency limit")
     p.add_argument("--connections", type=int, default=256, help="HTTP connections at most")
     p.add_argument("--outages-per-hour", type=float, default=0.1, help="per site")

@@ -37,8 +37,6 @@ from common.heartbeat import Heartbeat, MeterHeartbeat
 from common.timestamps import format_ts
 
 GOLDEN = (math.sqrt(5) - 1) / 2
-HEARTBEAT_EVERY = 5  # minutes
-CONFIG_EVERY = 60  # minutes
 MAX_429_WAITS = 5  # as the appliance's urllib3 retries
 VERSIONS = {"meterit": "fleet-sim", "python": "3.11", "postgresql": "15"}
 
@@ -115,6 +113,7 @@ class Appliance:
         self.queue: deque[tuple[int, list[dict[str, Any]]]] = deque()
         self.retry: deque[tuple[str, list[tuple[int, list[dict[str, Any]]]]]] = deque()
         self.unsynced = 0
+        self.sending: dict[str, list[tuple[int, list[dict[str, Any]]]]] = {}  # posted, unanswered
         self.batch_seq = 0
         self.offline_until = 0.0
         self.back_at = 0.0  # when the link last came back (its drain is a burst, not lag)
@@ -136,14 +135,20 @@ class Appliance:
         return now >= self.offline_until
 
     def oldest_tick(self) -> int | None:
+        """The minute of the oldest reading not yet answered for (in flight counts)."""
+        firsts = [chunks[0][0] for chunks in self.sending.values()]
         if self.retry:
-            return self.retry[0][1][0][0]
-        return self.queue[0][0] if self.queue else None
+            firsts.append(self.retry[0][1][0][0])
+        if self.queue:
+            firsts.append(self.queue[0][0])
+        return min(firsts, default=None)
 
     # -- collection ---------------------------------------------------------------------------
     def readings_of(self, tick: int) -> list[dict[str, Any]]:
         """One reading of every point of every meter, stamped with the minute's wall time."""
-        ts = format_ts(self.fleet.clock.wall(self.tick_at(tick)).replace(microsecond=0))
+        wall = self.fleet.clock.wall(self.tick_at(tick))
+        # milliseconds, not whole seconds: compressed minutes may be shorter than a second
+        ts = format_ts(wall.replace(microsecond=wall.microsecond // 1000 * 1000))
         items: list[dict[str, Any]] = []
         for m, meter in enumerate(self.site.meters):
             if meter == self.dead_meter:
@@ -220,10 +225,11 @@ class Appliance:
         if not self.backfilled and rng.random() < faults.bursts_per_hour / 60:
             self.backfill()
             self.back_at = now
-        await self.upload()
-        if (minute + self.site.number) % HEARTBEAT_EVERY == 0:
+        if (minute + self.site.number) % self.fleet.upload_every == 0:
+            await self.upload()
+        if (minute + self.site.number) % self.fleet.heartbeat_every == 0:
             await self.heartbeat()
-        if (minute + self.site.number) % CONFIG_EVERY == 0:
+        if (minute + self.site.number) % self.fleet.config_every == 0:
             await self.pull_config()
 
     async def upload(self) -> None:
@@ -259,7 +265,11 @@ class Appliance:
             "Content-Type": "application/json",
             "Content-Encoding": "gzip",
         }
-        reply = await self.fleet.request("readings", "POST", wire.SYNC_READINGS, headers, body)
+        self.sending[key] = chunks
+        try:
+            reply = await self.fleet.request("readings", "POST", wire.SYNC_READINGS, headers, body)
+        finally:
+            del self.sending[key]
         if reply is None:
             return False
         try:
@@ -328,6 +338,9 @@ class Fleet:
         n_points: int,
         batch_size: int = 1000,
         in_flight: int = 2,
+        upload_every: int = 1,
+        heartbeat_every: int = 5,
+        config_every: int = 60,
         faults: Faults | None = None,
         seed: int = 21,
     ) -> None:
@@ -336,6 +349,10 @@ class Fleet:
         self.n_points = n_points
         self.batch_size = batch_size
         self.in_flight = in_flight
+        # minutes between upload runs, heartbeats and config pulls (the appliance's defaults)
+        self.upload_every = upload_every
+        self.heartbeat_every = heartbeat_every
+        self.config_every = config_every
         self.faults = faults or Faults()
         self.rng = random.Random(seed)
         self.appliances: list[Appliance] = []
@@ -351,7 +368,9 @@ class Fleet:
     async def open(self, connections: int) -> None:
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=20),
-            timeout=aiohttp.ClientTimeout(total=60, connect=5),  # the appliance's timeouts
+            # the appliance's timeouts: 5 s to connect, 60 s for the answer (a request waiting for
+            # one of the shared connections is not a connect timeout: an appliance has its own)
+            timeout=aiohttp.ClientTimeout(total=65, sock_connect=5, sock_read=60),
             auto_decompress=True,
         )
         self.lag_task = asyncio.create_task(self._watch_loop())

@@ -113,18 +113,52 @@ def _recent(ts: datetime) -> bool:
     return aware is not None and datetime.now(UTC) - aware < timedelta(minutes=2)
 
 
+class BackendCpu:
+    """CPU time PostgreSQL spends for central: its backends on the fleet's database, sampled
+    (a backend that lives between two samples, such as a short job's, is missed)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.baseline: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+
+    def start(self) -> None:
+        self.baseline = self._sample()
+        self.last = dict(self.baseline)
+
+    def sample(self) -> None:
+        for pid, cpu in self._sample().items():
+            self.baseline.setdefault(pid, 0.0)  # born during the window: all of it counts
+            self.last[pid] = cpu
+
+    def seconds(self) -> float:
+        return sum(cpu - self.baseline.get(pid, 0.0) for pid, cpu in self.last.items())
+
+    def _sample(self) -> dict[int, float]:
+        with psycopg.connect(self.url) as conn:
+            pids = [
+                int(r[0])
+                for r in conn.execute(
+                    """SELECT pid FROM pg_stat_activity
+                       WHERE datname = current_database() AND pid <> pg_backend_pid()"""
+                )
+            ]
+        return {pid: process_cpu(pid) for pid in pids}
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of one process (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process and its children (gunicorn's workers), from /proc."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for p in [pid, *_children(pid)]:
-        try:
-            with open(f"/proc/{p}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+    return sum(process_cpu(p) for p in [pid, *_children(pid)])
 
 
 def _children(pid: int) -> list[int]:
