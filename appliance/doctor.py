@@ -20,6 +20,7 @@ import requests
 from appliance import service
 from appliance.cli import MIGRATIONS
 from appliance.settings import ApplianceSettings, load_settings
+from appliance.sync import failures
 from appliance.sync.central import CentralClient
 from common import doctor, wire
 from common.doctor import Check, CheckFn
@@ -30,7 +31,7 @@ UNITS = (
     "meterit-web.service",
     "meterit-mcp.service",
 )
-SKEW_WARN_S = 30  # readings carry the appliance's clock; central's Date has 1 s resolution
+SKEW_WARN_S = failures.SKEW_WARN_S  # the worker's journal line warns at the same skew
 SKEW_FAIL_S = 300
 CERT_WARN_DAYS = 14
 BUFFER_WARN_DAYS = 7  # a week offline should never lose a reading
@@ -154,14 +155,14 @@ class _CentralProbe:
                 "central",
                 "fail",
                 f"{url} unreachable ({_short(answer)})",
-                "check the site's internet link, DNS and firewall, and that central is up",
+                failures.UNREACHABLE.fix,
             )
         if answer.status_code >= 500:
             return Check(
                 "central",
                 "fail",
                 f"{url} answers {answer.status_code}",
-                "central is failing: its operators should check its journal",
+                failures.CENTRAL_FAILING.fix,
             )
         return Check("central", "ok", f"{url} answers")
 
@@ -176,8 +177,7 @@ class _CentralProbe:
                 "api key",
                 "fail",
                 f"refused by central ({answer.status_code})",
-                "set the site's current key in METERIT_API_KEY (meterit-central key rotate "
-                "SITE_ID prints a new one), then systemctl restart meterit.target",
+                failures.KEY_REFUSED.fix,
             )
         if answer.status_code == 429:
             return Check(
@@ -206,7 +206,7 @@ class _CentralProbe:
         central = parsedate_to_datetime(date)
         skew = self._at - central.timestamp()
         detail = f"{skew:+.0f} s against central ({date})"
-        fix = "enable time sync: timedatectl set-ntp true (check systemd-timesyncd or chrony)"
+        fix = failures.CLOCK_SKEW.fix
         if abs(skew) >= SKEW_FAIL_S:
             return Check("clock", "fail", detail, fix)
         if abs(skew) >= SKEW_WARN_S:
@@ -235,7 +235,7 @@ def tls_certificate(settings: ApplianceSettings) -> Check:
         )
     host, port = parts.hostname or "", parts.port or 443
     context = ssl.create_default_context(cafile=settings.ca_bundle)
-    fix = "renew central's certificate, or name the CA that signs it in METERIT_CA_BUNDLE"
+    fix = failures.TLS.fix
     try:
         with (
             socket.create_connection((host, port), timeout=doctor.TIMEOUT_S) as sock,

@@ -18,7 +18,7 @@ import traceback
 from typing import Any
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
-STRUCTURED_FIELDS = ("meter_id", "site_id", "batch_id")
+STRUCTURED_FIELDS = ("meter_id", "site_id", "batch_id", "failure")
 
 # syslog priorities, as journald and the "<N>" stdout prefix expect them
 _PRIORITY = {

@@ -17,6 +17,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from appliance.settings import ApplianceSettings
+from appliance.sync import failures
 from common import wire
 from common.heartbeat import Heartbeat
 
@@ -31,10 +32,14 @@ class NotEnrolled(Exception):
 
 
 class CentralError(Exception):
-    """Central could not be reached or refused the request; the message says what to do."""
+    """Central could not be reached or refused the request; the message names the failure mode
+    (``appliance.sync.failures``) and says what to do."""
 
-    def __init__(self, message: str, status: int | None = None, body: Any = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, mode: failures.Mode, detail: str, status: int | None = None, body: Any = None
+    ) -> None:
+        super().__init__(failures.message(mode, detail))
+        self.mode = mode
         self.status = status
         self.body = body
 
@@ -69,7 +74,7 @@ class CentralClient:
             raise NotEnrolled(
                 "the appliance is not enrolled: set METERIT_CENTRAL_URL and METERIT_API_KEY"
             )
-        # urllib3 warns on every retry; connectivity.py reports the outage once instead
+        # urllib3 warns on every retry; connectivity.py reports the failure once instead
         logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
         self.base = settings.central_url.rstrip("/")
         self.retries = retries
@@ -108,6 +113,8 @@ class CentralClient:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Response:
         url = self.base + path
+        watch = failures.clock_watch
+        sent = watch.clock()
         try:
             resp = self.session.request(
                 method,
@@ -117,15 +124,14 @@ class CentralClient:
                 **kwargs,
             )
         except requests.exceptions.SSLError as err:
-            raise CentralError(
-                f"TLS verification of {self.base} failed ({_short(err)}); check the server "
-                "certificate or METERIT_CA_BUNDLE"
-            ) from err
+            raise CentralError(failures.TLS, f"{self.base}: {_short(err)}") from err
         except requests.exceptions.RequestException as err:
             raise CentralError(
-                f"central {self.base} unreachable after {self.retries} retries ({_short(err)}); "
-                "check the site's internet link and that central is up"
+                failures.UNREACHABLE,
+                f"{self.base} did not answer after {self.retries} retries ({_short(err)})",
             ) from err
+        # every answer, even a refusal, carries central's clock
+        watch.observe(resp.headers.get("Date"), sent, watch.clock())
         body: Any = None
         if resp.content:
             try:
@@ -133,18 +139,13 @@ class CentralClient:
             except ValueError:
                 body = resp.text[:500]
         if resp.status_code >= 400:
-            detail = body.get("error") if isinstance(body, dict) else body
-            if resp.status_code in (401, 403):
-                hint = "check METERIT_API_KEY (revoked or rotated?)"
-            elif resp.status_code in RETRY_STATUSES:
-                hint = f"central is failing; gave up after {self.retries} retries"
-            else:
-                hint = "central refused the request"
-            raise CentralError(
-                f"{method} {path} answered {resp.status_code}: {detail}; {hint}",
-                resp.status_code,
-                body,
-            )
+            error = body.get("error") if isinstance(body, dict) else body
+            refusal = "(no body)" if error is None else str(error)
+            mode = failures.http_mode(resp.status_code, RETRY_STATUSES, refusal)
+            detail = f"{method} {path} answered {resp.status_code}: {refusal}"
+            if mode is failures.CENTRAL_FAILING:
+                detail += f" (after {self.retries} retries)"
+            raise CentralError(mode, detail, resp.status_code, body)
         return Response(resp.status_code, body, resp.headers.get("ETag"))
 
     def post_readings(self, body: bytes, idempotency_key: str) -> Response:
@@ -176,5 +177,5 @@ def _short(err: Exception) -> str:
     text = str(err)
     # urllib3's MaxRetryError repeats the URL and wraps the cause; the cause is what matters
     if "Caused by " in text:
-        text = text.split("Caused by ", 1)[1].rstrip(")")
+        text = text.split("Caused by ", 1)[1].removesuffix(")")
     return text[:300]

@@ -1,7 +1,9 @@
 """Central's reachability as seen by this appliance, kept in ``appliance_state``.
 
-Logged once per change (online → offline and back), never once per try, so an outage of a day
-is two lines in the journal, not thousands.
+Logged once per change of failure mode (``appliance.sync.failures``: online → unreachable →
+key refused → online …), never once per try, so an outage of a day is two lines in the journal,
+not thousands. The mode is read back from the stored error, which starts with it, so the worker,
+``sync-now`` and a restarted worker agree on what was already said.
 """
 
 from __future__ import annotations
@@ -10,6 +12,10 @@ import logging
 from typing import Any
 
 import psycopg
+
+from appliance.sync.central import CentralError
+from appliance.sync.failures import mode_of
+from common.logs import fields
 
 logger = logging.getLogger(__name__)
 
@@ -23,21 +29,27 @@ def commit_online(conn: psycopg.Connection[Any]) -> None:
             connectivity_since = CASE WHEN old.connectivity = 'online'
                                       THEN old.connectivity_since ELSE now() END,
             consecutive_failures = 0, last_success_at = now(), updated_at = now()
-        FROM (SELECT connectivity, connectivity_since, consecutive_failures
+        FROM (SELECT connectivity, connectivity_since, consecutive_failures, last_error
               FROM appliance_state FOR UPDATE) old
-        RETURNING old.connectivity, old.consecutive_failures
+        RETURNING old.connectivity, old.consecutive_failures, old.last_error
         """
     ).fetchone()
     conn.commit()
-    if row and row[0] != "online":
-        if row[0] == "offline":
-            logger.info("central reachable again after %d failed tries", row[1])
-        else:
-            logger.info("central reachable")
+    if not row or row[0] == "online":
+        return
+    if row[0] == "unknown":
+        logger.info("central reachable")
+        return
+    mode = mode_of(row[2])
+    if mode is None:  # an error stored before the modes
+        logger.info("central reachable again after %d failed tries", row[1])
+    else:
+        logger.info("%s after %d failed tries", mode.back, row[1], extra=fields(failure=mode.name))
 
 
-def commit_offline(conn: psycopg.Connection[Any], error: str) -> None:
-    """Central could not be reached or failed: record why and commit."""
+def commit_offline(conn: psycopg.Connection[Any], err: CentralError) -> None:
+    """Central could not be reached, refused or failed: record why and commit."""
+    error = str(err)[:1000]
     row = conn.execute(
         """
         UPDATE appliance_state s SET
@@ -50,12 +62,9 @@ def commit_offline(conn: psycopg.Connection[Any], error: str) -> None:
               FROM appliance_state FOR UPDATE) old
         RETURNING old.connectivity, old.last_error
         """,
-        (error[:1000],),
+        (error,),
     ).fetchone()
     conn.commit()
-    if row and row[0] != "offline":
-        logger.warning(
-            "central unreachable, readings are kept and sent when it answers again: %s", error
-        )
-    elif row and row[1] != error[:1000]:
-        logger.warning("central still unreachable, now: %s", error)
+    was = mode_of(row[1]) if row and row[0] == "offline" else None
+    if was is not err.mode:
+        logger.log(err.mode.level, "%s", error, extra=fields(failure=err.mode.name))

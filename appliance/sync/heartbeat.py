@@ -105,8 +105,9 @@ def send(settings: ApplianceSettings) -> dict[str, Any] | None:
             logger.info("heartbeat skipped: %s", err)
             return None
         except CentralError as err:
-            connectivity.commit_offline(conn, str(err))
-            logger.warning("heartbeat not delivered: %s", err)
+            # said once per change by connectivity, not once every five minutes for a day
+            logger.debug("heartbeat not delivered: %s", err)
+            connectivity.commit_offline(conn, err)
             return None
         connectivity.commit_online(conn)
     logger.debug("heartbeat sent: backlog %d", beat.backlog)

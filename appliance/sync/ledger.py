@@ -170,7 +170,7 @@ def _commit_orphan_claim(conn: psycopg.Connection[Any]) -> Batch | None:
     # pg_locks first: a session's own advisory locks are re-entrant, so trying the lock alone
     # would let a run "reclaim" the batch it is sending itself
     candidates = conn.execute(
-        """SELECT b.id, b.reading_ids FROM upload_batches b
+        """SELECT b.id, b.reading_ids, b.created_at FROM upload_batches b
            WHERE NOT EXISTS (
                SELECT 1 FROM pg_locks l
                WHERE l.locktype = 'advisory' AND l.database = (
@@ -180,7 +180,7 @@ def _commit_orphan_claim(conn: psycopg.Connection[Any]) -> Batch | None:
         (locks.UPLOAD_BATCH,),
     ).fetchall()
     conn.commit()
-    for batch_id, reading_ids in candidates:
+    for batch_id, reading_ids, created_at in candidates:
         if not locks.lock_batch(conn, batch_id, wait=False):
             continue  # another run holds it: in flight
         still = conn.execute("SELECT 1 FROM upload_batches WHERE id = %s", (batch_id,)).fetchone()
@@ -195,10 +195,20 @@ def _commit_orphan_claim(conn: psycopg.Connection[Any]) -> Batch | None:
             conn.execute("DELETE FROM upload_batches WHERE id = %s", (batch_id,))
             _commit_and_unlock(conn, batch_id)
             continue
+        last = conn.execute(
+            "SELECT error FROM sync_log WHERE batch_id = %s AND started_at >= %s"
+            " ORDER BY started_at DESC LIMIT 1",
+            (batch_id, created_at),
+        ).fetchone()
         conn.commit()
-        logger.info(
-            "re-sending batch of %d readings left by an interrupted run",
+        # a batch central did not take was said once by connectivity; one a run left behind
+        # when it died was never said
+        failed = last is not None and last[0] is not None
+        logger.log(
+            logging.DEBUG if failed else logging.INFO,
+            "re-sending batch of %d readings left by %s",
             len(rows),
+            "a failed run" if failed else "an interrupted run",
             extra=fields(batch_id=str(batch_id)),
         )
         return Batch(batch_id, rows, resent=True)

@@ -134,10 +134,15 @@ def _commit_run(
     except (CentralError, NotEnrolled, MeterConfigError, psycopg.Error) as err:
         conn.rollback()
         if isinstance(err, CentralError):
-            connectivity.commit_offline(conn, str(err))
+            connectivity.commit_offline(conn, err)
         result = _finish(conn, log_id, MeterSyncResult("error", error=str(err)))
         conn.commit()
-        logger.error("meter sync failed, local meters unchanged: %s", err)
+        # central failing is said once per change by connectivity, not once an hour for a day
+        logger.log(
+            logging.DEBUG if isinstance(err, CentralError) else logging.ERROR,
+            "meter sync failed, local meters unchanged: %s",
+            err,
+        )
         return result
     logger.info(
         "meter config applied: %d inserted, %d updated, %d deactivated, %d active",

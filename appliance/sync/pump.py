@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from appliance.settings import ApplianceSettings
-from appliance.sync import connectivity, ledger
+from appliance.sync import connectivity, failures, ledger
 from appliance.sync.central import CentralClient, CentralError, NotEnrolled, Response
 from appliance.sync.ledger import Batch
 from common import db, wire
@@ -85,7 +85,7 @@ def commit_outcome(
                 return Settled(rejected=len(refused), requeued=True)
         ledger.commit_failure(conn, batch, started, str(err))
         if isinstance(err, ValueError):
-            raise CentralError(f"central's answer to batch {bid} is not understood: {err}") from err
+            raise CentralError(failures.BAD_ANSWER, f"to batch {bid}: {err}") from err
         raise
     ledger.commit_settlement(
         conn,
@@ -214,7 +214,7 @@ def drain(
                     logger.debug(
                         "upload stopped: %s", err, extra=fields(batch_id=str(done.batch.id))
                     )
-                    connectivity.commit_offline(conn, str(err))
+                    connectivity.commit_offline(conn, err)
                     continue  # the others in flight were sent: settle them, claim no more
                 _add(result, done.batch, settled)
                 if settled.requeued:
