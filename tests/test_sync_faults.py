@@ -287,7 +287,11 @@ def test_central_down_for_a_while_then_back(site_edge) -> None:
         drained(settings.database_url, worker)
     finally:
         proxy.close()
-    assert worker.log().count("central unreachable") == 1, worker.log()[-3000:]
+    log = worker.log()
+    assert log.count("central unreachable") == 1, log[-3000:]
+    # the outage and its end, each once, with the field journalctl selects on
+    assert log.count("FAILURE=central-unreachable") == 2, log[-3000:]
+    assert log.count("central reachable again") == 1, log[-3000:]
     assert_edge_equals_central(settings.database_url, central, site.site_id)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.sync import failures
 from appliance.sync.central import CentralClient, CentralError
 from common.heartbeat import Heartbeat
 from tests.sync_helpers import edge_settings, with_settings
@@ -75,7 +76,8 @@ def test_unverifiable_certificate_is_refused(tls_server, edge_db_url: str, redis
     settings = with_settings(edge_settings(edge_db_url, redis_url, url, None), api_key="k")
     with CentralClient(settings, retries=0) as client, pytest.raises(CentralError) as err:
         client.post_heartbeat(HEARTBEAT)
-    assert "TLS verification" in str(err.value) and "METERIT_CA_BUNDLE" in str(err.value)
+    assert err.value.mode is failures.TLS
+    assert "CERTIFICATE_VERIFY_FAILED" in str(err.value) and "METERIT_CA_BUNDLE" in str(err.value)
 
 
 def test_ca_bundle_makes_central_trusted(tls_server, edge_db_url: str, redis_url: str) -> None:
