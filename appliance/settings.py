@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import config
+from common import config, metrics_settings
 from common.config import PG_SCHEMES, REDIS_SCHEMES, setting
 
 
@@ -140,6 +140,8 @@ class ApplianceSettings:
         minimum=1,
         maximum=16,
     )
+    metrics_allow_from: str = metrics_settings.allow_from_setting()
+    metrics_token: str | None = metrics_settings.token_setting()
     mcp_bind: str = setting("127.0.0.1:8765", help="address:port of the MCP server (HTTP mode)")
     mcp_token: str | None = setting(
         None, help="bearer token MCP clients must present over HTTP", secret=True
@@ -157,4 +159,6 @@ class ApplianceSettings:
 def load_settings(
     environ: Mapping[str, str] | None = None, config_dir: Path = Path("/etc/meterit")
 ) -> ApplianceSettings:
-    return config.load(ApplianceSettings, "appliance", environ, config_dir)
+    settings = config.load(ApplianceSettings, "appliance", environ, config_dir)
+    metrics_settings.check_setting(settings.metrics_allow_from)
+    return settings

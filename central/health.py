@@ -7,16 +7,12 @@ request be served now?".
 
 from __future__ import annotations
 
-import hmac
-from ipaddress import ip_address
-
 import redis
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify
 
 from central import metrics
 from central.errors import ApiError
-from central.settings import metrics_networks
-from common.attempts import guarded
+from common import metrics_access
 from common.db import connect
 
 bp = Blueprint("health", __name__)
@@ -58,34 +54,13 @@ def health() -> Response:
     return response
 
 
-def _may_read_metrics() -> bool:
-    """Opt-in: an address of ``metrics_allow_from``, or the ``metrics_token``."""
-    token = current_app.config.get("METRICS_TOKEN")
-    header = request.headers.get("Authorization", "")
-    if token and header.lower().startswith("bearer "):
-        given = header[len("bearer ") :].strip()
-        return bool(
-            guarded(
-                "metrics-token",
-                None,
-                lambda: hmac.compare_digest(given.encode(), str(token).encode()) or None,
-            )
-        )
-    try:
-        client = ip_address(request.remote_addr or "")
-    except ValueError:
-        return False
-    networks = metrics_networks(str(current_app.config.get("METRICS_ALLOW_FROM") or ""))
-    return any(client in network for network in networks)
-
-
 @bp.get("/metrics")
 def prometheus() -> Response:
-    if not _may_read_metrics():
-        raise ApiError(
-            403,
-            "/metrics is not open to this client; allow its address with "
-            "METERIT_METRICS_ALLOW_FROM or send the METERIT_METRICS_TOKEN as a bearer token",
-        )
+    refused = metrics_access.refusal(
+        str(current_app.config.get("METRICS_ALLOW_FROM") or ""),
+        current_app.config.get("METRICS_TOKEN") or None,
+    )
+    if refused is not None:
+        raise ApiError(refused.status, refused.message)
     body, content_type = metrics.render()
     return Response(body, content_type=content_type)

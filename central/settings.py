@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 import limits
 
 from central.mail.outbox import MailError, normalize_address
-from common import config
+from common import config, metrics_settings
 from common.config import PG_SCHEMES, REDIS_SCHEMES, setting
 
 
@@ -157,16 +156,8 @@ class CentralSettings:
         help="comma-separated operator addresses the worker e-mails when the central database "
         "is unreachable, and again when it answers; unset, nobody is told but the journal",
     )
-    metrics_allow_from: str = setting(
-        "",
-        help="addresses or networks (comma-separated, e.g. 127.0.0.1,10.0.0.0/8) that may read "
-        "/metrics without a token; /metrics is refused to everyone else",
-    )
-    metrics_token: str | None = setting(
-        None,
-        help="bearer token that opens /metrics from any address (Authorization: Bearer …)",
-        secret=True,
-    )
+    metrics_allow_from: str = metrics_settings.allow_from_setting()
+    metrics_token: str | None = metrics_settings.token_setting()
     trusted_proxies: int = setting(
         0,
         help="reverse proxies in front of central whose X-Forwarded-For / -Proto / -Host are "
@@ -221,17 +212,6 @@ class CentralSettings:
     )
 
 
-def metrics_networks(text: str) -> list[IPv4Network | IPv6Network]:
-    """The networks of ``metrics_allow_from``; ValueError names the entry that is not one."""
-    networks = []
-    for entry in filter(None, (e.strip() for e in text.split(","))):
-        try:
-            networks.append(ip_network(entry, strict=False))
-        except ValueError:
-            raise ValueError(f"{entry!r} is not an IP address or network") from None
-    return networks
-
-
 MAX_FALLBACK_RECIPIENTS = 20
 
 
@@ -250,13 +230,7 @@ def load_settings(
     environ: Mapping[str, str] | None = None, config_dir: Path = Path("/etc/meterit")
 ) -> CentralSettings:
     settings = config.load(CentralSettings, "central", environ, config_dir)
-    try:
-        metrics_networks(settings.metrics_allow_from)
-    except ValueError as err:
-        raise config.ConfigError(
-            f"METERIT_METRICS_ALLOW_FROM={settings.metrics_allow_from!r}: {err}; expected "
-            "comma-separated addresses or networks such as 127.0.0.1,10.0.0.0/8"
-        ) from None
+    metrics_settings.check_setting(settings.metrics_allow_from)
     try:
         fallback_recipients(settings.alert_fallback_recipients)
     except ValueError as err:

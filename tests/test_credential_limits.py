@@ -108,7 +108,7 @@ def test_the_metrics_token_is_limited(make_central_server: Any) -> None:
     server: CentralServer = make_central_server(METERIT_METRICS_TOKEN="s3cret-metrics-token")
     for _ in range(ADDRESS_BUDGET):
         wrong = {"Authorization": "Bearer wrong"}
-        assert requests.get(server.url("/metrics"), headers=wrong, timeout=10).status_code == 403
+        assert requests.get(server.url("/metrics"), headers=wrong, timeout=10).status_code == 401
     right = {"Authorization": "Bearer s3cret-metrics-token"}
     assert_refused(requests.get(server.url("/metrics"), headers=right, timeout=10))
 

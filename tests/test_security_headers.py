@@ -51,9 +51,10 @@ def test_metrics_are_refused_unless_the_address_or_token_is_allowed(
     assert "meterit_" in requests.get(by_loopback.url("/metrics"), timeout=10).text
 
     by_token: CentralServer = make_central_server(METERIT_METRICS_TOKEN="s3cret-metrics-token")
-    assert requests.get(by_token.url("/metrics"), timeout=10).status_code == 403
+    missing = requests.get(by_token.url("/metrics"), timeout=10)
+    assert missing.status_code == 401 and "METERIT_METRICS_TOKEN" in missing.json()["error"]
     wrong = {"Authorization": "Bearer wrong"}
-    assert requests.get(by_token.url("/metrics"), headers=wrong, timeout=10).status_code == 403
+    assert requests.get(by_token.url("/metrics"), headers=wrong, timeout=10).status_code == 401
     right = {"Authorization": "Bearer s3cret-metrics-token"}
     opened = requests.get(by_token.url("/metrics"), headers=right, timeout=10)
     assert opened.status_code == 200 and "meterit_" in opened.text

@@ -10,7 +10,7 @@ from flask import Flask
 
 from appliance.settings import ApplianceSettings, load_settings
 from common import http_headers
-from web import api, appliance_info, auth, health, pages, password
+from web import api, appliance_info, auth, health, metrics, pages, password
 from web.database import new_pool
 from web.jsonprovider import OrjsonProvider
 from web.secret_key import persistent_secret_key
@@ -56,6 +56,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     new_pool().init_app(app)
     auth.init_app(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     pages.init_app(app)

@@ -1,4 +1,5 @@
-"""Login, logout, and the guard in front of every page and JSON endpoint but ``/health``.
+"""Login, logout, and the guard in front of every page and JSON endpoint but ``/health`` and
+``/metrics``.
 
 Browsers log in with the form and get a signed session cookie (HttpOnly, SameSite=Lax, Secure
 when configured); every state-changing request from a session must carry the CSRF token (form
@@ -45,7 +46,8 @@ limiter = Limiter(key_func=get_remote_address, storage_uri="memory://", default_
 
 SESSIONS = SessionStore("web_sessions", with_user=False)
 
-PUBLIC_ENDPOINTS = {"auth.login", "health.health", "static"}
+# /metrics checks its own address list and token (web/metrics.py)
+PUBLIC_ENDPOINTS = {"auth.login", "health.health", "metrics.prometheus", "static"}
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 

@@ -26,6 +26,7 @@ from typing import Any, Protocol, TypeVar
 import psycopg
 from psycopg import AsyncConnection
 
+from appliance import edge_counters
 from appliance.bacnet.device import DeviceClient, DeviceTarget
 from appliance.collector.backfill import Backfiller, open_start_gaps
 from appliance.collector.cov import CovWatch
@@ -320,6 +321,7 @@ class Collector:
         if conn is not None:
             try:
                 rows = await self._write_held(conn)
+                await self._count_cycle(conn, time.monotonic() - started)
             except psycopg.OperationalError as err:
                 await self._lost(conn, err)
                 conn = None
@@ -397,6 +399,13 @@ class Collector:
             self._held.popleft()
             self.cycles += 1
         return rows
+
+    @staticmethod
+    async def _count_cycle(conn: AsyncConnection[Any], seconds: float) -> None:
+        """One statement a cycle for /metrics: the cycle (poll and write) and how long it took.
+        Per-meter points read and failed ride on the status upsert of ``write_cycle``."""
+        params = edge_counters.record_params(edge_counters.cycle(seconds))
+        await conn.execute(edge_counters.RECORD, params)
 
     def _rpm_refused_at(self, result: MeterResult) -> datetime | None:
         return self.client.rpm_refused_since(result.meter.target)

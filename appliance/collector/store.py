@@ -15,10 +15,11 @@ from appliance.collector.poll import REACHABLE, MeterResult
 _STATUS_UPSERT = """
 INSERT INTO meter_status AS s (meter_id, state, state_since, last_reading_at, last_error,
                                last_error_at, consecutive_failures, point_errors,
-                               rpm_refused_at, updated_at)
+                               rpm_refused_at, points_read_total, points_failed_total,
+                               updated_at)
 VALUES (%(meter_id)s, %(state)s, now(), %(read_at)s, %(error)s,
         CASE WHEN %(error)s::text IS NULL THEN NULL ELSE now() END,
-        %(failures)s, %(point_errors)s, %(rpm_refused_at)s, now())
+        %(failures)s, %(point_errors)s, %(rpm_refused_at)s, %(read)s, %(failed)s, now())
 ON CONFLICT (meter_id) DO UPDATE SET
     state = EXCLUDED.state,
     state_since = CASE WHEN s.state = EXCLUDED.state THEN s.state_since ELSE now() END,
@@ -29,6 +30,8 @@ ON CONFLICT (meter_id) DO UPDATE SET
                                 ELSE s.consecutive_failures + 1 END,
     point_errors = EXCLUDED.point_errors,
     rpm_refused_at = EXCLUDED.rpm_refused_at,
+    points_read_total = s.points_read_total + EXCLUDED.points_read_total,
+    points_failed_total = s.points_failed_total + EXCLUDED.points_failed_total,
     updated_at = now()
 """
 
@@ -43,6 +46,9 @@ def _status_row(result: MeterResult, rpm_refused_at: datetime | None) -> dict[st
         "failures": 0 if state == REACHABLE else 1,
         "point_errors": Jsonb(result.point_errors),
         "rpm_refused_at": rpm_refused_at,
+        # for /metrics: a meter that did not answer failed every point it was asked for
+        "read": len(result.values),
+        "failed": len(result.meter.points) if result.error else len(result.point_errors),
     }
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import psycopg
 
-from appliance import locks
+from appliance import edge_counters, locks
 from common import wire
 from common.logs import fields
 
@@ -152,6 +152,9 @@ def log_attempt(
         " duplicates, rejected, error) VALUES (%s, %s, now(), %s, %s, %s, %s, %s)",
         (batch.id, started, len(batch.rows), accepted, duplicates, rejected, error),
     )
+    # counted for /metrics in the same transaction as the attempt's outcome
+    counts = edge_counters.upload_attempt(accepted, duplicates, rejected, error)
+    conn.execute(edge_counters.RECORD, edge_counters.record_params(counts))
 
 
 def release(conn: psycopg.Connection[Any], batch: Batch) -> None:
