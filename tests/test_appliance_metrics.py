@@ -5,6 +5,7 @@ budget did — simulated meters over UDP, the real edge database, a real central
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -32,6 +33,8 @@ from tests.web_fixtures import make_appliance
 from web.app import create_app
 
 TOKEN = "s3cret-metrics-token-for-prometheus"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
+ONLY_AFTER_AN_UPLOAD = {"meterit_upload_last_success_timestamp_seconds"}
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -210,6 +213,10 @@ def test_metrics_count_points_read_and_failed_per_meter_and_time_the_cycles(
     total = value(after, "meterit_collector_cycle_seconds_sum")
     assert 0 < last <= total < 60
     assert value(after, "meterit_backlog_readings") == sum(stored.values())
+    # every metric docs/metrics.md names (table, sample, alert rules) is one really served
+    served = {name for name, _ in after} | {name.removesuffix("_sum") for name, _ in after}
+    documented = set(re.findall(r"\bmeterit_[a-z_]+", DOCS.read_text(encoding="utf-8")))
+    assert documented - served <= ONLY_AFTER_AN_UPLOAD, documented - served
 
 
 def logged_attempts(edge_db_url: str, where: str) -> int:
