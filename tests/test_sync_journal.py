@@ -9,11 +9,14 @@ the journal must hold exactly one WARNING/ERROR line naming the failure and its 
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import socket
 import subprocess
+import threading
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,9 +24,10 @@ import pytest
 from appliance import service
 from appliance.settings import ApplianceSettings
 from appliance.sync import failures, heartbeat
+from appliance.sync.central import CentralClient, CentralError
 from appliance.sync.meter_config import sync_meters
 from appliance.sync.pump import drain
-from common import logs
+from common import logs, wire
 from common.attempts import TooManyAttempts
 from tests.central_fixtures import CentralServer, start_central_server
 from tests.date_front import DateShiftingFront
@@ -150,8 +154,9 @@ def test_revoked_key_is_one_line_through_the_journal_and_one_when_replaced(
     logging.getLogger().addHandler(handler)
     try:
         central_server.revoke_keys(site.site_id)
-        # two rounds: eight refusals stay inside central's ten per key before it answers 429
-        for _ in range(2):
+        # past central's ten refusals per key: then it answers 429 with a Retry-After of minutes,
+        # the same failure (no second line) and no reason to hold the worker that long
+        for _ in range(4):
             sync_round(settings)
         server.setblocking(False)
         datagrams = []
@@ -165,6 +170,8 @@ def test_revoked_key_is_one_line_through_the_journal_and_one_when_replaced(
         handler.close()
         server.close()
     line = assert_one_failure_line(journal(watched), failures.KEY_REFUSED, "401")
+    last = service.get_sync_status(settings)["connectivity"]["last_error"] or ""
+    assert last.startswith(failures.KEY_REFUSED.what) and "answered 429" in last, last
     assert len(datagrams) == 1, datagrams
     entry = datagrams[0].decode()
     assert "\nFAILURE=key-refused\n" in entry and "\nPRIORITY=3\n" in entry, entry
@@ -254,6 +261,45 @@ def test_a_key_locked_out_by_centrals_limiter_is_still_a_refused_key() -> None:
     assert failures.http_mode(429, (429, 503), "rate limit exceeded") is failures.CENTRAL_FAILING
     assert failures.http_mode(401, (429, 503), "") is failures.KEY_REFUSED
     assert failures.http_mode(413, (429, 503), "") is failures.REFUSED
+
+
+class _LockedOut(BaseHTTPRequestHandler):
+    """Central's limiter's answer to a key that failed too often."""
+
+    requests = 0
+
+    def do_POST(self) -> None:
+        _LockedOut.requests += 1
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.dumps({"error": str(TooManyAttempts(300, "account"))}).encode()
+        self.send_response(429)
+        self.send_header("Retry-After", "300")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_retry_after_of_minutes_ends_the_retries_at_once(
+    edge_db_url: str, redis_url: str
+) -> None:
+    """A real HTTP server answering as central's limiter does: one request, not five retries
+    each waiting five minutes (which would outlast the upload job's timeout)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _LockedOut)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _LockedOut.requests = 0
+    url = f"http://127.0.0.1:{server.server_port}"
+    settings = with_settings(edge_settings(edge_db_url, redis_url, url, None), api_key="k")
+    try:
+        with CentralClient(settings) as client, pytest.raises(CentralError) as err:
+            client.post_readings(wire.encode_batch([]), "b1")
+    finally:
+        server.shutdown()
+    assert _LockedOut.requests == 1
+    assert err.value.status == 429 and err.value.mode is failures.KEY_REFUSED
 
 
 def test_skew_is_only_what_falls_outside_the_request() -> None:

@@ -10,10 +10,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from itertools import takewhile
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import ConnectionPool
+from urllib3.exceptions import MaxRetryError, ResponseError
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from appliance.settings import ApplianceSettings
@@ -25,6 +29,7 @@ RETRIES = 5
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 60.0
+RETRY_AFTER_MAX_S = 60.0
 
 
 class NotEnrolled(Exception):
@@ -45,7 +50,27 @@ class CentralError(Exception):
 
 
 class _DoublingRetry(Retry):
-    """Waits base, 2·base, 4·base … before the 1st, 2nd, 3rd … retry (urllib3 starts at 0)."""
+    """Waits base, 2·base, 4·base … before the 1st, 2nd, 3rd … retry (urllib3 starts at 0).
+
+    A ``Retry-After`` longer than ``RETRY_AFTER_MAX_S`` ends the retries at once: central's
+    limiter asks for up to five minutes once a refused key has failed too often, and five such
+    waits would hold the worker past the job's timeout; the next scheduled run tries again."""
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        wait = self.get_retry_after(response) if response is not None else None
+        if wait is not None and wait > RETRY_AFTER_MAX_S:
+            # as urllib3 itself raises it when retries run out (raise_on_status=False then hands
+            # back central's answer); its own raise passes the same optional pool
+            raise MaxRetryError(_pool, url, ResponseError(f"Retry-After {wait:.0f} s"))  # type: ignore[arg-type]
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
     def get_backoff_time(self) -> float:
         consecutive = len(
