@@ -328,12 +328,14 @@ async def ramp(
             )
             fleet.add(sites)
             have = n
+            # every new site must have begun its upload rhythm before its backlog is judged
+            warmup = max(args.warmup_s, args.upload_every * args.minute_s + 10)
             print(
                 f"\n{n:,} sites ({len(sites):,} added in {time.monotonic() - made:.1f} s); "
-                f"warming up {args.warmup_s:.0f} s",
+                f"warming up {warmup:.0f} s",
                 flush=True,
             )
-            await asyncio.sleep(args.warmup_s)
+            await asyncio.sleep(warmup)
             step = await run_step(
                 fleet,
                 n,

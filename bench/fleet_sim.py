@@ -444,9 +444,9 @@ class Fleet:
         return None
 
     def backlog(self, now: float) -> Backlog:
-        """The fleet's unsynced readings, split into sites whose link is up and has been for a
-        minute (what should be near zero when central keeps up) and the rest."""
-        grace = self.clock.minute_s
+        """The fleet's unsynced readings, split into sites whose link is up and has been since
+        their last upload run (what should stay small when central keeps up) and the rest."""
+        grace = self.clock.minute_s * (self.upload_every + 1)
         out = Backlog()
         for a in self.appliances:
             if not a.online(now) or now - a.back_at < grace or a.tick == a.first_tick:
