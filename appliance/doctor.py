@@ -11,13 +11,15 @@ import ssl
 import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
 import requests
 
-from appliance import service
+from appliance import service, udp_owner
+from appliance.bacnet.address import parse_local_address
 from appliance.cli import MIGRATIONS
 from appliance.settings import ApplianceSettings, load_settings
 from appliance.sync import failures
@@ -49,6 +51,7 @@ def checks(settings: ApplianceSettings) -> list[tuple[str, CheckFn]]:
         ("tls certificate", lambda: tls_certificate(settings)),
         ("api key", probe.api_key),
         ("clock", probe.clock),
+        ("bacnet port", lambda: bacnet_port(settings)),
         ("meters", lambda: meters(settings)),
         ("backlog", lambda: backlog(settings)),
         ("units", lambda: doctor.units(UNITS)),
@@ -253,6 +256,41 @@ def tls_certificate(settings: ApplianceSettings) -> Check:
     if days < CERT_WARN_DAYS:
         return Check("tls certificate", "warn", detail, fix)
     return Check("tls certificate", "ok", detail)
+
+
+def bacnet_port(settings: ApplianceSettings, proc: Path = udp_owner.PROC) -> Check:
+    """Is the collector's UDP port bound, and by this host's collector? Another BACnet tool
+    holding it (a second collector, a discovery run, a building-management client) keeps the
+    collector from starting; nothing holding it means the collector is not running."""
+    ip, _, port = parse_local_address(settings.bacnet_address)
+    where = f"UDP {ip}:{port}"
+    found = udp_owner.holders(port, proc)
+    if found is None:
+        return Check("bacnet port", "skip", f"{where}: this host has no /proc/net/udp to ask")
+    if not found:
+        return Check(
+            "bacnet port",
+            "fail",
+            f"{where} is not bound: the collector is not running or could not bind it",
+            "systemctl status meterit-collector; journalctl -u meterit-collector -b says why",
+        )
+    others = [h for h in found if h.pid is not None and not _is_collector(h.argv)]
+    if others:
+        return Check(
+            "bacnet port",
+            "fail",
+            f"{where} is held by {', '.join(h.describe() for h in others)}, not the collector",
+            "stop that program, or give the collector another METERIT_BACNET_ADDRESS",
+        )
+    mine = [h for h in found if h.pid is not None]
+    if not mine:
+        return Check("bacnet port", "ok", f"{where} bound (its owner is visible to root only)")
+    return Check("bacnet port", "ok", f"{where} bound by the collector (pid {mine[0].pid})")
+
+
+def _is_collector(argv: tuple[str, ...]) -> bool:
+    """``meterit-appliance collector`` however it was started (script, ``python -m``)."""
+    return "collector" in argv and any("appliance" in arg for arg in argv)
 
 
 def meters(settings: ApplianceSettings) -> list[Check]:

@@ -32,7 +32,8 @@ from bacpypes3.primitivedata import (  # type: ignore[import-untyped]
 )
 
 from appliance.bacnet import codec, speedups
-from appliance.bacnet.transport import bacpypes_address, parse_local_address
+from appliance.bacnet.address import parse_local_address
+from appliance.bacnet.transport import bacpypes_address
 
 
 def _element(prop: str, value: object = None, index: int | None = None, error: str = "") -> object:

@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from typing import Any
 import pytest
 import requests
 
+from appliance.doctor import bacnet_port
+from appliance.settings import load_settings
 from appliance.sync.meter_config import sync_meters
 from tests.central_fixtures import (
     CentralServer,
@@ -26,6 +29,7 @@ from tests.central_fixtures import (
 )
 from tests.ports import (
     free_tcp_port,
+    free_udp_port,
 )
 from tests.sync_helpers import (
     ROOT,
@@ -124,6 +128,7 @@ def test_healthy_appliance_is_all_ok(healthy: Healthy) -> None:
     assert "accepted: site 'plant-doctor'" in line(out, "api key")
     assert "expires" in line(out, "tls certificate")
     assert "answering (6 points" in line(out, "meter sim-3001")
+    assert "bound by the collector" in line(out, "bacnet port")
     assert "days of readings at 1,036,800 a day" in line(out, "buffer disk")  # 12 points, 1 s
 
     rc, out = doctor("appliance", healthy.appliance.env, "--json")
@@ -198,9 +203,13 @@ def test_broken_appliances_fail_with_the_fix(healthy: Healthy, new_page: Any) ->
 def test_unenrolled_appliance_warns(edge_db_url: str, redis_url: str, tmp_path: Path) -> None:
     appliance = make_appliance(edge_db_url, redis_url, tmp_path)
     rc, out = doctor("appliance", appliance.env)
-    assert rc == 1, out
     assert line(out, "central").startswith("WARN") and "not enrolled" in line(out, "central")
     assert line(out, "meters").startswith("WARN")
+    # its collector is not started: the one failure, and it says so
+    assert rc == 2 and [ln for ln in out.splitlines() if ln.startswith("FAIL")] == [
+        line(out, "bacnet port")
+    ], out
+    assert "not bound" in line(out, "bacnet port")
 
 
 def test_central_doctor(
@@ -227,3 +236,26 @@ def test_central_doctor(
 
     rc, out = doctor("central", {**env, "METERIT_REDIS_URL": "ftp://nowhere"})
     assert rc == 2 and line(out, "settings").startswith("FAIL"), out
+
+
+def test_bacnet_port_not_bound_or_held_by_another_program_fails(tmp_path: Path) -> None:
+    config = tmp_path / "appliance.toml"
+    config.touch()
+    port = free_udp_port()
+    settings = load_settings(
+        {"METERIT_CONFIG": str(config), "METERIT_BACNET_ADDRESS": f"127.0.0.1/8:{port}"}
+    )
+    check = bacnet_port(settings)
+    assert check.status == "fail" and "not bound" in check.detail, check
+    assert "meterit-collector" in check.fix
+
+    # another BACnet program on the port (here: this test) keeps the collector from binding it
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+        other.bind(("0.0.0.0", port))
+        check = bacnet_port(settings)
+    assert check.status == "fail", check
+    assert f"held by pid {os.getpid()}" in check.detail and "not the collector" in check.detail
+    assert "METERIT_BACNET_ADDRESS" in check.fix
+
+    # a host without /proc/net/udp cannot tell: skipped, not failed
+    assert bacnet_port(settings, proc=tmp_path).status == "skip"

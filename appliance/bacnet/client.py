@@ -48,6 +48,7 @@ from bacpypes3.pdu import Address  # type: ignore[import-untyped]
 from bacpypes3.primitivedata import ObjectIdentifier, ObjectType  # type: ignore[import-untyped]
 
 from appliance.bacnet import codec, foreign, readrange, sizing, speedups
+from appliance.bacnet.address import parse_local_address
 from appliance.bacnet.cov import MAX_PROCESS_ID, CovReceiver
 from appliance.bacnet.device import (
     WILDCARD_DEVICE,
@@ -73,7 +74,6 @@ from appliance.bacnet.transport import (
     enlarge_receive_buffer,
     has_broadcast,
     in_flight_limit,
-    parse_local_address,
     port_is_free,
     wait_bound,
 )

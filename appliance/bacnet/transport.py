@@ -8,9 +8,7 @@ socket and stack plumbing.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-import re
 import socket
 from typing import Any
 
@@ -25,12 +23,12 @@ from bacpypes3.netservice import (  # type: ignore[import-untyped]
     NetworkServiceElement,
 )
 
+from appliance.bacnet.address import parse_local_address
 from appliance.bacnet.codec import SERVICE_READ_PROPERTY, SERVICE_READ_PROPERTY_MULTIPLE
 from appliance.bacnet.readrange import SERVICE_READ_RANGE
 
 logger = logging.getLogger(__name__)
 
-BACNET_PORT = 47808
 # Answers to a whole poll cycle can arrive in one burst while the event loop is busy decoding;
 # the default ~200 KiB buffer overflows with a few hundred meters and the kernel drops answers
 # silently (the request then times out and is retried). 4 MiB holds thousands of answers.
@@ -38,28 +36,6 @@ RECEIVE_BUFFER = 4 * 1024 * 1024
 # What one full-size (1476-byte) answer takes of the receive buffer in the kernel's accounting
 # (payload plus socket-buffer overhead); used to bound requests in flight to what fits.
 DATAGRAM_COST = 2304
-
-_LOCAL_RE = re.compile(r"^(?P<ip>[0-9.]+)(?:/(?P<prefix>\d{1,2}))?(?::(?P<port>\d{1,5}))?$")
-
-
-def parse_local_address(text: str) -> tuple[str, int | None, int]:
-    """'IP[/PREFIX][:PORT]' -> (ip, prefix or None, port); the port defaults to 47808.
-
-    The prefix only tells bacpypes3 the subnet's broadcast address; binding uses the IP."""
-    match = _LOCAL_RE.match(text.strip())
-    if not match:
-        raise ValueError(f"{text!r} is not IP[/PREFIX][:PORT] such as 192.168.1.10/24:47808")
-    try:
-        ip = str(ipaddress.IPv4Address(match["ip"]))
-    except ValueError as err:
-        raise ValueError(f"{text!r}: {match['ip']!r} is not an IPv4 address") from err
-    prefix = int(match["prefix"]) if match["prefix"] is not None else None
-    if prefix is not None and prefix > 32:
-        raise ValueError(f"{text!r}: prefix /{prefix} is above /32")
-    port = int(match["port"]) if match["port"] is not None else BACNET_PORT
-    if not 1 <= port <= 65535:
-        raise ValueError(f"{text!r}: port {port} is not 1..65535")
-    return ip, prefix, port
 
 
 def bacpypes_address(text: str) -> str:
