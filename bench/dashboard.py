@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             at = datetime.now(UTC)
             figures = fleet.site_figures(sql_conn, tenant, at, limits)
             fleet.power_series(
-                sql_conn, tenant, [f.site_id for f in figures], at - timedelta(hours=24)
+                sql_conn, tenant, [f.site_id for f in figures], at - timedelta(hours=24), at
             )
             sql_conn.rollback()
 

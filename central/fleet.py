@@ -156,12 +156,31 @@ WHERE s.tenant_id = %(tenant)s
 ORDER BY s.name
 """
 
+# Hourly rollup rows, and for each point the hours after its last rollup row read raw (at most
+# ``POWER_RAW_TAIL`` back): the hours the rollup job has not reached yet — all of them during a
+# site's first hour — so the curve reaches up to now as "Power now" does (issue #22).
 POWER_SERIES_SQL = f"""
-SELECT h.hour, sum(d.factor * h.sum / h.n) AS kw
-FROM {DESIGNATED_FROM} JOIN readings_hourly h ON h.point_id = d.id
-WHERE d.kind = 'power' AND d.site_id = ANY(%(shown)s::int[]) AND h.hour >= %(since)s
-GROUP BY h.hour ORDER BY h.hour
+WITH d AS (
+    SELECT * FROM {DESIGNATED_FROM}
+    WHERE d.kind = 'power' AND d.site_id = ANY(%(shown)s::int[])
+),
+hourly AS (
+    SELECT d.id, d.factor, h.hour, h.sum / h.n AS mean
+    FROM d JOIN readings_hourly h ON h.point_id = d.id AND h.hour >= %(since)s
+    UNION ALL
+    SELECT d.id, d.factor, date_bin('1 hour', r.ts, timestamptz '2000-01-01 00:00Z'), avg(r.value)
+    FROM d
+    CROSS JOIN LATERAL (
+        SELECT greatest(%(tail)s, %(since)s, (
+            SELECT h.hour + interval '1 hour' FROM readings_hourly h
+            WHERE h.point_id = d.id ORDER BY h.hour DESC LIMIT 1)) AS start
+    ) t
+    JOIN readings r ON r.point_id = d.id AND r.ts >= t.start
+    GROUP BY 1, 2, 3
+)
+SELECT hour, sum(factor * mean) AS kw FROM hourly GROUP BY hour ORDER BY hour
 """
+POWER_RAW_TAIL = timedelta(hours=3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,12 +430,17 @@ _power_cache: dict[tuple[int, int, datetime], tuple[float, list[tuple[datetime, 
 
 
 def power_series(
-    conn: psycopg.Connection[Any], tenant_id: int, site_ids: list[int], since: datetime
+    conn: psycopg.Connection[Any],
+    tenant_id: int,
+    site_ids: list[int],
+    since: datetime,
+    now: datetime,
 ) -> list[tuple[datetime, float]]:
-    """Hourly mean power of the given sites, summed: the fleet's load curve.
+    """Hourly mean power of the given sites, summed: the fleet's load curve, up to the current
+    (unsettled) hour.
 
-    It is made of settled hours the rollup job writes every few minutes, so it is kept a minute
-    per process and selection (each computation reads tens of thousands of rollup rows).
+    Each computation reads tens of thousands of rollup rows and the last hours' raw readings of
+    the points the rollup has not reached, so it is kept a minute per process and selection.
     """
     since = since.replace(minute=0, second=0, microsecond=0)
     key = (tenant_id, hash(tuple(site_ids)), since)
@@ -430,6 +454,7 @@ def power_series(
             {
                 "shown": array_literal(site_ids),
                 "since": since,
+                "tail": (now - POWER_RAW_TAIL).replace(minute=0, second=0, microsecond=0),
                 **designated(conn, tenant_id).params(),
             },
         ).fetchall()

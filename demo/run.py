@@ -43,6 +43,7 @@ PORTS = {"central": 8000, "web": 8080, "mcp": 8765}
 BACNET_BASE_PORT = 47901
 COLLECTOR_BACNET = "127.0.0.1:47850"
 DEMO_TREND_S = 900  # the simulated meters log every point every 15 minutes
+ENV_FILE = "appliance.env"  # in the demo's directory; named in README.md
 
 
 class DemoError(Exception):
@@ -219,14 +220,17 @@ def _run(
     supervisor.start(Service("worker", [*appliance, "worker"], edge_env))
     supervisor.start(Service("collector", [*appliance, "collector"], edge_env))
     supervisor.start(Service("web", [*appliance, "web"], edge_env))
+    # no meter sync of our own here: the worker pulls the meters at start, and a second pull
+    # at the same moment was refused ("another meter sync is running") on every start
     supervisor.start(Service("mcp", [*appliance, "mcp"], edge_env))
-    subprocess_meter_sync(appliance, edge_env)
+    env_file = _write_env_file(data / ENV_FILE, edge_env)
 
     _banner(
         central_url,
         web_password_file.read_text().strip(),
         mcp_token_file.read_text().strip(),
         args.meters,
+        env_file,
     )
     dead = supervisor.wait(stop)
     if dead is not None:
@@ -247,11 +251,16 @@ def _secret_file(path: Path, value: str) -> Path:
     return path
 
 
-def subprocess_meter_sync(appliance: list[str], env: dict[str, str]) -> None:
-    """Pull the site's meters from central now rather than at the next hourly run."""
-    import subprocess
-
-    subprocess.run([*appliance, "meter-sync"], env={**os.environ, **env}, check=False)
+def _write_env_file(path: Path, env: dict[str, str]) -> Path:
+    """The demo appliance's settings as systemd's EnvironmentFile= reads them, so that
+    ``meterit-appliance --env-file .demo/appliance.env COMMAND`` (doctor, sync-now, mcp --stdio)
+    talks to this appliance. It holds the site's API key: its owner alone may read it."""
+    lines = ["# the `make demo` appliance's settings: meterit-appliance --env-file THIS COMMAND"]
+    lines += [f"{name}={value}" for name, value in sorted(env.items())]
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def _wait_for_port(name: str, port: int, supervisor: Supervisor, timeout: float = 60) -> None:
@@ -266,7 +275,9 @@ def _wait_for_port(name: str, port: int, supervisor: Supervisor, timeout: float 
     raise DemoError(f"{name} did not listen on port {port} within {timeout:.0f} s")
 
 
-def _banner(central_url: str, ui_password: str, mcp_token: str, meters: int) -> None:
+def _banner(
+    central_url: str, ui_password: str, mcp_token: str, meters: int, env_file: Path
+) -> None:
     lines = [
         "",
         "MeterIT demo is running. Readings reach central within a minute.",
@@ -274,6 +285,8 @@ def _banner(central_url: str, ui_password: str, mcp_token: str, meters: int) -> 
         f"  Appliance local UI   http://127.0.0.1:{PORTS['web']}/   login admin / {ui_password}",
         f"  Appliance MCP        http://127.0.0.1:{PORTS['mcp']}/mcp   bearer token {mcp_token}",
         f"  Simulated meters     {meters} BACnet/IP devices on 127.0.0.1:{BACNET_BASE_PORT}+",
+        f"  Appliance settings   {env_file}: meterit-appliance --env-file {env_file} doctor",
+        "                       (or config, sync-now, mcp --stdio)",
         "  Ctrl-C stops everything; running it again resumes with the same data.",
         "",
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -72,10 +73,31 @@ def test_demo_brings_readings_to_central_and_resumes(tmp_path: Path) -> None:
         text = log.read_text()
         assert "MeterIT demo is running" in text
         assert "[collector]" in text and "[central]" in text and "[worker]" in text
+        # issue #22: two meter syncs raced at every start; setuptools warned of the license
+        assert "meter sync refused" not in text and "deprecated" not in text
+        assert_cli_reaches_the_demo_appliance(data / "appliance.env")
     finally:
         assert stop_demo(proc) == 0, log.read_text()[-3000:]
     first = central_readings_after_restart(data, tmp_path / "again.log")
     assert first > 0
+
+
+def assert_cli_reaches_the_demo_appliance(env_file: Path) -> None:
+    """The file README names points the CLI (here: doctor) at the running demo's appliance."""
+    assert env_file.stat().st_mode & 0o077 == 0  # it holds the site's key
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METERIT_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "appliance", "--env-file", str(env_file), "doctor", "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+    for name in ("database", "redis", "central", "api key", "bacnet port"):
+        assert checks[name]["status"] == "ok", done.stdout
 
 
 def central_readings_after_restart(data: Path, log: Path) -> int:

@@ -41,7 +41,11 @@ def dashboard() -> str:
         shown = [s for s in every if _matches(s, query, state)]
         firing = views.firing_by_site(conn, user.tenant_id)
         series = power_series(
-            conn, user.tenant_id, [s.site_id for s in shown], now - timedelta(hours=CHART_HOURS)
+            conn,
+            user.tenant_id,
+            [s.site_id for s in shown],
+            now - timedelta(hours=CHART_HOURS),
+            now,
         )
     shown.sort(key=lambda s: (STATE_ORDER[s.state], s.name.casefold()))
     top = sorted(shown, key=lambda s: s.energy_today or 0, reverse=True)[:TOP_SITES]
