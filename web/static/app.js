@@ -137,6 +137,7 @@ window.MeterIT = (function () {
         if (plot) plot.destroy();
         container.textContent = "";
         plot = new uPlot(options(series), data, container);
+        container.uplot = plot; // for the console, and the browser tests' axis-label check
       },
     };
   }

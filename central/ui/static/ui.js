@@ -21,19 +21,27 @@
     return withDate ? (d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " + t) : t;
   }
   var HOUR = 3600 * 1000;
+  // Ticks a round step apart, as many as fit the chart's width with their labels apart: nine
+  // on a laptop, three or four on a phone (a fixed count drew them over each other there).
   function timeAxis(span, min, max) {
     var longRange = span > 36 * HOUR;
-    var steps = [HOUR / 12, HOUR / 4, HOUR / 2, HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, 24 * HOUR, 48 * HOUR, 168 * HOUR];
-    var step = steps.find(function (s) { return span / s <= 9; }) || 336 * HOUR;
+    var steps = [HOUR / 12, HOUR / 4, HOUR / 2, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, 24 * HOUR, 48 * HOUR, 168 * HOUR, 336 * HOUR];
+    var step = steps[steps.length - 1];
     return {
       type: "linear", min: min, max: max,
       afterBuildTicks: function (axis) {
+        var room = axis.chart.width - 60; // less the y axis
+        step = steps.find(function (s) {
+          // px a label needs with a gap: "12-01" (a day or more), "12-01 10:00", "10:00"
+          var label = s >= 24 * HOUR ? 50 : longRange ? 105 : 58;
+          return span / s <= Math.max(2, Math.min(9, Math.floor(room / label)));
+        }) || steps[steps.length - 1];
         var ticks = [];
         for (var v = Math.ceil(axis.min / step) * step; v <= axis.max; v += step) { ticks.push({ value: v }); }
         axis.ticks = ticks;
       },
       ticks: {
-        autoSkip: false,
+        autoSkip: false, maxRotation: 0,
         callback: function (v) {
           var full = fmtTime(v, true);
           if (step >= 24 * HOUR) { return full.slice(5, 10); }
@@ -77,7 +85,8 @@
                       y: { beginAtZero: true, title: { display: true, text: "kW" } } };
       new Chart(canvas, { type: "line", options: opts, data: { datasets: [{
         label: "Fleet power (kW, hourly mean)", data: points(s.x, s.y), borderColor: palette[0],
-        backgroundColor: "rgba(15,108,189,0.12)", fill: true, tension: 0.25, pointRadius: 0 }] } });
+        backgroundColor: "rgba(15,108,189,0.12)", fill: true, tension: 0.25,
+        pointRadius: s.x.length < 3 ? 3 : 0 }] } });  // a site's first hour: a dot, not nothing
     },
     energyBySite: function (canvas, data) {
       var s = data.energy_by_site;
@@ -86,7 +95,11 @@
       opts.indexAxis = "y";
       canvas.parentNode.style.height = (60 + 30 * s.values.length) + "px";
       opts.scales = { x: { beginAtZero: true, title: { display: true, text: "kWh today" } },
-                      y: { grid: { display: false } } };
+                      y: { grid: { display: false }, ticks: { callback: function (v) {
+                        // a long site name would push the bars off a phone: cut, the tooltip has it
+                        var name = this.getLabelForValue(v), room = Math.floor(this.chart.width / 18);
+                        return name.length > room ? name.slice(0, room - 1) + "…" : name;
+                      } } } };
       new Chart(canvas, { type: "bar", options: opts, data: { labels: s.labels, datasets: [{
         label: "kWh today", data: s.values, backgroundColor: "#2f9e44", borderRadius: 3,
         maxBarThickness: 22 }] } });
