@@ -44,7 +44,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.fleet_sim import Clock, Faults, Fleet, Stats, percentile
+from bench.fleet_sim import Clock, Faults, Fleet, Stats, appliance_default, percentile
 from bench.fleet_sites import add_sites
 from bench.fleet_watch import (
     BackendCpu,
@@ -307,6 +307,7 @@ async def ramp(
         clock,
         n_points=args.points,
         batch_size=args.batch,
+        batch_max=args.batch_max,
         upload_every=args.upload_every,
         faults=faults,
     )
@@ -454,7 +455,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1,
         help="minutes between a site's uploads (the appliance's default: 1)",
     )
-    p.add_argument("--batch", type=int, default=1000, help="readings per batch at most")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=appliance_default("upload_batch_size", 1000),
+        help="readings in an upload run's first batch (default: the appliance's)",
+    )
+    p.add_argument(
+        "--batch-max",
+        type=int,
+        default=None,
+        help="most readings in a batch while a backlog lasts (default: the appliance's)",
+    )
     p.add_argument("--p95-ms", type=float, default=500, help="batch latency limit")
     p.add_argument("--connections", type=int, default=256, help="HTTP connections at most")
     p.add_argument("--outages-per-hour", type=float, default=0.1, help="per site")

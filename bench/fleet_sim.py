@@ -3,7 +3,8 @@
 One asyncio task per site plays its appliance's RQ worker, which runs its jobs one after the
 other: every (simulated) minute it "collects" one reading of each data point (what the collector
 would have committed), then runs the upload job, which drains the backlog oldest first in
-batches of ``batch_size`` readings, ``in_flight`` at a time, each under an idempotency key it
+batches (the appliance's sizes: its first batch, doubling while full ones keep coming up to its
+most, when its settings have one), ``in_flight`` at a time, each under an idempotency key it
 keeps until central has answered (a batch that failed is resent under the same key, as the
 edge's ledger does); every fifth minute a heartbeat (``common.heartbeat``'s document, with the
 backlog and meter states), once an hour a meter-config pull with ``If-None-Match``.
@@ -20,6 +21,7 @@ the upload run, and the next minute's run resends the batch.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import random
@@ -31,6 +33,7 @@ from typing import Any
 
 import aiohttp
 
+from appliance.settings import ApplianceSettings
 from bench.fleet_sites import POINTS, FleetSite
 from common import wire
 from common.heartbeat import Heartbeat, MeterHeartbeat
@@ -39,6 +42,15 @@ from common.timestamps import format_ts
 GOLDEN = (math.sqrt(5) - 1) / 2
 MAX_429_WAITS = 5  # as the appliance's urllib3 retries
 VERSIONS = {"meterit": "fleet-sim", "python": "3.11", "postgresql": "15"}
+
+
+def appliance_default(name: str, fallback: int) -> int:
+    """The appliance's default for a setting, or ``fallback`` for a setting it does not have:
+    the simulator sizes its batches as the appliance at hand does."""
+    for f in dataclasses.fields(ApplianceSettings):
+        if f.name == name and isinstance(f.default, int):
+            return f.default
+    return fallback
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -113,6 +125,7 @@ class Appliance:
         self.queue: deque[tuple[int, list[dict[str, Any]]]] = deque()
         self.retry: deque[tuple[str, list[tuple[int, list[dict[str, Any]]]]]] = deque()
         self.unsynced = 0
+        self.size = fleet.batch_size  # readings the next batch of this upload run may carry
         self.sending: dict[str, list[tuple[int, list[dict[str, Any]]]]] = {}  # posted, unanswered
         self.batch_seq = 0
         self.offline_until = 0.0
@@ -235,6 +248,7 @@ class Appliance:
     async def upload(self) -> None:
         """Drain the backlog: batches of whole minutes, ``in_flight`` at a time."""
         fleet = self.fleet
+        self.size = fleet.batch_size
         while (self.retry or self.queue) and not fleet.stopping:
             batches: list[tuple[str, list[tuple[int, list[dict[str, Any]]]]]] = []
             while len(batches) < fleet.in_flight and (self.retry or self.queue):
@@ -248,10 +262,13 @@ class Appliance:
     def next_batch(self) -> tuple[str, list[tuple[int, list[dict[str, Any]]]]]:
         chunks = [self.queue.popleft()]
         size = len(chunks[0][1])
-        while self.queue and size + len(self.queue[0][1]) <= self.fleet.batch_size:
+        while self.queue and size + len(self.queue[0][1]) <= self.size:
             chunk = self.queue.popleft()
             chunks.append(chunk)
             size += len(chunk[1])
+        # as the appliance's pump: a full batch makes the next one twice as large
+        full = size + (len(self.queue[0][1]) if self.queue else 0) > self.size
+        self.size = min(self.size * 2, self.fleet.batch_max) if full else self.fleet.batch_size
         self.batch_seq += 1
         return f"fleet-{self.site.site_id}-{self.batch_seq}", chunks
 
@@ -336,7 +353,8 @@ class Fleet:
         clock: Clock,
         *,
         n_points: int,
-        batch_size: int = 1000,
+        batch_size: int = appliance_default("upload_batch_size", 1000),
+        batch_max: int | None = None,
         in_flight: int = 2,
         upload_every: int = 1,
         heartbeat_every: int = 5,
@@ -348,6 +366,7 @@ class Fleet:
         self.clock = clock
         self.n_points = n_points
         self.batch_size = batch_size
+        self.batch_max = max(batch_size, batch_max or appliance_default("upload_batch_max", 0))
         self.in_flight = in_flight
         # minutes between upload runs, heartbeats and config pulls (the appliance's defaults)
         self.upload_every = upload_every
