@@ -1,9 +1,10 @@
 """One logging setup for every daemon.
 
 Under systemd (``JOURNAL_STREAM`` set) records go to journald through its native protocol, so
-structured fields such as METER_ID, SITE_ID and BATCH_ID are searchable
-(``journalctl -u meterit-collector METER_ID=12``). Without the journal socket they go to stdout
-with the ``<N>`` syslog level prefix journald understands; on a terminal, in a readable form.
+structured fields such as METER_ID, SITE_ID, BATCH_ID and FAILURE (a failure mode, see
+:mod:`common.failures`) are searchable (``journalctl -u meterit-collector METER_ID=12``). Without
+the journal socket they go to stdout with the ``<N>`` syslog level prefix journald understands; on
+a terminal, in a readable form.
 
 Callers attach fields with ``extra=fields(meter_id=..)``.
 """

@@ -20,6 +20,9 @@ horse is a second copy of the interpreter for as long as a job runs (about 45 MB
 appliance, whose units share a 300 MB budget), and isolation buys nothing here — a job that
 dies takes the worker with it, systemd restarts it, and the next run re-derives the work.
 Job timeouts still hold (RQ's SIGALRM death penalty in this, the main, thread).
+
+Redis going away is one journal line and its return another (:mod:`common.failures`), whichever
+of the work loop and the cron thread sees it first; RQ's own line per retry is held back.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from rq.utils import now as rq_now
 
 from common import db, scheduler_lease
 from common.config import EX_CONFIG, load_or_report
+from common.failures import REDIS_DOWN, Outages, first_line
 from common.logs import setup_logging
 from common.systemd import Notifier
 
@@ -49,6 +53,17 @@ logger = logging.getLogger(__name__)
 
 WORKER_TTL_S = 60  # RQ's loop turns at least every WORKER_TTL_S - 15 s when idle
 MAX_REDIS_RETRY_S = 60.0  # RQ's longest wait between attempts while Redis is unreachable
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+REDIS_DOWN_CONSEQUENCE = (
+    "no data is lost: the work waits in PostgreSQL and is queued again when Redis answers"
+)
+
+
+class _NoRetryLines(logging.Filter):
+    """Holds back RQ's line per retry while Redis is away: :class:`Outages` says it once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "could not connect to Redis" not in str(record.msg)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +129,7 @@ class _NotifyingWorker(SimpleWorker):
 
     notifier: Notifier | None = None
     watchdog_interval_s: float | None = None
+    outages: Outages | None = None
     signalled = False  # SIGTERM / SIGINT asked it to stop (else a loop end is a failure)
 
     def request_stop(self, signum: Any, frame: Any) -> None:
@@ -121,8 +137,15 @@ class _NotifyingWorker(SimpleWorker):
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
     def heartbeat(self, *args: Any, **kwargs: Any) -> None:
+        # each turn of RQ's loop starts with one, also the turns that retry a lost Redis
         try:
             super().heartbeat(*args, **kwargs)
+            if self.outages is not None and kwargs.get("pipeline") is None:
+                self.outages.recovered(REDIS_DOWN, "jobs are taken again")
+        except REDIS_ERRORS as err:
+            if self.outages is not None:
+                self.outages.failing(REDIS_DOWN, first_line(err), REDIS_DOWN_CONSEQUENCE)
+            raise
         finally:  # a turn that failed to reach Redis is still a turn of a live loop
             if self.notifier is not None:
                 self.notifier.watchdog()
@@ -183,7 +206,9 @@ def _cron_loop(
     stop: threading.Event,
     *,
     lease_ttl_s: float = scheduler_lease.DEFAULT_TTL_S,
+    outages: Outages | None = None,
 ) -> None:
+    outages = outages or Outages(logger)
     connection = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
     cron = CronScheduler(connection=connection, logging_level=_rq_level(log_level))
     lease = scheduler_lease.SchedulerLease(connection, queue, lease_ttl_s)
@@ -214,17 +239,10 @@ def _cron_loop(
             if leading and _enqueue_due(cron, connection, last):
                 cron.save()
             cron.heartbeat()
-            if failing:
-                logger.info("Redis answers again; periodic jobs are being queued")
+            outages.recovered(REDIS_DOWN, "periodic jobs are queued again")
             failing = False
         except redis.RedisError as err:
-            if not failing:
-                logger.error(
-                    "cannot queue periodic jobs, Redis at %s fails (%s); no data is lost, "
-                    "it waits in PostgreSQL — check redis-server",
-                    redis_url,
-                    err,
-                )
+            outages.failing(REDIS_DOWN, first_line(err), REDIS_DOWN_CONSEQUENCE)
             failing = True
         # turn well within the lease's TTL, so a holder never loses it while alive
         stop.wait(min(max(cron.calculate_sleep_interval(), 0.2), 5.0, lease_ttl_s / 3))
@@ -298,12 +316,14 @@ def run(
     """Work ``queue`` until SIGTERM, queueing ``periodic`` jobs on their intervals."""
     connection = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
     notifier = Notifier()
+    outages = Outages(logger)
     stop = threading.Event()
     if background is not None:
         background(stop)
     cron = threading.Thread(
         target=_cron_loop,
         args=(redis_url, queue, periodic, log_level, stop),
+        kwargs={"outages": outages},
         name="cron",
         daemon=True,
     )
@@ -315,6 +335,8 @@ def run(
         [Queue(queue, connection=connection)], connection=connection, worker_ttl=ttl
     )
     worker.notifier = notifier
+    worker.outages = outages
+    logging.getLogger("rq.worker").addFilter(_NoRetryLines())
     if interval is not None:
         worker.watchdog_interval_s = interval
         # while Redis is away a turn is a wait plus a failing heartbeat (up to its socket

@@ -11,7 +11,8 @@ Modes (``proxy.mode = ...``, effective for new connections):
 
 ``cut()`` also breaks the connections already open (a server gone away, not only refusing).
 
-``forwarded`` counts requests handed to central; ``swallowed`` answers dropped.
+``forwarded`` counts requests handed to central; ``swallowed`` answers dropped; ``refused``
+connections closed at once in ``reset`` mode.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class TcpProxy:
         self.delay_s = 1.0
         self.forwarded = 0
         self.swallowed = 0
+        self.refused = 0
         self._listener = socket.socket()
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", 0))
@@ -50,6 +52,7 @@ class TcpProxy:
 
     def _serve(self, client: socket.socket, mode: str) -> None:
         if mode == "reset":
+            self.refused += 1
             client.setsockopt(
                 socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
             )

@@ -9,24 +9,7 @@ from pathlib import Path
 import pytest
 
 from common import logs
-
-
-def parse_journal(datagram: bytes) -> dict[str, str]:
-    """Decode journald's native protocol, both the KEY=value and length-prefixed forms."""
-    out: dict[str, str] = {}
-    i = 0
-    while i < len(datagram):
-        nl = datagram.index(b"\n", i)
-        line = datagram[i:nl]
-        if b"=" in line:
-            key, _, value = line.partition(b"=")
-            out[key.decode()] = value.decode()
-            i = nl + 1
-        else:
-            size = int.from_bytes(datagram[nl + 1 : nl + 9], "little")
-            out[line.decode()] = datagram[nl + 9 : nl + 9 + size].decode()
-            i = nl + 9 + size + 1
-    return out
+from tests.journal_capture import parse_journal
 
 
 def test_journal_handler_sends_structured_fields(tmp_path: Path) -> None:

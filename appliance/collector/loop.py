@@ -6,9 +6,10 @@ waits for the next tick, for meters (bounded by the cycle's deadline) or for the
 come back (bounded by the connect timeout), and never from a side task, so only a loop that is
 really stuck (e.g. a write hanging) stops feeding it and gets restarted.
 
-When the edge database goes away the loop keeps polling and holds the cycles in memory (up to
-:data:`HELD_READINGS_MAX` readings), then writes them oldest first once it is back, each cycle in
-its own transaction as usual.
+When the edge database goes away, or its disk is full, the loop keeps polling and holds the
+cycles in memory (up to :data:`HELD_READINGS_MAX` readings), then writes them oldest first once
+it is back, each cycle in its own transaction as usual. Each outage is one journal line when it
+starts and one when it ends (:mod:`common.failures`), however many cycles it lasts.
 """
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ from appliance.collector.poll import (
 )
 from appliance.collector.store import write_cycle
 from appliance.settings import ApplianceSettings
+from common.failures import (
+    DISK_FULL,
+    EDGE_DATABASE_DOWN,
+    METER_UNREACHABLE,
+    Outages,
+    database_mode,
+    first_line,
+)
 from common.logs import fields
 from common.systemd import Notifier
 
@@ -75,10 +84,6 @@ def next_tick(now: float, interval: float) -> float:
     return (now // interval + 1) * interval
 
 
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
-
-
 class Collector:
     def __init__(
         self,
@@ -107,7 +112,8 @@ class Collector:
         self._states: dict[int, tuple[str, frozenset[tuple[str, str]]]] = {}
         self._paused: bool | None = None
         self._held: collections.deque[list[MeterResult]] = collections.deque()
-        self._db_down = False
+        self.outages = Outages(logger)
+        self._dropping = False  # the first drop of an outage was logged
         self.cycles = 0  # cycles committed to the edge database
         self.dropped_held = 0  # readings dropped because the database was away too long
 
@@ -161,17 +167,19 @@ class Collector:
         """A connection once the database answers; None when stop was asked for meanwhile."""
         while True:
             try:
-                return await self._fed(self._connect())
+                conn = await self._fed(self._connect())
             except psycopg.OperationalError as err:
-                logger.error(
-                    "edge database unreachable (%s); retrying in %.0f s — is PostgreSQL running "
-                    "and METERIT_DATABASE_URL right?",
-                    _first_line(err),
-                    DB_RETRY_S,
+                self.outages.failing(
+                    EDGE_DATABASE_DOWN,
+                    first_line(err),
+                    f"the collector starts once it answers (tried every {DB_RETRY_S:g} s)",
                 )
                 self.notifier.status("waiting for the edge database")
                 if await self._sleep(DB_RETRY_S):
                     return None
+            else:
+                self.outages.recovered(EDGE_DATABASE_DOWN, "the collector starts")
+                return conn
 
     async def _reconnect(self, conn: AsyncConnection[Any] | None) -> AsyncConnection[Any] | None:
         """The connection, a new one if it was lost, or None while the database is away."""
@@ -181,24 +189,26 @@ class Collector:
             conn = await self._fed(self._connect())
         except psycopg.OperationalError:
             return None
-        if self._db_down:
-            self._db_down = False
-            logger.info(
-                "edge database back; writing the %d reading(s) held meanwhile", self._held_count()
-            )
+        self.outages.recovered(EDGE_DATABASE_DOWN, self._held_note("writing"))
         return conn
 
-    async def _lost(self, conn: AsyncConnection[Any], err: psycopg.OperationalError) -> None:
-        if not self._db_down:
-            self._db_down = True
-            logger.error(
-                "edge database lost (%s); polling goes on and readings are held in memory "
-                "(up to %d) until it is back — is PostgreSQL running?",
-                _first_line(err),
-                HELD_READINGS_MAX,
-            )
+    async def _failed(
+        self, conn: AsyncConnection[Any], err: psycopg.OperationalError
+    ) -> AsyncConnection[Any] | None:
+        """The connection to go on with after a failed read or write: kept when only the disk
+        is full (the transaction rolled back; the next cycle tries again), else closed."""
+        mode = database_mode(err)
+        self.outages.failing(
+            mode,
+            first_line(err),
+            f"polling goes on and readings are held in memory (up to {HELD_READINGS_MAX}) "
+            "until they can be written",
+        )
+        if mode is DISK_FULL and not conn.closed:
+            return conn
         with contextlib.suppress(psycopg.Error):
             await conn.close()
+        return None
 
     async def _listen(self) -> None:
         """Wake the loop when meters change or collection is paused/resumed elsewhere. A side
@@ -289,8 +299,7 @@ class Collector:
             try:
                 await self._refresh(conn)
             except psycopg.OperationalError as err:
-                await self._lost(conn, err)
-                conn = None
+                conn = await self._failed(conn, err)
         if self._paused:
             self.notifier.status(f"collection paused; {len(self._meters)} meter(s) configured")
             return conn
@@ -323,8 +332,7 @@ class Collector:
                 rows = await self._write_held(conn)
                 await self._count_cycle(conn, time.monotonic() - started)
             except psycopg.OperationalError as err:
-                await self._lost(conn, err)
-                conn = None
+                conn = await self._failed(conn, err)
         self._report(results + alive, rows, time.monotonic() - started)
         if conn is not None:
             self._start_backfill()
@@ -349,7 +357,7 @@ class Collector:
             async with await self._connect() as conn:
                 await self.backfill.run_once(conn, self._meters)
         except psycopg.OperationalError as err:
-            logger.info("backfill waits for the edge database (%s)", _first_line(err))
+            logger.info("backfill waits for the edge database (%s)", first_line(err))
 
     async def _refresh(self, conn: AsyncConnection[Any]) -> None:
         """The meter list when it changed, and the pause flag."""
@@ -378,12 +386,21 @@ class Collector:
         while self._held_count() > HELD_READINGS_MAX and len(self._held) > 1:
             dropped = sum(len(r.values) for r in self._held.popleft())
             self.dropped_held += dropped
-            logger.warning(
-                "edge database away too long: dropped the oldest held cycle (%d readings, %d in "
-                "all)",
-                dropped,
-                self.dropped_held,
-            )
+            if not self._dropping:  # once per outage; the count is in STATUS= and at the end
+                self._dropping = True
+                logger.warning(
+                    "readings could not be written for too long: dropping the oldest held cycles "
+                    "to keep at most %d readings in memory (%d dropped so far)",
+                    HELD_READINGS_MAX,
+                    self.dropped_held,
+                )
+
+    def _held_note(self, verb: str) -> str:
+        """What the recovery line says of the readings held meanwhile."""
+        note = f"{verb} the {self._held_count()} reading(s) held meanwhile"
+        if self._dropping:
+            note += f"; {self.dropped_held} reading(s) dropped in all"
+        return note
 
     def _held_count(self) -> int:
         return sum(len(r.values) for cycle in self._held for r in cycle)
@@ -392,12 +409,15 @@ class Collector:
         """Write the held cycles oldest first, each in its own transaction; a cycle leaves the
         memory only once committed."""
         rows = 0
+        note = self._held_note("wrote")
         while self._held:
             rows += await write_cycle(
                 conn, self._held[0], self._rpm_refused_at, self.settings.backfill_max_days
             )
             self._held.popleft()
             self.cycles += 1
+        self.outages.recovered(DISK_FULL, note)
+        self._dropping = False
         return rows
 
     @staticmethod
@@ -420,7 +440,9 @@ class Collector:
             text += f", {states[UNREACHABLE]} unreachable"
         text += f"; {rows} readings in {took_s:.1f} s"
         if self._held:
-            text += f"; edge database unreachable, {self._held_count()} readings held"
+            text += f"; edge database unwritable, {self._held_count()} readings held"
+        if self.dropped_held:
+            text += f", {self.dropped_held} dropped"
         self.notifier.status(text)
 
     def _log_changes(self, results: list[MeterResult]) -> None:
@@ -434,14 +456,17 @@ class Collector:
                 continue
             extra = fields(meter_id=meter.meter_id)
             changed = previous is None or previous[0] != result.state
-            if result.state == UNREACHABLE and changed:
-                logger.warning(
-                    "meter %s unreachable: %s; check it is powered and on the network",
-                    meter.external_id,
-                    result.error,
-                    extra=extra,
+            if result.state == UNREACHABLE:
+                self.outages.failing(
+                    METER_UNREACHABLE,
+                    f"{meter.external_id}, {result.error}",
+                    meter_id=meter.meter_id,
                 )
-            elif result.state == NO_VALUES and changed:
+            elif self.outages.recovered(
+                METER_UNREACHABLE, f"{meter.external_id} is {result.state}", meter_id=meter.meter_id
+            ):
+                self.backfill.meter_back(meter.meter_id)
+            if result.state == NO_VALUES and changed:
                 logger.warning(
                     "meter %s answers but gives no value (%s); check its points' objects and "
                     "properties, e.g. with 'meterit-appliance discover --address %s'",
@@ -450,8 +475,8 @@ class Collector:
                     meter.target.address or "ADDRESS",
                     extra=extra,
                 )
-            elif result.state == REACHABLE and previous is not None and changed:
-                logger.info("meter %s reachable again", meter.external_id, extra=extra)
+            elif result.state == REACHABLE and previous is not None and previous[0] == NO_VALUES:
+                logger.info("meter %s gives values again", meter.external_id, extra=extra)
                 self.backfill.meter_back(meter.meter_id)
             if result.state != REACHABLE:
                 continue
