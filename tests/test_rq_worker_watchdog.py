@@ -4,7 +4,8 @@ The real central worker process runs with a real sd_notify socket (a Unix datagr
 here, as systemd gives it) and a short watchdog period (``WATCHDOG_USEC`` = 2 s, so it must be
 fed every second). What systemd would do with the messages is its business; what is checked is
 that the worker sends READY after its start-up checks, keeps WATCHDOG coming while idle, while a
-long healthy job runs and while Redis is down, and stops it when a job is stuck past its timeout.
+long healthy job runs and while Redis is down, and stops it when a job is stuck past its timeout;
+and that a Redis outage is one journal line when it starts and one when it ends.
 """
 
 from __future__ import annotations
@@ -243,3 +244,32 @@ def test_a_worker_whose_loop_rq_ends_exits_with_a_failure_for_systemd(
         pipe.execute()
     assert worker.process.wait(60) == 1, worker.log()
     assert "worker loop ended without a stop request" in worker.log()
+
+
+def test_a_redis_outage_is_one_journal_line_and_one_when_it_is_back(
+    start_worker: Callable[[str], Worker], private_redis: PrivateRedis
+) -> None:
+    """RQ's work loop retries every half watchdog period and the cron thread every few seconds:
+    neither may add a line per retry; whichever sees Redis go first says so, with the fix."""
+    worker = start_worker(private_redis.url)
+    assert worker.message().startswith("READY=1")
+    wait_idle(private_redis.url)
+    private_redis.stop()
+    worker.wait_for_log("FAILURE=redis-down")
+    worker.drain()
+    assert [worker.message() for _ in range(6)] == ["WATCHDOG=1"] * 6  # retries meanwhile
+    private_redis.start()
+    job = queue(private_redis.url).enqueue("tests.rq_jobs.sleep_for", 0, job_timeout=60)
+    assert wait_status(job, JobStatus.FINISHED, JobStatus.FAILED) == JobStatus.FINISHED
+    worker.wait_for_log("Redis answers again")
+    worker.drain()
+    assert [worker.message() for _ in range(3)] == ["WATCHDOG=1"] * 3  # time for a relapse
+    lines = [line for line in worker.log().splitlines() if "[FAILURE=redis-down]" in line]
+    assert len(lines) == 2, worker.log()
+    assert " ERROR " in lines[0] and "Redis unreachable: " in lines[0]
+    assert lines[0].endswith(
+        "— check that redis-server runs ('systemctl status redis-server') and "
+        "METERIT_REDIS_URL [FAILURE=redis-down]"
+    )
+    assert " INFO " in lines[1] and "Redis answers again after " in lines[1]
+    assert "could not connect to Redis" not in worker.log(), "RQ's line per retry"
