@@ -92,6 +92,17 @@ def test_a_silent_meter_is_one_line_with_its_meter_id_and_one_when_it_answers(
     asyncio.run(scenario())
 
 
+@pytest.fixture
+def db_proxy(edge_db_url: str) -> Iterator[TcpProxy]:
+    """A TCP proxy in front of the test's edge database (``proxied_url`` reaches it)."""
+    url = urlsplit(edge_db_url)
+    if not url.hostname or url.hostname.startswith("/"):
+        pytest.skip("the test database listens on a Unix socket; the proxy needs TCP")
+    proxy = TcpProxy(url.hostname, url.port or 5432)
+    yield proxy
+    proxy.close()
+
+
 def proxied(url: str, proxy: TcpProxy) -> str:
     parts = urlsplit(url)
     credentials = parts.netloc.rpartition("@")[0]
@@ -100,15 +111,12 @@ def proxied(url: str, proxy: TcpProxy) -> str:
 
 
 def test_an_edge_database_outage_is_one_line_each_way_and_loses_no_reading(
-    edge_db_url: str, journal: JournalCapture, monkeypatch: Any
+    edge_db_url: str, db_proxy: TcpProxy, journal: JournalCapture, monkeypatch: Any
 ) -> None:
-    url = urlsplit(edge_db_url)
-    if not url.hostname or url.hostname.startswith("/"):
-        pytest.skip("the test database listens on a Unix socket; the proxy needs TCP")
     monkeypatch.setattr(loop, "DB_RETRY_S", 0.2)  # the start-up retries, many of them quickly
     spec = SimMeterSpec(device_instance=2611, port=free_udp_port(), points=3)
     insert_meters(edge_db_url, meters_document([spec]))
-    proxy = TcpProxy(url.hostname, url.port or 5432)
+    proxy = db_proxy
     proxy.mode = "reset"  # down before the collector starts
 
     async def scenario() -> None:
@@ -131,7 +139,6 @@ def test_an_edge_database_outage_is_one_line_each_way_and_loses_no_reading(
             collector.stop.set()
             await task
             sims.close()
-            proxy.close()
         lines_ = outage(journal, "edge-database-down")
         assert [p for p, _ in lines_] == [ERROR, INFO, ERROR, INFO], lines_
         fix = (
@@ -150,6 +157,42 @@ def test_an_edge_database_outage_is_one_line_each_way_and_loses_no_reading(
         assert counts["sim-2611"] == 3 * collector.cycles, "every polled cycle was stored"
 
     asyncio.run(scenario())
+
+
+def test_readings_dropped_past_the_memory_limit_are_one_line_and_counted_when_it_is_back(
+    edge_db_url: str, db_proxy: TcpProxy, journal: JournalCapture, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(loop, "HELD_READINGS_MAX", 6)  # two cycles of this meter
+    spec = SimMeterSpec(device_instance=2612, port=free_udp_port(), points=3)
+    insert_meters(edge_db_url, meters_document([spec]))
+
+    async def scenario() -> None:
+        sims = await run_simulators([spec])
+        collector = make_collector(proxied(edge_db_url, db_proxy))
+        task = asyncio.ensure_future(collector.run())
+        try:
+            await eventually(lambda: cycles_at_least(collector, 1))
+            db_proxy.cut()
+            await eventually(lambda: _dropped_at_least(collector, 3 * 4))  # four cycles dropped
+            db_proxy.mode = "pass"
+            await eventually(lambda: lines(journal, 2, FAILURE="edge-database-down"))
+        finally:
+            collector.stop.set()
+            await task
+            sims.close()
+        dropping = [m for m in journal.messages() if "dropping the oldest held cycles" in m]
+        assert dropping == [
+            "readings could not be written for too long: dropping the oldest held cycles to "
+            "keep at most 6 readings in memory (3 dropped so far)"
+        ]
+        back = outage(journal, "edge-database-down")[1][1]
+        assert back.endswith(f"; {collector.dropped_held} reading(s) dropped in all"), back
+
+    asyncio.run(scenario())
+
+
+async def _dropped_at_least(collector: loop.Collector, n: int) -> bool:
+    return collector.dropped_held >= n
 
 
 async def _refused(proxy: TcpProxy, n: int) -> bool:
