@@ -183,9 +183,16 @@ class PrivateRedis:
             stdout=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 20
-        while not self.sock.exists():
+        while not self._answers():  # the socket file exists a moment before it accepts
             assert time.monotonic() < deadline, "private redis-server did not start"
             time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        try:
+            with redis.Redis.from_url(self.url) as client:
+                return bool(client.ping())
+        except redis.ConnectionError:
+            return False
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -325,7 +325,9 @@ class Collector:
             if m.cov and m.meter_id not in seen
         ]
         self._log_changes(results + alive)
-        self._hold(results + alive + self.cov.take())
+        self._hold(
+            results + alive + self.cov.take(), limit=conn is None or self.outages.active(DISK_FULL)
+        )
         rows = 0
         if conn is not None:
             try:
@@ -381,9 +383,12 @@ class Collector:
             logger.info("collection %s", "paused" if paused else "running")
             self._paused = paused
 
-    def _hold(self, results: list[MeterResult]) -> None:
+    def _hold(self, results: list[MeterResult], *, limit: bool) -> None:
+        """Keep the cycle until it is written; past the limit, while writes fail, drop the
+        oldest (not when the database has just come back and everything is about to be
+        written)."""
         self._held.append(results)
-        while self._held_count() > HELD_READINGS_MAX and len(self._held) > 1:
+        while limit and self._held_count() > HELD_READINGS_MAX and len(self._held) > 1:
             dropped = sum(len(r.values) for r in self._held.popleft())
             self.dropped_held += dropped
             if not self._dropping:  # once per outage; the count is in STATUS= and at the end
