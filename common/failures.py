@@ -20,10 +20,12 @@ import psycopg
 from common.logs import fields
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Mode:
+    """A failure mode; the sync modes (:mod:`appliance.sync.failures`) are of this kind too."""
+
     name: str  # the FAILURE= field
-    what: str  # what broke, as the line starts
+    what: str  # what broke, as the line starts (a stored error starting so names its mode)
     fix: str  # what to do, as the line ends
     back: str  # the recovery line's start
     level: int = logging.ERROR

@@ -29,6 +29,7 @@ from appliance.sync.meter_config import sync_meters
 from appliance.sync.pump import drain
 from common import logs, wire
 from common.attempts import TooManyAttempts
+from common.failures import Mode
 from tests.central_fixtures import CentralServer, start_central_server
 from tests.date_front import DateShiftingFront
 from tests.sync_helpers import (
@@ -78,7 +79,7 @@ def journal(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 
 def assert_one_failure_line(
-    records: list[logging.LogRecord], mode: failures.Mode, *named: str
+    records: list[logging.LogRecord], mode: Mode, *named: str
 ) -> logging.LogRecord:
     bad = [r for r in records if r.levelno >= logging.WARNING]
     assert len(bad) == 1, [r.getMessage() for r in bad]
@@ -92,7 +93,7 @@ def assert_one_failure_line(
     return line
 
 
-def assert_one_recovery_line(records: list[logging.LogRecord], mode: failures.Mode) -> str:
+def assert_one_recovery_line(records: list[logging.LogRecord], mode: Mode) -> str:
     assert not [r for r in records if r.levelno >= logging.WARNING], [
         r.getMessage() for r in records
     ]

@@ -23,6 +23,7 @@ from urllib3.util.retry import Retry
 from appliance.settings import ApplianceSettings
 from appliance.sync import failures
 from common import wire
+from common.failures import Mode
 from common.heartbeat import Heartbeat
 
 RETRIES = 5
@@ -41,7 +42,7 @@ class CentralError(Exception):
     (``appliance.sync.failures``) and says what to do."""
 
     def __init__(
-        self, mode: failures.Mode, detail: str, status: int | None = None, body: Any = None
+        self, mode: Mode, detail: str, status: int | None = None, body: Any = None
     ) -> None:
         super().__init__(failures.message(mode, detail))
         self.mode = mode

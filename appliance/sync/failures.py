@@ -14,9 +14,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
+from common.failures import Mode
 from common.logs import fields
 
 logger = logging.getLogger(__name__)
@@ -24,15 +24,6 @@ logger = logging.getLogger(__name__)
 # readings carry the appliance's clock; central's Date has 1 s resolution
 SKEW_WARN_S = 30.0
 SKEW_BACK_S = 10.0  # below this the clock is "back": the gap keeps a drifting clock from flapping
-
-
-@dataclass(frozen=True, slots=True)
-class Mode:
-    name: str  # the FAILURE journal field
-    what: str  # starts every error of this mode, so a stored error names its mode
-    fix: str  # ends it
-    back: str  # starts the one line when it is over
-    level: int = logging.ERROR
 
 
 UNREACHABLE = Mode(
