@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from central.reports import completeness, figures, scope
+from central.reports import completeness, figures, scope, snapshot
 from central.reports.period import Period
 
 Progress = Callable[[int, str], None]
@@ -58,20 +58,28 @@ def build(
     demand: timedelta,
     progress: Progress = lambda pct, stage: None,
     aligned: bool = True,
+    connect: snapshot.Connect | None = None,
 ) -> dict[str, Any]:
+    """The report's content. With ``connect`` (the worker's way), the period's figures, the
+    previous period's and completeness are computed at once on their own connections (see
+    ``snapshot``); without, one after another on ``conn``."""
     progress(5, "reading the scope")
     sites = scope.resolve(conn, tenant_id, site_ids)
     counters = {
         p.point_id: (s.site_id, f) for s in sites for p in s.points if (f := p.factor) is not None
     }
     previous = period.previous()
-    progress(10, "energy and demand")
-    cur = figures.compute(conn, counters, period, demand, aligned=aligned)
-    progress(40, "the previous period")
-    prev = figures.compute(conn, counters, previous, demand, detail=False, aligned=aligned)
-    progress(60, "data completeness")
     all_points = [p.point_id for s in sites for p in s.points]
-    comp = completeness.compute(conn, all_points, period, demand, aligned=aligned)
+    progress(10, "energy, demand and completeness")
+    with snapshot.runner(conn, connect, width=3) as run:
+        cur_f = run.submit(lambda c: figures.compute(c, counters, period, demand, aligned=aligned))
+        prev_f = run.submit(
+            lambda c: figures.compute(c, counters, previous, demand, detail=False, aligned=aligned)
+        )
+        comp_f = run.submit(
+            lambda c: completeness.compute(c, all_points, period, demand, aligned=aligned)
+        )
+        cur, prev, comp = cur_f.result(), prev_f.result(), comp_f.result()
     progress(70, "assembling")
 
     resets: dict[int, list[dict[str, Any]]] = {}

@@ -129,6 +129,7 @@ def run_one(conn: psycopg.Connection[Any], url: str) -> int | None:
             period=period,
             demand=timedelta(minutes=demand),
             progress=progress,
+            connect=lambda: psycopg.connect(url),
         )
         progress(75, "rendering the PDF")
         files = {"pdf": documents.pdf(result)}
