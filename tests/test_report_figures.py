@@ -5,6 +5,7 @@ and days in zones whose midnight is not on a UTC hour."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -206,3 +207,39 @@ def test_whole_intervals_per_hour_give_the_same_report_as_slot_by_slot(
     slow = build.build(conn, ids["tenant"], None, period=period, demand=DEMAND, aligned=False)
     del fast["generated_at"], slow["generated_at"]
     assert fast == slow
+
+
+def test_the_workers_concurrent_way_gives_the_same_report_from_one_snapshot(data: Any) -> None:
+    """The worker computes the period, the previous period and completeness at once on their
+    own connections: the same report as one connection, and a change committed once the report
+    has started is in none of its figures (every connection reads the snapshot taken first)."""
+    conn, ids = data
+    period = Period.of("month", date(2026, 10, 1), "Europe/Paris")
+    alone = build.build(conn, ids["tenant"], None, period=period, demand=DEMAND)
+    conn.commit()
+    bump = """UPDATE readings_hourly SET slot_energy[1] = slot_energy[1] + %s
+              WHERE point_id = %s AND hour = '2026-10-15 10:00+00'"""
+    opened: list[psycopg.Connection[Any]] = []
+    lock = threading.Lock()  # the aggregates' threads connect at the same time
+
+    def connect() -> psycopg.Connection[Any]:
+        with lock:
+            if len(opened) == 1:  # the snapshot is taken: now 1,000 kWh more arrive
+                with psycopg.connect(conn.info.dsn) as other:
+                    other.execute(bump, (1000.0, ids["main_energy"]))
+            opened.append(psycopg.connect(conn.info.dsn))
+            return opened[-1]
+
+    try:
+        concurrent = build.build(
+            conn, ids["tenant"], None, period=period, demand=DEMAND, connect=connect
+        )
+        after = build.build(conn, ids["tenant"], None, period=period, demand=DEMAND)
+    finally:
+        with psycopg.connect(conn.info.dsn) as other:
+            other.execute(bump, (-1000.0, ids["main_energy"]))
+        conn.rollback()
+    assert len(opened) == 4  # the snapshot's and one for each aggregate
+    assert after["fleet"]["figures"]["energy_kwh"] == alone["fleet"]["figures"]["energy_kwh"] + 1000
+    del alone["generated_at"], concurrent["generated_at"]
+    assert concurrent == alone
