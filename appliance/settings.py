@@ -73,7 +73,18 @@ class ApplianceSettings:
         maximum=366,
     )
     upload_batch_size: int = setting(
-        1000, help="readings per upload batch", minimum=1, maximum=50000
+        1000,
+        help="readings in the first upload batch of a run; while full batches keep coming, each "
+        "next one doubles, up to upload_batch_max",
+        minimum=1,
+        maximum=50000,
+    )
+    upload_batch_max: int = setting(
+        50000,
+        help="most readings in one upload batch while catching up a backlog; at most central's "
+        "METERIT_MAX_BATCH_READINGS (a batch central refuses as too large is sent again halved)",
+        minimum=1,
+        maximum=50000,
     )
     upload_interval_s: int = setting(
         60, help="seconds between scheduled uploads", minimum=5, maximum=3600

@@ -27,6 +27,7 @@ def settings_config(settings: CentralSettings) -> dict[str, Any]:
         "REDIS_URL": settings.redis_url,
         "SECRET_KEY": settings.secret_key or None,
         "RATE_LIMIT": settings.rate_limit,
+        "SYNC_READINGS_PER_MINUTE": settings.sync_readings_per_minute,
         "RATELIMIT_STORAGE_URI": limiter_storage_uri(settings.redis_url),
         "MAX_BATCH_BYTES": settings.max_batch_bytes,
         "MAX_BATCH_READINGS": settings.max_batch_readings,

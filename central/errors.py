@@ -25,6 +25,7 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.details = details or []
+        self.headers: dict[str, str] = {}  # e.g. Retry-After on a 429
 
 
 def error_response(status: int, message: str, details: list[Any] | None = None) -> Response:
@@ -34,7 +35,9 @@ def error_response(status: int, message: str, details: list[Any] | None = None) 
 
 
 def _api_error(err: ApiError) -> Response:
-    return error_response(err.status, err.message, err.details)
+    response = error_response(err.status, err.message, err.details)
+    response.headers.update(err.headers)
+    return response
 
 
 def _http_error(err: HTTPException) -> Response:

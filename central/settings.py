@@ -42,7 +42,16 @@ class CentralSettings:
         maximum=720,
     )
     rate_limit: str = setting(
-        "100/minute", help="requests each site may make to the sync API (Flask-Limiter syntax)"
+        "1000/minute",
+        help="requests each site may make to the sync API, all endpoints together (Flask-Limiter "
+        "syntax); readings are counted by sync_readings_per_minute",
+    )
+    sync_readings_per_minute: int = setting(
+        1_000_000,
+        help="readings each site may send per minute; sized for catching up (a week of 100 "
+        "meters x 10 points at one reading a minute in about a minute); past it, 429 with "
+        "Retry-After",
+        minimum=1,
     )
     max_batch_bytes: int = setting(
         32 * 1024 * 1024,

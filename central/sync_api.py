@@ -1,6 +1,7 @@
 """The sync API v1 that appliances call (contract in ``common.wire``).
 
-Every endpoint needs ``X-API-Key``; the rate limit counts per site. A refused request writes
+Every endpoint needs ``X-API-Key``; the rate limits count per site: requests to the whole API,
+and readings sent (``central.sync_budget``). A refused request writes
 nothing: readings are validated item by item, and a batch either commits with its stored
 answer or not at all.
 """
@@ -13,7 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from central import health_state, metrics
+from central import health_state, metrics, sync_budget
 from central.body import json_body, json_object
 from central.database import pool
 from central.errors import ApiError
@@ -70,6 +71,7 @@ def readings() -> Response:
     if stored is not None:
         metrics.INGEST_BATCHES.labels("replayed").inc()
         return _batch_response(stored, replayed=True)
+    sync_budget.check_room(site.site_id)  # a spent budget refuses before the body is read
     body = json_body(request, int(current_app.config["MAX_BATCH_BYTES"]))
     if not isinstance(body, dict) or "readings" not in body:
         raise ApiError(
@@ -85,6 +87,7 @@ def readings() -> Response:
     limit = int(current_app.config["MAX_BATCH_READINGS"])
     if len(items) > limit:
         raise ApiError(413, f"readings: {len(items)} items; at most {limit} per batch")
+    sync_budget.charge(site.site_id, len(items))
     window = AcceptWindow(
         past=timedelta(days=int(current_app.config["ACCEPT_PAST_DAYS"])),
         future=timedelta(hours=float(current_app.config["ACCEPT_FUTURE_HOURS"])),

@@ -54,6 +54,7 @@ def settings_env(settings: ApplianceSettings, tmp_path: Path, **extra: str) -> d
         "api_key",
         "upload_retry_backoff_s",
         "upload_batch_size",
+        "upload_batch_max",
         "upload_interval_s",
         "upload_time_budget_s",
         "heartbeat_interval_s",
