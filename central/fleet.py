@@ -158,18 +158,24 @@ ORDER BY s.name
 
 # Hourly rollup rows, and for each point the hours after its last rollup row read raw (at most
 # ``POWER_RAW_TAIL`` back): the hours the rollup job has not reached yet — all of them during a
-# site's first hour — so the curve reaches up to now as "Power now" does (issue #22).
+# site's first hour — so the curve reaches up to now as "Power now" does (issue #22). Only sites
+# with an hour marked for the rollup in that tail can be behind (ingest marks before the rollup
+# writes), so the points of the others are not probed at all.
 POWER_SERIES_SQL = f"""
 WITH d AS (
     SELECT * FROM {DESIGNATED_FROM}
     WHERE d.kind = 'power' AND d.site_id = ANY(%(shown)s::int[])
+),
+behind AS (
+    SELECT DISTINCT site_id FROM readings_hourly_dirty
+    WHERE site_id = ANY(%(shown)s::int[]) AND hour >= %(tail)s
 ),
 hourly AS (
     SELECT d.id, d.factor, h.hour, h.sum / h.n AS mean
     FROM d JOIN readings_hourly h ON h.point_id = d.id AND h.hour >= %(since)s
     UNION ALL
     SELECT d.id, d.factor, date_bin('1 hour', r.ts, timestamptz '2000-01-01 00:00Z'), avg(r.value)
-    FROM d
+    FROM d JOIN behind b ON b.site_id = d.site_id
     CROSS JOIN LATERAL (
         SELECT greatest(%(tail)s, %(since)s, (
             SELECT h.hour + interval '1 hour' FROM readings_hourly h
