@@ -1,10 +1,10 @@
-"""The figures of the fleet dashboard (per site and fleet totals), computed from ``sites`` and the ``readings_hourly`` rollup.
+"""The figures of the fleet dashboard (per site and fleet totals), from maintained summaries.
 
-Everything here must stay fast with tens of millions of readings, so no query scans
-``readings``: each question is one index probe per data point, either into the raw readings'
-primary key (point_id, ts) near "now" (the newest partition only) or into the hourly rollup's
-(point_id, hour) for anything older. The rollup is kept by a job (``central.rollup``) that
-recomputes an hour once it has settled, so the last minutes are always read raw.
+Everything here must cost the same with two million readings as with two hundred million, so
+nothing reads ``readings``: the value now of a point is its row of ``point_latest``, the counter
+readings energy is computed from are rows of ``point_days`` (both kept by ingest in the
+statement that writes the readings: ``central.latest``, ``central.point_days``), and the load
+curve is the hourly rollup (``central.rollup``). A page reads a few rows per designated point.
 
 Energy is read from cumulative counters: the energy of a period is the last reading in it minus
 the last reading before it (or, for a counter that started inside the period, its first reading).
@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
+from central import point_days
 from central.connectivity import STATES, Thresholds, connectivity
 from common.heartbeat import METER_PROBLEM_STATES
 
@@ -59,72 +60,28 @@ CONFIG_KEY_SQL = "SELECT count(*), coalesce(sum(config_version), 0) FROM sites W
 DESIGNATED_FROM = """unnest(%(ids)s::int[], %(sites)s::int[], %(meters)s::int[],
                             %(kinds)s::text[], %(factors)s::float8[])
                      AS d (id, site_id, meter_id, kind, factor)"""
-WITH_BASELINES = """unnest(%(ids)s::int[], %(sites)s::int[], %(meters)s::int[],
-                           %(kinds)s::text[], %(factors)s::float8[],
-                           %(day_base)s::float8[], %(month_base)s::float8[])
-                    AS d (id, site_id, meter_id, kind, factor, day_base, month_base)"""
-
-# The latest value of a data point: from the raw readings if it reported within the recent
-# window (one backward probe of the (point_id, ts) key in the current partition), else from the
-# rollup, which the rollup job (``central.rollup``) fills only once an hour has settled, else (a
-# point the job has not reached yet) from the raw readings again, probing every partition.
-# Each fallback runs only when the one before found nothing (its one-time filter).
-LATEST = """
-    LEFT JOIN LATERAL (
-        SELECT r.ts, r.value AS v FROM readings r
-        WHERE r.point_id = {point} AND r.ts >= %(recent)s
-        ORDER BY r.ts DESC LIMIT 1) raw ON true
-    LEFT JOIN LATERAL (
-        SELECT h.last_ts AS ts, h.last_value AS v FROM readings_hourly h
-        WHERE raw.ts IS NULL AND h.point_id = {point}
-        ORDER BY h.hour DESC LIMIT 1) roll ON true
-    LEFT JOIN LATERAL (
-        SELECT r.ts, r.value AS v FROM readings r
-        WHERE raw.ts IS NULL AND roll.ts IS NULL AND r.point_id = {point}
-        ORDER BY r.ts DESC LIMIT 1) old ON true"""
-
-
-def _baseline(boundary: str) -> str:
-    """The counter reading a period starts from: the last one before the boundary (from the
-    rollup, looked up by ``baselines`` and cached), else, for a counter that began inside the
-    period, its first reading. COALESCE runs the subquery only when there is no baseline."""
-    return f"""coalesce(l.{boundary}_base,
-            (SELECT r.value FROM readings r
-             WHERE r.point_id = l.id AND r.ts >= %({boundary})s ORDER BY r.ts LIMIT 1))"""
-
-
-BASELINES_SQL = """
-SELECT
-    (SELECT h.last_value FROM readings_hourly h
-     WHERE h.point_id = d.id AND h.hour < %(day)s ORDER BY h.hour DESC LIMIT 1) AS day,
-    (SELECT h.last_value FROM readings_hourly h
-     WHERE h.point_id = d.id AND h.hour < %(month)s ORDER BY h.hour DESC LIMIT 1) AS month
-FROM unnest(%(ids)s::int[], %(kinds)s::text[]) WITH ORDINALITY AS d (id, kind, i)
-ORDER BY d.i
-"""
 
 SITE_FIGURES_SQL = f"""
 WITH latest AS (
-    SELECT d.id, d.site_id, d.meter_id, d.kind, d.factor, d.day_base, d.month_base,
-           coalesce(raw.ts, roll.ts, old.ts) AS ts, coalesce(raw.v, roll.v, old.v) AS v
-    FROM {WITH_BASELINES} {LATEST.format(point="d.id")}
+    SELECT d.id, d.site_id, d.meter_id, d.kind, d.factor, pl.ts, pl.value AS v
+    FROM {DESIGNATED_FROM} LEFT JOIN point_latest pl ON pl.point_id = d.id
 ),
 figures AS (
     SELECT l.site_id,
-        sum(l.factor * greatest(0, l.v - {_baseline("day")}))
+        sum(l.factor * greatest(0, l.v - {point_days.baseline("day_date", "l.id")}))
             FILTER (WHERE l.kind = 'energy' AND l.ts >= %(day)s) AS energy_today,
-        sum(l.factor * greatest(0, l.v - {_baseline("month")}))
+        sum(l.factor * greatest(0, l.v - {point_days.baseline("month_date", "l.id")}))
             FILTER (WHERE l.kind = 'energy' AND l.ts >= %(month)s) AS energy_month,
         sum(l.factor * l.v) FILTER (WHERE l.kind = 'power' AND l.ts >= %(recent)s) AS power_now,
         count(DISTINCT l.meter_id) FILTER (WHERE l.ts >= %(recent)s) AS reporting
     FROM latest l
     GROUP BY l.site_id
 ),
--- meters without an energy or power point answer "reporting?" with a probe of their own
+-- meters without an energy or power point answer "reporting?" from their points' latest
 undesignated AS (
     SELECT m.site_id, count(*) FILTER (WHERE EXISTS (
-               SELECT 1 FROM meter_points p JOIN readings r ON r.point_id = p.id
-               WHERE p.meter_id = m.id AND p.active AND r.ts >= %(recent)s)) AS reporting
+               SELECT 1 FROM meter_points p JOIN point_latest pl ON pl.point_id = p.id
+               WHERE p.meter_id = m.id AND p.active AND pl.ts >= %(recent)s)) AS reporting
     FROM sites s JOIN meters m ON m.site_id = s.id AND m.active
     WHERE s.tenant_id = %(tenant)s AND NOT m.id = ANY(%(meters)s::int[])
     GROUP BY m.site_id
@@ -199,12 +156,6 @@ class _Point:
 
 
 @dataclass(frozen=True, slots=True)
-class _Baselines:
-    day: float | None
-    month: float | None
-
-
-@dataclass(frozen=True, slots=True)
 class _SiteRow:
     """A row of ``SITE_FIGURES_SQL``; ``status`` is the part of the last heartbeat it shows."""
 
@@ -264,47 +215,6 @@ def array_literal(values: list[Any]) -> str:
 _designated_cache: dict[tuple[int, int, int], Designated] = {}
 _cache_lock = threading.Lock()
 CACHE_TENANTS = 256
-
-
-BASELINE_TTL_S = 600.0
-_baseline_cache: dict[tuple[int, datetime], tuple[float, Designated, str, str]] = {}
-
-
-def baselines(
-    conn: psycopg.Connection[Any],
-    tenant_id: int,
-    points: Designated,
-    day: datetime,
-    month: datetime,
-) -> tuple[str, str]:
-    """Each energy point's counter at the start of today and of the month (None for power points
-    and counters without earlier readings).
-
-    These move only at midnight, so they are cached per process; briefly (``BASELINE_TTL_S``)
-    because the rollup job fills the last hours before a boundary a few minutes late, and a
-    baseline read before it did must not stand for the whole day.
-    """
-    key = (tenant_id, day)
-    hit = _baseline_cache.get(key)
-    if hit is not None and hit[1] is points and time.monotonic() - hit[0] < BASELINE_TTL_S:
-        return hit[2], hit[3]
-    with conn.cursor(row_factory=class_row(_Baselines)) as cur:
-        rows = cur.execute(
-            BASELINES_SQL, {**points.params(), "day": day, "month": month}
-        ).fetchall()
-    day_base = array_literal(
-        [r.day if k == "energy" else None for r, k in zip(rows, points.kinds, strict=True)]
-    )
-    month_base = array_literal(
-        [r.month if k == "energy" else None for r, k in zip(rows, points.kinds, strict=True)]
-    )
-    with _cache_lock:
-        for old in [k for k in _baseline_cache if k[0] == tenant_id]:
-            del _baseline_cache[old]
-        if len(_baseline_cache) >= CACHE_TENANTS:
-            _baseline_cache.clear()
-        _baseline_cache[key] = (time.monotonic(), points, day_base, month_base)
-    return day_base, month_base
 
 
 def designated(conn: psycopg.Connection[Any], tenant_id: int) -> Designated:
@@ -393,7 +303,6 @@ def site_figures(
     day, month = boundaries(now)
     no_jit(conn)
     points = designated(conn, tenant_id)
-    day_base, month_base = baselines(conn, tenant_id, points, day, month)
     with conn.cursor(row_factory=class_row(_SiteRow)) as cur:
         rows = cur.execute(
             SITE_FIGURES_SQL,
@@ -402,9 +311,9 @@ def site_figures(
                 "problem_meters": PROBLEM_METERS,
                 "day": day,
                 "month": month,
+                "day_date": day.date(),
+                "month_date": month.date(),
                 "recent": now - timedelta(seconds=limits.offline_s),
-                "day_base": day_base,
-                "month_base": month_base,
                 **points.params(),
             },
         ).fetchall()

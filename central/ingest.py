@@ -27,7 +27,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from central import latest, metrics
+from central import latest, metrics, point_days
 from central.keys import SiteIdentity
 from common.logs import fields
 from common.problems import show
@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 # they wait for each other instead of deadlocking. Only rows actually inserted mark their hour
 # for the rollup job (``central.rollup``): a batch of duplicates leaves the rollup alone.
 # The same statement keeps each point's latest reading (``central.latest``) for alerts and
-# pages that show the value now.
+# pages that show the value now, and its first and last of the day (``central.point_days``).
 MOVE_SQL = f"""
 WITH ins AS (
     INSERT INTO readings (point_id, ts, value)
@@ -51,7 +51,7 @@ WITH ins AS (
     INSERT INTO readings_hourly_dirty (site_id, hour)
     SELECT DISTINCT %s::int, date_trunc('hour', ts) FROM ins ORDER BY 2
     ON CONFLICT DO NOTHING
-), {latest.CTE}
+), {latest.CTE}, {point_days.CTE}
 SELECT count(*) FROM ins
 """
 

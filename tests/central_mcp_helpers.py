@@ -20,7 +20,7 @@ import psycopg
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from central import mcp_tokens, rollup, users
+from central import mcp_tokens, point_days, rollup, users
 from tests import central_fixtures
 from tests.alert_helpers import ADMIN, Fleet
 from tests.ports import free_tcp_port
@@ -55,6 +55,7 @@ def _readings(conn: psycopg.Connection[Any], point_id: int, minutes: int, base: 
            FROM generate_series(0, %s - 1) AS i""",
         (point_id, START, base, minutes),
     )
+    point_days.rebuild(conn, [point_id])  # what ingest would have kept
 
 
 def _point(conn: psycopg.Connection[Any], site_id: int, meter: str, point: str) -> int:

@@ -53,6 +53,7 @@ def tables(url: str) -> set[str]:
                 "alert_silences",
                 "maintenance_windows",
                 "point_latest",
+                "point_days",
                 "site_health",
                 "meter_health",
                 "audit_log",

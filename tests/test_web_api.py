@@ -101,19 +101,18 @@ def test_bucket_width_keeps_charts_within_their_budget() -> None:
     assert queries.bucket_seconds(start, start + timedelta(days=7), 400) == 1800
 
 
-def test_newest_values_are_reread_after_each_collector_commit(edge_db_url: str) -> None:
+def test_newest_values_follow_each_collector_commit(edge_db_url: str) -> None:
     with psycopg.connect(edge_db_url, autocommit=True) as conn:
         conn.execute("INSERT INTO meters (external_id, address) VALUES ('m-1', '10.0.0.5')")
         conn.execute(
             "INSERT INTO meter_points (meter_id, name, object_type, object_instance)"
             " VALUES (1, 'power_kw', 'analog-input', 1)"
         )
-        cache = queries.LatestValuesCache()
-        assert cache.get(conn)[1][0]["value"] is None
+        assert queries.latest_values(conn)[1][0]["value"] is None
         # what the collector does in one transaction: the reading and the meter's status
         with conn.transaction():
             conn.execute(
                 "INSERT INTO readings (meter_id, point_id, ts, value) VALUES (1, 1, now(), 42)"
             )
             conn.execute("INSERT INTO meter_status (meter_id, state) VALUES (1, 'reachable')")
-        assert cache.get(conn)[1][0]["value"] == 42
+        assert queries.latest_values(conn)[1][0]["value"] == 42

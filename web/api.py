@@ -25,7 +25,6 @@ bp = Blueprint("api", __name__, url_prefix="/api/local")
 Answer = tuple[dict[str, Any], int]
 MAX_HOURS = 24 * 366
 
-LATEST = queries.LatestValuesCache()  # one per gunicorn worker
 _STATUS_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="meterit-web-status")
 
 ACTIONS = {
@@ -53,7 +52,7 @@ def meters_with_values(include_inactive: bool = False) -> list[dict[str, Any]]:
     pending = _STATUS_THREADS.submit(service.get_meter_status, settings(), include_inactive)
     try:
         with connection() as conn:
-            values = LATEST.get(conn)
+            values = queries.latest_values(conn)
     finally:
         meters = pending.result()
     return [{**m, "values": values.get(m["meter_id"], [])} for m in meters]

@@ -1,15 +1,14 @@
 """The reads the local UI needs beyond ``appliance.service`` and
 ``appliance.readings_query``: the newest value of every point, and downsampled chart series.
 
-Both are shaped by the dashboard's budget (< 100 ms with ~10 million stored readings): the
-newest values are one backwards probe of ``readings_point_ts`` per point, and a chart series
-is one point over a bounded range, averaged per time bucket in the database so a week of
-one-per-minute readings travels as a few hundred buckets.
+Both are shaped by the dashboard's budget (the same p95 whatever the number of stored readings):
+the newest values are the rows of ``point_latest``, one per point, which triggers on readings
+keep (edge migration 0008); a chart series is one point over a bounded range, averaged per time
+bucket in the database so a week of one-per-minute readings travels as a few hundred buckets.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
@@ -55,10 +54,7 @@ def latest_values(
         """SELECT p.meter_id, p.name, p.unit, l.ts, l.value
            FROM meter_points p
            JOIN meters m ON m.id = p.meter_id
-           LEFT JOIN LATERAL (
-               SELECT ts, value FROM readings r
-               WHERE r.point_id = p.id ORDER BY ts DESC LIMIT 1
-           ) l ON true
+           LEFT JOIN point_latest l ON l.point_id = p.id
            WHERE p.active AND m.active AND (%(all)s OR p.meter_id = ANY(%(ids)s))
            ORDER BY p.meter_id, p.object_instance, p.id""",
         {"all": meter_ids is None, "ids": meter_ids or []},
@@ -155,35 +151,3 @@ def parse_time(text: str | None, name: str) -> datetime | None:
         return parse_ts(text.strip().replace(" ", "+"), name)
     except ValueError as err:
         raise ReadingsQueryError(str(err)) from None
-
-
-# what changes whenever the newest values can have: the collector stamps every polled meter's
-# status in the same transaction as its readings, and meter-config changes touch meters/points
-VERSION_SQL = """SELECT (SELECT max(updated_at) FROM meter_status),
-                        (SELECT max(updated_at) FROM meters),
-                        (SELECT count(*) FROM meter_points WHERE active)"""
-
-
-class LatestValuesCache:
-    """The newest values, re-read only after the collector has committed a new poll cycle.
-
-    A dashboard refreshes every few seconds but meters are polled once a minute by default: most
-    refreshes would re-probe ~1000 index entries for the same answer. The version check is three
-    tiny aggregates; any collector commit or meter change forces a fresh read.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._version: tuple[Any, ...] | None = None
-        self._values: dict[int, list[LatestValue]] = {}
-
-    def get(self, conn: psycopg.Connection[Any]) -> dict[int, list[LatestValue]]:
-        row = conn.execute(VERSION_SQL).fetchone()
-        version = tuple(row) if row else None
-        with self._lock:
-            if version is not None and version == self._version:
-                return self._values
-        values = latest_values(conn)
-        with self._lock:
-            self._version, self._values = version, values
-        return values
