@@ -11,7 +11,7 @@ CREATE TABLE point_days (
     last_ts      timestamptz NOT NULL,
     last_value   double precision NOT NULL,
     PRIMARY KEY (point_id, day)
-);
+) WITH (fillfactor = 50);  -- today's rows are rewritten by every batch: room for HOT updates
 
 -- Recomputes point_days and point_latest of the given points from their readings: the backfill
 -- below, and for anything that writes readings without ingest (the benchmarks' generators).
