@@ -46,4 +46,4 @@ LANGUAGE sql AS $$
 $$;
 
 -- point_latest was kept only from migration 0004 on: both summaries start exact.
-SELECT point_summaries_rebuild(ARRAY(SELECT id FROM meter_points ORDER BY id));
+DO $$ BEGIN PERFORM point_summaries_rebuild(ARRAY(SELECT id FROM meter_points ORDER BY id)); END $$;
