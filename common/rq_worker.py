@@ -22,7 +22,9 @@ dies takes the worker with it, systemd restarts it, and the next run re-derives 
 Job timeouts still hold (RQ's SIGALRM death penalty in this, the main, thread).
 
 Redis going away is one journal line and its return another (:mod:`common.failures`), whichever
-of the work loop and the cron thread sees it first; RQ's own line per retry is held back.
+of the work loop and the cron thread sees it first; RQ's own line per retry is held back. So is
+the database, for a side that names its mode (the appliance's edge database): jobs failing on it
+are one line, not a traceback per run, and the first job to succeed again says it is back.
 """
 
 from __future__ import annotations
@@ -36,16 +38,18 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+import psycopg
 import redis
 from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.job_lifecycle import call_exception_handlers
 from rq.utils import now as rq_now
 
 from common import db, scheduler_lease
 from common.config import EX_CONFIG, load_or_report
-from common.failures import REDIS_DOWN, Outages, first_line
+from common.failures import DISK_FULL, REDIS_DOWN, Mode, Outages, database_mode, first_line
 from common.logs import setup_logging
 from common.systemd import Notifier
 
@@ -130,6 +134,7 @@ class _NotifyingWorker(SimpleWorker):
     notifier: Notifier | None = None
     watchdog_interval_s: float | None = None
     outages: Outages | None = None
+    database: Mode | None = None  # the database's failure mode, for a side that names one
     signalled = False  # SIGTERM / SIGINT asked it to stop (else a loop end is a failure)
 
     def request_stop(self, signum: Any, frame: Any) -> None:
@@ -149,6 +154,29 @@ class _NotifyingWorker(SimpleWorker):
         finally:  # a turn that failed to reach Redis is still a turn of a live loop
             if self.notifier is not None:
                 self.notifier.watchdog()
+
+    def _database_mode(self, err: BaseException | None) -> Mode | None:
+        if self.database is None or not isinstance(err, psycopg.OperationalError):
+            return None
+        return DISK_FULL if database_mode(err) is DISK_FULL else self.database
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        mode = self._database_mode(exc_info[1])
+        if mode is None or self.outages is None:
+            super().handle_exception(job, *exc_info)
+            return
+        self.outages.failing(
+            mode,
+            f"{job.func_name}: {first_line(exc_info[1])}",
+            "the jobs run again on their schedule; no reading is lost",
+        )
+        call_exception_handlers(self._exc_handlers, job, *exc_info)
+
+    def handle_job_success(self, *args: Any, **kwargs: Any) -> None:
+        super().handle_job_success(*args, **kwargs)
+        if self.database is not None and self.outages is not None:
+            for mode in (self.database, DISK_FULL):
+                self.outages.recovered(mode, "jobs run through again")
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         interval = self.watchdog_interval_s
@@ -280,11 +308,12 @@ def main(
     queue: str,
     schedule: Callable[[S], list[Periodic]],
     background: Callable[[S, threading.Event], object] | None = None,
+    database: Mode | None = None,
 ) -> int:
     """A worker command: settings (exit 78 on a bad one), logging as ``identifier``, then
     refuse to start, in one line, unless the (migrated) database and Redis answer; then work
     ``queue`` until SIGTERM. ``background`` starts a side's own thread, stopped with the
-    event it is given."""
+    event it is given; ``database`` names the mode of jobs failing on the database."""
     argparse.ArgumentParser(prog=prog, description=description).parse_args(argv)
     settings = load_or_report(load, prog.split(maxsplit=1)[0])
     if settings is None:
@@ -303,7 +332,9 @@ def main(
         )
         return 1
     start = None if background is None else (lambda stop: background(settings, stop))
-    return run(settings.redis_url, queue, schedule(settings), settings.log_level, start)
+    return run(
+        settings.redis_url, queue, schedule(settings), settings.log_level, start, database=database
+    )
 
 
 def run(
@@ -312,6 +343,8 @@ def run(
     periodic: list[Periodic],
     log_level: str,
     background: Callable[[threading.Event], object] | None = None,
+    *,
+    database: Mode | None = None,
 ) -> int:
     """Work ``queue`` until SIGTERM, queueing ``periodic`` jobs on their intervals."""
     connection = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
@@ -336,6 +369,7 @@ def run(
     )
     worker.notifier = notifier
     worker.outages = outages
+    worker.database = database
     logging.getLogger("rq.worker").addFilter(_NoRetryLines())
     if interval is not None:
         worker.watchdog_interval_s = interval

