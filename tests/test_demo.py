@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from common.embedded import reachable
+from tests.cli_run import run_cli
 from tests.harness import ROOT
 
 DEMO_PORTS = (8000, 8080, 8765)
@@ -86,15 +87,7 @@ def assert_cli_reaches_the_demo_appliance(env_file: Path) -> None:
     """The file README names points the CLI (here: doctor) at the running demo's appliance."""
     assert env_file.stat().st_mode & 0o077 == 0  # it holds the site's key
     env = {k: v for k, v in os.environ.items() if not k.startswith("METERIT_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "appliance", "--env-file", str(env_file), "doctor", "--json"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_cli("appliance", env, "--env-file", str(env_file), "doctor", "--json")
     checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
     for name in ("database", "redis", "central", "api key", "bacnet port"):
         assert checks[name]["status"] == "ok", done.stdout

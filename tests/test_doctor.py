@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +25,12 @@ from tests.central_fixtures import (
     CentralServer,
     start_central_server,
 )
+from tests.cli_run import doctor, line
 from tests.ports import (
     free_tcp_port,
     free_udp_port,
 )
 from tests.sync_helpers import (
-    ROOT,
     wait_until,
     with_settings,
 )
@@ -47,26 +45,6 @@ from tests.web_fixtures import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-def doctor(side: str, env: dict[str, str], *args: str) -> tuple[int, str]:
-    done = subprocess.run(
-        [sys.executable, "-m", side, "doctor", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return done.returncode, done.stdout + done.stderr
-
-
-def line(output: str, name: str) -> str:
-    """The doctor's line for check ``name`` (status first)."""
-    found = [ln for ln in output.splitlines() if re.split(r"\s{2,}", ln)[1:2] == [name]]
-    assert len(found) == 1, f"no single line for {name!r} in:\n{output}"
-    return found[0]
 
 
 @dataclass

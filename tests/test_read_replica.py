@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ from central.database import EXTENSION, READ_EXTENSION, pool, read_pool
 from central.settings import CentralSettings
 from tests import harness
 from tests.alert_helpers import ADMIN
-from tests.central_fixtures import ROOT, CentralServer
+from tests.central_fixtures import CentralServer
 from tests.central_mcp_helpers import (
     DAYS,
     START,
@@ -35,6 +33,7 @@ from tests.central_mcp_helpers import (
     central_env,
     seed,
 )
+from tests.cli_run import doctor, line
 from tests.mcp_helpers import http_mcp, ok
 from tests.ports import free_tcp_port
 from tests.private_postgres import PrivateCluster, caught_up
@@ -252,18 +251,8 @@ def test_the_read_pool_refuses_writes_and_is_the_primary_when_no_replica_is_set(
 
 
 def doctor_line(env: dict[str, str]) -> tuple[int, str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "central", "doctor"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    found = [ln for ln in done.stdout.splitlines() if "read replica" in ln]
-    assert len(found) == 1, done.stdout + done.stderr
-    return done.returncode, found[0]
+    rc, out = doctor("central", env)
+    return rc, line(out, "read replica")
 
 
 def test_doctor_checks_the_replica(replicated: Replicated, redis_url: str, tmp_path: Path) -> None:
