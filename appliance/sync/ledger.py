@@ -62,9 +62,10 @@ class Batch:
         return self.rows[-1].id
 
     def items(self) -> list[dict[str, Any]]:
-        """The batch's readings as the wire carries them."""
+        """The batch's readings as the wire carries them (``ts`` as the datetime: the encoder
+        writes it, see ``wire.encode_batch``)."""
         return [
-            wire.reading_item(r.meter or "", r.point or "", r.ts, r.value, r.unit or "")
+            {"meter": r.meter, "point": r.point, "ts": r.ts, "value": r.value, "unit": r.unit or ""}
             for r in self.rows
         ]
 

@@ -186,6 +186,7 @@ def drain(
         # A claim of 50,000 rows crosses PostgreSQL's JIT threshold, and compiling it took
         # longer (1.6 s) than running it; its sort fits in memory with a little more work_mem.
         conn.execute("SET jit = off")
+        conn.execute("SET TIME ZONE 'UTC'")  # readings' ts come back in UTC: the wire's ``…Z``
         conn.execute("SET work_mem = '32MB'")
         conn.commit()
         paused = upload_paused(conn)
