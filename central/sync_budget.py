@@ -20,6 +20,7 @@ import time
 
 from flask import current_app
 from limits import RateLimitItemPerMinute
+from limits.errors import StorageError
 from redis.exceptions import RedisError
 
 from central.errors import ApiError
@@ -65,5 +66,5 @@ def charge(site_id: int, readings: int, *, spend: bool = True) -> None:
             raise _refuse(site_id, item, readings)
         if spend:
             strategy.hit(item, f"site:{site_id}", cost=cost)
-    except (RedisError, OSError) as err:
+    except (RedisError, StorageError, OSError) as err:
         logger.warning("readings budget not checked, Redis unavailable: %s", err)

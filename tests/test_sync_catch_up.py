@@ -13,6 +13,7 @@ from appliance.sync.meter_config import sync_meters
 from appliance.sync.pump import drain
 from tests.central_fixtures import CentralServer
 from tests.harness import scalar
+from tests.ports import free_tcp_port
 from tests.sync_helpers import (
     T0,
     add_readings,
@@ -77,3 +78,18 @@ def test_a_batch_central_finds_too_large_goes_again_in_smaller_ones(
         assert scalar(conn, "SELECT count(*) FROM upload_batches") == 0
     assert refused and all(n > 300 for (n,) in refused), refused
     assert max(sizes) <= 300 and sum(sizes) == 2000, sizes
+
+
+def test_batches_go_through_unlimited_while_redis_is_away(make_central_server: Any) -> None:
+    """Redis holds no data: the readings budget, like the request limit, lets batches through
+    (with a warning) rather than refusing every site while it is away."""
+    nobody = f"redis://127.0.0.1:{free_tcp_port()}/0"
+    central: CentralServer = make_central_server(
+        METERIT_REDIS_URL=nobody, METERIT_SYNC_READINGS_PER_MINUTE="10"
+    )
+    site = site_with_meters(central)
+    batch = items("meter-0", n=50, start=T0)
+    answer = post_batch(central, site.api_key, "no-redis", batch)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["accepted"] == 50
+    assert "readings budget not checked, Redis unavailable" in central.log()
