@@ -262,14 +262,17 @@ def test_metrics_follow_the_backlog_uploads_quarantine_and_drops(
     assert value(failing, "meterit_upload_batches_total", outcome="failed") == failed
     assert value(failing, "meterit_upload_readings_total", outcome="accepted") == 0
     assert value(failing, "meterit_central_up") == 0
-    assert value(failing, "meterit_backlog_readings") == 100
+    # all still waiting, but the NaN one if a claim reached it (batches double while full):
+    # the wire cannot carry it, so it is quarantined when claimed, whether central answers or not
+    waiting = value(failing, "meterit_backlog_readings")
+    assert waiting + value(failing, "meterit_quarantined_readings_total") == 100
 
     # a run re-sends one batch left by the failed run and may leave the other to the next
     runs = [pump.drain(settings, batch_size=40) for _ in range(2)]
     assert sum(r.accepted for r in runs) == 99 and runs[-1].stopped == "empty"
     synced = scrape(client)
     batches = sum(r.batches for r in runs)
-    assert batches == logged_attempts(edge_db_url, "error IS NULL") >= 3
+    assert batches == logged_attempts(edge_db_url, "error IS NULL") >= 2
     assert value(synced, "meterit_upload_batches_total", outcome="synced") == batches
     assert value(synced, "meterit_upload_batches_total", outcome="failed") == failed
     assert value(synced, "meterit_upload_readings_total", outcome="accepted") == 99
