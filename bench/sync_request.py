@@ -173,7 +173,10 @@ def main(argv: list[str] | None = None) -> int:
 
         def heartbeat(session: requests.Session, i: int) -> requests.Response:
             return session.post(
-                beat_url, data=beat, headers={**base, "Content-Type": "application/json"}, timeout=60
+                beat_url,
+                data=beat,
+                headers={**base, "Content-Type": "application/json"},
+                timeout=60,
             )
 
         def floor(session: requests.Session, i: int) -> requests.Response:
@@ -194,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         sample = [(points[i % len(points)], later, float(i)) for i in range(METERS * POINTS)]
         sql_rate = bare_sql(url, site_id, sample, min(args.batches, 500))
 
-        print(f"{args.clients} clients, gunicorn one worker per CPU x 4 threads, {os.cpu_count()} CPUs")
+        print(
+            f"{args.clients} clients, gunicorn one worker per CPU x 4 threads, {os.cpu_count()} CPUs"
+        )
         print(f"{'':24}{'req/s':>9}{'gunicorn ms/req':>17}{'postgres ms/req':>17}")
         for label, (rate, gcpu, pcpu) in results.items():
             print(f"{label:24}{rate:9.1f}{gcpu:17.2f}{pcpu:17.2f}")

@@ -11,7 +11,7 @@ from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from central import errors, metrics
-from central.database import new_pool, new_read_pool
+from central.database import init_request_connections, new_pool, new_read_pool
 from central.extensions import limiter, limiter_storage_uri
 from central.settings import CentralSettings, load_settings
 from common import attempts, http_headers
@@ -85,6 +85,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     http_headers.init_app(app)  # first: it must see the limiter's headers
     new_pool().init_app(app)  # one per app: its DATABASE_URL, not a process-wide one
+    init_request_connections(app)
     if app.config.get("READ_DATABASE_URL"):
         new_read_pool().init_app(app)
     limiter.init_app(app)

@@ -7,6 +7,12 @@ Pages and tools that only read figures take ``read_pool()``: a streaming replica
 ``METERIT_READ_DATABASE_URL`` names one, else the primary. A replica lags by its replay delay
 (usually well under a second), so nothing that must see its own request's write reads there, and
 it cannot hold temporary tables: what runs on it is plain SELECTs (docs/scaling.md).
+
+A sync API request takes ``request_connection()``: one checkout for its whole life
+(authentication, the replay probe, the write and its answer), in autocommit so that a lone
+SELECT costs one round trip rather than BEGIN, SELECT and COMMIT. Its writes run in explicit
+``conn.transaction()`` blocks. The connection goes back to the pool (autocommit off again) when
+the request ends.
 """
 
 from __future__ import annotations
@@ -14,10 +20,11 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from flask import current_app
+from flask import Flask, current_app, g
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
-from common.pool import LazyPool
+from common.pool import CheckoutCheck, LazyPool
 
 EXTENSION = "meterit_db"
 READ_EXTENSION = "meterit_db_read"
@@ -65,6 +72,36 @@ def read_pool() -> ConnectionPool[psycopg.Connection[Any]]:
     return reader.pool if reader is not None else pool()
 
 
+def request_connection() -> psycopg.Connection[Any]:
+    """This request's connection from the primary's pool, in autocommit (see the module doc)."""
+    conn: psycopg.Connection[Any] | None = g.get("db_conn")
+    if conn is None:
+        conn = pool().getconn()
+        g.db_conn = conn
+        conn.autocommit = True
+    return conn
+
+
+def _return_request_connection(_error: BaseException | None) -> None:
+    conn: psycopg.Connection[Any] | None = g.pop("db_conn", None)
+    if conn is None:
+        return
+    try:
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.rollback()
+        conn.autocommit = False
+    except psycopg.Error:
+        pass  # a broken connection: the pool discards it
+    finally:
+        if conn.autocommit:
+            conn.close()  # never hand an autocommit connection to a ``pool().connection()`` user
+        pool().putconn(conn)
+
+
+def init_request_connections(app: Flask) -> None:
+    app.teardown_request(_return_request_connection)
+
+
 def standalone_pool(
     url: str, name: str, max_size: int, *, read_only: bool = False
 ) -> ConnectionPool[psycopg.Connection[Any]]:
@@ -76,7 +113,7 @@ def standalone_pool(
         max_size=max_size,
         kwargs={"connect_timeout": 5, "application_name": name},
         configure=_configure_reader if read_only else _configure,
-        check=ConnectionPool.check_connection,
+        check=CheckoutCheck(),
         timeout=10,
         open=False,
         name=name,

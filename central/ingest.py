@@ -25,7 +25,6 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
 
 from central import latest, metrics, point_days
 from central.keys import SiteIdentity
@@ -234,7 +233,7 @@ class Ingestor:
 
     def write_batch(
         self,
-        pool: ConnectionPool[psycopg.Connection[Any]],
+        conn: psycopg.Connection[Any],
         site: SiteIdentity,
         key: str,
         items: list[Any],
@@ -243,43 +242,42 @@ class Ingestor:
         """(the answer, whether it is a replay of an earlier batch with the same key).
 
         The caller has usually answered plain replays already (``stored_answer``); the claim on
-        ``sync_batches`` here settles the race of two requests carrying the same key.
+        ``sync_batches`` here settles the race of two requests carrying the same key. ``conn``
+        is idle (the request's autocommit connection): the batch is one transaction of its own.
         """
         started = time.perf_counter()
-        with pool.connection() as conn:
-            smap = self.site_map(conn, site)
-            conn.commit()
-            rows, rejected = self.validate(items, smap, site, datetime.now(UTC), window)
-            self.ensure_partitions(conn, rows)
-            outcome = Outcome(rejected=rejected)
-            with conn.transaction():
-                claimed = conn.execute(
-                    """INSERT INTO sync_batches (site_id, idempotency_key, response)
-                       VALUES (%s, %s, '{}') ON CONFLICT DO NOTHING RETURNING 1""",
-                    (site.site_id, key),
-                ).fetchone()
-                if claimed is None:  # a concurrent request with this key committed first
-                    answer = self.stored_answer(conn, site.site_id, key)
-                    assert answer is not None
-                    metrics.INGEST_BATCHES.labels("replayed").inc()
-                    return answer, True
-                if rows:
-                    with conn.cursor() as cur:
-                        with cur.copy(
-                            "COPY ingest_staging (point_id, ts, value) FROM STDIN (FORMAT BINARY)"
-                        ) as copy:
-                            copy.set_types(["int4", "timestamptz", "float8"])
-                            for row in rows:
-                                copy.write_row(row)
-                        inserted = cur.execute(MOVE_SQL, (site.site_id,)).fetchone()
-                    outcome.accepted = int(inserted[0]) if inserted else 0
-                    outcome.duplicates = len(rows) - outcome.accepted
-                answer = outcome.answer()
-                conn.execute(
-                    """UPDATE sync_batches SET response = %s
-                       WHERE site_id = %s AND idempotency_key = %s""",
-                    (Jsonb(answer), site.site_id, key),
-                )
+        smap = self.site_map(conn, site)
+        rows, rejected = self.validate(items, smap, site, datetime.now(UTC), window)
+        self.ensure_partitions(conn, rows)
+        outcome = Outcome(rejected=rejected)
+        with conn.transaction():
+            claimed = conn.execute(
+                """INSERT INTO sync_batches (site_id, idempotency_key, response)
+                   VALUES (%s, %s, '{}') ON CONFLICT DO NOTHING RETURNING 1""",
+                (site.site_id, key),
+            ).fetchone()
+            if claimed is None:  # a concurrent request with this key committed first
+                answer = self.stored_answer(conn, site.site_id, key)
+                assert answer is not None
+                metrics.INGEST_BATCHES.labels("replayed").inc()
+                return answer, True
+            if rows:
+                with conn.cursor() as cur:
+                    with cur.copy(
+                        "COPY ingest_staging (point_id, ts, value) FROM STDIN (FORMAT BINARY)"
+                    ) as copy:
+                        copy.set_types(["int4", "timestamptz", "float8"])
+                        for row in rows:
+                            copy.write_row(row)
+                    inserted = cur.execute(MOVE_SQL, (site.site_id,)).fetchone()
+                outcome.accepted = int(inserted[0]) if inserted else 0
+                outcome.duplicates = len(rows) - outcome.accepted
+            answer = outcome.answer()
+            conn.execute(
+                """UPDATE sync_batches SET response = %s
+                   WHERE site_id = %s AND idempotency_key = %s""",
+                (Jsonb(answer), site.site_id, key),
+            )
         elapsed = time.perf_counter() - started
         metrics.INGEST_SECONDS.observe(elapsed)
         metrics.INGEST_BATCHES.labels("written").inc()

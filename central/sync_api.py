@@ -16,7 +16,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from central import health_state, metrics, sync_budget
 from central.body import json_body, json_object
-from central.database import pool
+from central.database import request_connection
 from central.errors import ApiError
 from central.extensions import ingestor, limiter, rate_limit_value
 from central.ingest import AcceptWindow
@@ -66,8 +66,7 @@ def readings() -> Response:
     site = current_site()
     key = _idempotency_key()
     # a replay is answered before the body is even read: it costs one index probe
-    with pool().connection() as conn:
-        stored = ingestor.stored_answer(conn, site.site_id, key)
+    stored = ingestor.stored_answer(request_connection(), site.site_id, key)
     if stored is not None:
         metrics.INGEST_BATCHES.labels("replayed").inc()
         return _batch_response(stored, replayed=True)
@@ -92,7 +91,7 @@ def readings() -> Response:
         past=timedelta(days=int(current_app.config["ACCEPT_PAST_DAYS"])),
         future=timedelta(hours=float(current_app.config["ACCEPT_FUTURE_HOURS"])),
     )
-    answer, replayed = ingestor.write_batch(pool(), site, key, items, window)
+    answer, replayed = ingestor.write_batch(request_connection(), site, key, items, window)
     return _batch_response(answer, replayed)
 
 
@@ -111,14 +110,17 @@ def config() -> Response:
         response = Response(status=304)
         response.set_etag(etag)
         return response
-    with pool().connection() as conn:
-        rows = conn.execute(
+    rows = (
+        request_connection()
+        .execute(
             """SELECT m.id, m.external_id, m.name, m.address, m.device_instance, m.cov,
                       p.name, p.object_type, p.object_instance, p.property, p.unit
                FROM meters m LEFT JOIN meter_points p ON p.meter_id = m.id AND p.active
                WHERE m.site_id = %s AND m.active ORDER BY m.external_id, p.name""",
             (site.site_id,),
-        ).fetchall()
+        )
+        .fetchall()
+    )
     meters: dict[int, tuple[MeterSpec, list[PointSpec]]] = {}
     for r in rows:
         _, points = meters.setdefault(r[0], (MeterSpec(r[1], r[2], r[3], r[4], (), r[5]), []))
@@ -144,7 +146,8 @@ def heartbeat() -> Response:
         )
     # what is stored is the checked document, never the body as sent
     now = datetime.now(UTC)
-    with pool().connection() as conn, conn.transaction():
+    conn = request_connection()
+    with conn.transaction():
         health_state.store(conn, site.site_id, beat, now)
     metrics.HEARTBEATS.inc()
     return jsonify(

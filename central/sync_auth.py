@@ -1,4 +1,5 @@
-"""Who is calling the sync API: the site behind ``X-API-Key``, looked up once per request."""
+"""Who is calling the sync API: the site behind ``X-API-Key``, looked up once per request on
+the request's connection (``central.database.request_connection``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 
 from flask import g, request
 
-from central.database import pool
+from central.database import request_connection
 from central.errors import ApiError
 from central.keys import KeyAuthError, SiteIdentity, authenticate
 from common.attempts import TooManyAttempts, limiter
@@ -25,8 +26,7 @@ def try_current_site() -> SiteIdentity | None:
         try:
             if given:
                 attempts.check(prefix, request.remote_addr)
-            with pool().connection() as conn:
-                g.site = authenticate(conn, given)
+            g.site = authenticate(request_connection(), given)
         except TooManyAttempts as err:
             g.site = None
             g.auth_error = err

@@ -93,15 +93,20 @@ def ingest_shuffled(
     rng.shuffle(shuffled)
     ingestor = ingest.Ingestor()
     accepted = duplicates = 0
-    for n in range(0, len(shuffled), 97):
-        batch = shuffled[n : n + 97]
-        for key in (f"b{n}", f"again-{n}", f"b{n}"):
-            answer, replayed = ingestor.write_batch(pool, identity, key, batch)
-            assert not answer["rejected"], answer["rejected"][:3]
-            if replayed:
-                continue
-            accepted += answer["accepted"]
-            duplicates += answer["duplicates"]
+    with pool.connection() as conn:
+        conn.autocommit = True  # as the sync API's request connection (central.database)
+        try:
+            for n in range(0, len(shuffled), 97):
+                batch = shuffled[n : n + 97]
+                for key in (f"b{n}", f"again-{n}", f"b{n}"):
+                    answer, replayed = ingestor.write_batch(conn, identity, key, batch)
+                    assert not answer["rejected"], answer["rejected"][:3]
+                    if replayed:
+                        continue
+                    accepted += answer["accepted"]
+                    duplicates += answer["duplicates"]
+        finally:
+            conn.autocommit = False
     return accepted, duplicates
 
 
