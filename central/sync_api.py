@@ -147,7 +147,8 @@ def heartbeat() -> Response:
     # what is stored is the checked document, never the body as sent
     now = datetime.now(UTC)
     conn = request_connection()
-    with conn.transaction():
+    # pipelined: the transaction's statements go out together, one round trip instead of six
+    with conn.pipeline(), conn.transaction():
         health_state.store(conn, site.site_id, beat, now)
     metrics.HEARTBEATS.inc()
     return jsonify(

@@ -57,14 +57,19 @@ def charge(site_id: int, readings: int, *, spend: bool = True) -> None:
     """Spend ``readings`` of the site's budget, or raise a 429 with Retry-After.
 
     A batch larger than the whole budget costs the whole budget, so it passes in an empty
-    window rather than never."""
+    window rather than never. Spending is one round trip: the count is raised first, and a
+    batch it would take over the budget gives its cost back (a refused batch spends nothing;
+    a batch arriving in that instant may be refused too, never let through over budget)."""
     item = _item()
     cost = max(1, min(readings, item.amount))
+    ident = f"site:{site_id}"
     try:
         strategy = limiter.limiter
-        if not strategy.test(item, f"site:{site_id}", cost=cost):
+        if not spend:
+            if not strategy.test(item, ident, cost=cost):
+                raise _refuse(site_id, item, readings)
+        elif not strategy.hit(item, ident, cost=cost):
+            limiter.storage.incr(item.key_for(ident), item.get_expiry(), amount=-cost)
             raise _refuse(site_id, item, readings)
-        if spend:
-            strategy.hit(item, f"site:{site_id}", cost=cost)
     except (RedisError, StorageError, OSError) as err:
         logger.warning("readings budget not checked, Redis unavailable: %s", err)

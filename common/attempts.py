@@ -20,11 +20,11 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, request
 from limits import RateLimitItem, parse
-from limits.storage import Storage, storage_from_string
+from limits.storage import RedisStorage, Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 logger = logging.getLogger(__name__)
@@ -93,8 +93,9 @@ class AttemptLimiter:
         """Raise TooManyAttempts when the account or the address has no budget left."""
         try:
             limiter = self._limiter()
-            for item, space, key in self._keys(account, address):
-                if not limiter.test(item, space, key):
+            keys = self._keys(account, address)
+            for (item, space, key), used in zip(keys, self._counts(keys), strict=True):
+                if used >= item.amount:
                     reset, _ = limiter.get_window_stats(item, space, key)
                     retry = max(1, math.ceil(reset - self._clock()))
                     raise TooManyAttempts(retry, key.partition(":")[0])
@@ -102,6 +103,18 @@ class AttemptLimiter:
             raise
         except Exception as err:  # Redis away: let it through, say so
             logger.warning("%s: attempt limiter unavailable (%s); not limiting", self.scope, err)
+
+    def _counts(self, keys: list[tuple[RateLimitItem, str, str]]) -> list[int]:
+        """The failures counted so far under each key: one round trip to Redis for all of
+        them (every sync request checks two), one lookup each in another storage."""
+        storage = self._storage
+        names = [item.key_for(space, key) for item, space, key in keys]
+        if isinstance(storage, RedisStorage):
+            client: Any = storage.get_connection(True)  # a redis client; its protocol lacks mget
+            found = client.mget([storage.prefixed_key(n) for n in names])
+            return [int(v or 0) for v in found]
+        assert storage is not None
+        return [storage.get(n) for n in names]
 
     def failed(self, account: str | None, address: str | None) -> None:
         """Count one failed check; one warning when this failure uses up a budget."""
