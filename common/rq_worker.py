@@ -155,6 +155,15 @@ class _NotifyingWorker(SimpleWorker):
             if self.notifier is not None:
                 self.notifier.watchdog()
 
+    def run_maintenance_tasks(self) -> None:
+        # RQ ends its loop on any error raised here (it cleans registries at start and every
+        # 10 min); a Redis outage must be waited out as the dequeue does, not end the worker
+        try:
+            super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
+        except REDIS_ERRORS as err:
+            if self.outages is not None:
+                self.outages.failing(REDIS_DOWN, first_line(err), REDIS_DOWN_CONSEQUENCE)
+
     def _database_mode(self, err: BaseException | None) -> Mode | None:
         if self.database is None or not isinstance(err, psycopg.OperationalError):
             return None
