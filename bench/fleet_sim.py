@@ -34,7 +34,8 @@ from typing import Any
 import aiohttp
 
 from appliance.settings import ApplianceSettings
-from bench.fleet_sites import POINTS, FleetSite
+from bench.fleet_sites import FleetSite
+from bench.ingest import POINTS
 from common import wire
 from common.heartbeat import Heartbeat, MeterHeartbeat
 from common.timestamps import format_ts

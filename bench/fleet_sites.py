@@ -15,22 +15,10 @@ from dataclasses import dataclass
 
 import psycopg
 
+# a meter's ten data points, as bench/ingest.py's meters have them (kWh makes energy_kwh a
+# counter for the rollup: central.reports.units)
+from bench.ingest import POINTS
 from central import keys, tenants
-
-# a meter's ten data points as a three-phase energy meter has them: (name, unit); kWh makes
-# energy_kwh a counter for the rollup (central.reports.units)
-POINTS: tuple[tuple[str, str], ...] = (
-    ("energy_kwh", "kWh"),
-    ("power_kw", "kW"),
-    ("voltage_l1", "V"),
-    ("voltage_l2", "V"),
-    ("voltage_l3", "V"),
-    ("current_l1", "A"),
-    ("current_l2", "A"),
-    ("current_l3", "A"),
-    ("power_factor", ""),
-    ("frequency_hz", "Hz"),
-)
 
 
 @dataclass(frozen=True, slots=True)

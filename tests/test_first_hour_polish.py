@@ -23,6 +23,7 @@ from central.ui.explorer import _table
 from common import env_file, wire
 from common.config import ConfigError
 from tests.central_fixtures import CentralServer
+from tests.cli_run import run_cli
 from tests.sync_helpers import ROOT
 from tests.ui_browser import POINTS, meter_readings, run_rollup, send_readings
 from tests.ui_session import signed_in
@@ -122,15 +123,7 @@ def test_the_cli_takes_its_settings_from_an_env_file(tmp_path: Path) -> None:
     env["METERIT_POLL_INTERVAL_S"] = "60"  # the file named on the command line wins
     env["METERIT_CONFIG"] = str(tmp_path / "none.toml")
     (tmp_path / "none.toml").touch()
-    done = subprocess.run(
-        [sys.executable, "-m", "appliance", "--env-file", str(settings), "config"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_cli("appliance", env, "--env-file", str(settings), "config")
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
     assert shown["database_url"] == "postgresql://demo@/meterit_demo_edge?host=/tmp/demo"
@@ -138,15 +131,7 @@ def test_the_cli_takes_its_settings_from_an_env_file(tmp_path: Path) -> None:
     assert shown["poll_interval_s"] == 7 and shown["log_level"] == "debug"
 
     settings.write_text("METERIT_DATABASE_URL=x\nthis is not a setting\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "appliance", f"--env-file={settings}", "config"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_cli("appliance", env, f"--env-file={settings}", "config")
     assert done.returncode == 78
     assert "line 2: expected NAME=value" in done.stderr
     with pytest.raises(ConfigError, match="cannot read"):
