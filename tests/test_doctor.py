@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import socket
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from tests.central_fixtures import (
     CentralServer,
     start_central_server,
 )
+from tests.certs import self_signed
 from tests.cli_run import doctor, line
 from tests.ports import (
     free_tcp_port,
@@ -61,15 +60,7 @@ def healthy(
 ) -> Iterator[Healthy]:
     """Central over HTTPS (30-day certificate, its CA given to the appliance), a site with two
     simulated meters the collector is polling."""
-    if shutil.which("openssl") is None:
-        pytest.skip("needs openssl to make a certificate")
-    cert, key = tmp_path / "central.pem", tmp_path / "central.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed(tmp_path, days=30, name="central")
     central = start_central_server(central_db_url, redis_url, tmp_path, tls=(cert, key))
     specs = sim_specs(2)
     sims = SimulatorThread(specs)

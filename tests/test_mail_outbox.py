@@ -17,7 +17,8 @@ from central.mail import drain, outbox
 from central.mail.smtp import SmtpConfig, SmtpTransport
 from central.settings import load_settings
 from tests.central_fixtures import central_env, run_central_worker
-from tests.smtp_capture import SmtpServer, self_signed
+from tests.certs import self_signed
+from tests.smtp_capture import SmtpServer
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 PDF = b"%PDF-1.4 not really a pdf \x00\x01\x02"

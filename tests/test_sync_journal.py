@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import socket
-import subprocess
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +29,7 @@ from common import logs, wire
 from common.attempts import TooManyAttempts
 from common.failures import Mode
 from tests.central_fixtures import CentralServer, start_central_server
+from tests.certs import self_signed
 from tests.date_front import DateShiftingFront
 from tests.sync_helpers import (
     add_readings,
@@ -222,15 +221,7 @@ def test_untrusted_certificate_is_one_line_and_one_when_trusted(
     tmp_path: Path,
     watched: pytest.LogCaptureFixture,
 ) -> None:
-    if shutil.which("openssl") is None:
-        pytest.skip("needs openssl to make a certificate")
-    cert, key = tmp_path / "central.pem", tmp_path / "central.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed(tmp_path, days=2, name="central")
     central = start_central_server(central_db_url, redis_url, tmp_path, tls=(cert, key))
     try:
         site = site_with_meters(central)

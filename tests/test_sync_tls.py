@@ -7,9 +7,7 @@ Central runs plain HTTP behind a TLS terminator in production; here a real TLS H
 from __future__ import annotations
 
 import json
-import shutil
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,6 +19,7 @@ import pytest
 from appliance.sync import failures
 from appliance.sync.central import CentralClient, CentralError
 from common.heartbeat import Heartbeat
+from tests.certs import self_signed
 from tests.sync_helpers import edge_settings, with_settings
 
 HEARTBEAT = Heartbeat(
@@ -51,15 +50,7 @@ class _Ok(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    if shutil.which("openssl") is None:
-        pytest.skip("needs openssl to make a certificate")
-    cert, key = tmp_path / "central.pem", tmp_path / "central.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed(tmp_path, days=1, name="central")
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)

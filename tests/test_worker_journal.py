@@ -5,16 +5,14 @@ edge database and the fix, not a traceback per run, and one line when a job runs
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import pytest
 import redis
 from rq.registry import FailedJobRegistry
 
 from appliance.settings import load_settings
 from appliance.sync import jobs
+from tests import test_collector_journal
 from tests.private_redis import PrivateRedis
 from tests.sync_helpers import ApplianceProcess, settings_env, wait_until
 from tests.tcp_proxy import TcpProxy
@@ -22,15 +20,8 @@ from tests.test_collector_journal import proxied
 
 FIELD = "[FAILURE=edge-database-down]"
 
-
-@pytest.fixture
-def worker_db_proxy(edge_db_url: str) -> Iterator[TcpProxy]:
-    url = urlsplit(edge_db_url)
-    if not url.hostname or url.hostname.startswith("/"):
-        pytest.skip("the test database listens on a Unix socket; the proxy needs TCP")
-    proxy = TcpProxy(url.hostname, url.port or 5432)
-    yield proxy
-    proxy.close()
+# the same fixture as the collector's tests: a TCP proxy in front of the edge database
+db_proxy = test_collector_journal.db_proxy
 
 
 def failed_runs(redis_url: str) -> int:
@@ -40,13 +31,13 @@ def failed_runs(redis_url: str) -> int:
 
 def test_jobs_failing_on_a_lost_edge_database_are_one_line_and_one_when_it_is_back(
     edge_db_url: str,
-    worker_db_proxy: TcpProxy,
+    db_proxy: TcpProxy,
     private_redis: PrivateRedis,
     tmp_path: Path,
 ) -> None:
     settings = load_settings(
         {
-            "METERIT_DATABASE_URL": proxied(edge_db_url, worker_db_proxy),
+            "METERIT_DATABASE_URL": proxied(edge_db_url, db_proxy),
             "METERIT_REDIS_URL": private_redis.url,
             # not enrolled anywhere that answers: the upload job still opens the edge database
             # first, every 5 s (the shortest interval)
@@ -59,9 +50,9 @@ def test_jobs_failing_on_a_lost_edge_database_are_one_line_and_one_when_it_is_ba
     worker = ApplianceProcess(["worker"], settings_env(settings, tmp_path), tmp_path / "worker.log")
     try:
         wait_until(lambda: "worker started" in worker.log(), 60, "the worker to start")
-        worker_db_proxy.cut()
+        db_proxy.cut()
         wait_until(lambda: failed_runs(private_redis.url) >= 3, 60, "three failed upload runs")
-        worker_db_proxy.mode = "pass"
+        db_proxy.mode = "pass"
         wait_until(lambda: "edge database answers again" in worker.log(), 60, "the recovery line")
         time.sleep(1)  # a relapse would show now
     finally:
