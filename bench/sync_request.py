@@ -20,23 +20,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import requests
 
 from bench.fleet_watch import BackendCpu, cpu_seconds, loadavg
-from bench.ingest import encode, make_rows, make_site
+from bench.ingest import encode, make_rows, make_site, scratch_central
 from central import database
 from central.ingest import MOVE_SQL
-from common import db, wire
+from common import wire
 from common.heartbeat import Heartbeat, MeterHeartbeat
 from tests import harness
 from tests.central_fixtures import CentralServer, start_central_server
@@ -131,94 +128,86 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
     args = p.parse_args(argv)
 
-    admin = harness.admin_postgres_url()
-    redis_url = harness.redis_server_url()
-    name = harness.create_database(admin, prefix="meterit_bench")
-    url = harness.with_database(admin, name)
-    folder = Path(tempfile.mkdtemp(prefix="meterit-bench-"))
-    server: CentralServer | None = None
-    try:
-        db.migrate(url, harness.CENTRAL_MIGRATIONS)
-        key, ids = make_site(url, METERS, METERS)
-        readings = make_rows(args.batches * METERS * POINTS, METERS, POINTS)
-        bodies = encode(readings, METERS * POINTS)
-        beat = heartbeat_body()
-        server = start_central_server(
-            url,
-            redis_url,
-            folder,
-            {
-                "METERIT_RATE_LIMIT": "1000000/minute",
-                "METERIT_SYNC_READINGS_PER_MINUTE": "100000000",
-                "METERIT_GUNICORN_WORKERS": "0",
-                "METERIT_GUNICORN_THREADS": "4",
-                "METERIT_LOG_LEVEL": "warning",
-            },
-        )
-        base = {"X-API-Key": key}
-        batch_url, beat_url = server.url(wire.SYNC_READINGS), server.url(wire.SYNC_HEARTBEAT)
-
-        def batch(session: requests.Session, i: int) -> requests.Response:
-            return session.post(
-                batch_url,
-                data=bodies[i],
-                headers={
-                    **base,
-                    "Idempotency-Key": f"b-{i}",
-                    "Content-Type": "application/json",
-                    "Content-Encoding": "gzip",
+    with scratch_central() as (url, redis_url, folder):
+        server: CentralServer | None = None
+        try:
+            key, ids = make_site(url, METERS, METERS)
+            readings = make_rows(args.batches * METERS * POINTS, METERS, POINTS)
+            bodies = encode(readings, METERS * POINTS)
+            beat = heartbeat_body()
+            server = start_central_server(
+                url,
+                redis_url,
+                folder,
+                {
+                    "METERIT_RATE_LIMIT": "1000000/minute",
+                    "METERIT_SYNC_READINGS_PER_MINUTE": "100000000",
+                    "METERIT_GUNICORN_WORKERS": "0",
+                    "METERIT_GUNICORN_THREADS": "4",
+                    "METERIT_LOG_LEVEL": "warning",
                 },
-                timeout=60,
             )
+            base = {"X-API-Key": key}
+            batch_url, beat_url = server.url(wire.SYNC_READINGS), server.url(wire.SYNC_HEARTBEAT)
 
-        def heartbeat(session: requests.Session, i: int) -> requests.Response:
-            return session.post(
-                beat_url,
-                data=beat,
-                headers={**base, "Content-Type": "application/json"},
-                timeout=60,
+            def batch(session: requests.Session, i: int) -> requests.Response:
+                return session.post(
+                    batch_url,
+                    data=bodies[i],
+                    headers={
+                        **base,
+                        "Idempotency-Key": f"b-{i}",
+                        "Content-Type": "application/json",
+                        "Content-Encoding": "gzip",
+                    },
+                    timeout=60,
+                )
+
+            def heartbeat(session: requests.Session, i: int) -> requests.Response:
+                return session.post(
+                    beat_url,
+                    data=beat,
+                    headers={**base, "Content-Type": "application/json"},
+                    timeout=60,
+                )
+
+            def floor(session: requests.Session, i: int) -> requests.Response:
+                return session.get(server.url("/bench-no-such-page"), timeout=60)
+
+            load0 = loadavg()
+            results = {
+                "batch (100 readings)": run(server, args.batches, args.clients, batch),
+                "heartbeat": run(server, args.heartbeats, args.clients, heartbeat),
+                "reference: 404 floor": run(server, args.heartbeats, args.clients, floor),
+            }
+            with psycopg.connect(url) as conn:
+                site_id = int(harness.scalar(conn, "SELECT id FROM sites"))
+                stored = harness.scalar(conn, "SELECT count(*) FROM readings")
+            assert stored == args.batches * METERS * POINTS, stored
+            points = list(ids.values())
+            later = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=20)
+            sample = [(points[i % len(points)], later, float(i)) for i in range(METERS * POINTS)]
+            sql_rate = bare_sql(url, site_id, sample, min(args.batches, 500))
+
+            print(
+                f"{args.clients} clients, gunicorn one worker per CPU x 4 threads, {os.cpu_count()} CPUs"
             )
-
-        def floor(session: requests.Session, i: int) -> requests.Response:
-            return session.get(server.url("/bench-no-such-page"), timeout=60)
-
-        load0 = loadavg()
-        results = {
-            "batch (100 readings)": run(server, args.batches, args.clients, batch),
-            "heartbeat": run(server, args.heartbeats, args.clients, heartbeat),
-            "reference: 404 floor": run(server, args.heartbeats, args.clients, floor),
-        }
-        with psycopg.connect(url) as conn:
-            site_id = int(harness.scalar(conn, "SELECT id FROM sites"))
-            stored = harness.scalar(conn, "SELECT count(*) FROM readings")
-        assert stored == args.batches * METERS * POINTS, stored
-        points = list(ids.values())
-        later = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=20)
-        sample = [(points[i % len(points)], later, float(i)) for i in range(METERS * POINTS)]
-        sql_rate = bare_sql(url, site_id, sample, min(args.batches, 500))
-
-        print(
-            f"{args.clients} clients, gunicorn one worker per CPU x 4 threads, {os.cpu_count()} CPUs"
-        )
-        print(f"{'':24}{'req/s':>9}{'gunicorn ms/req':>17}{'postgres ms/req':>17}")
-        for label, (rate, gcpu, pcpu) in results.items():
-            print(f"{label:24}{rate:9.1f}{gcpu:17.2f}{pcpu:17.2f}")
-        batch_rate = results["batch (100 readings)"][0]
-        beat_rate = results["heartbeat"][0]
-        floor_rate = results["reference: 404 floor"][0]
-        print(f"reference: batch SQL alone, one connection: {sql_rate:9.1f} batches/s")
-        print(
-            f"ratios: batch / 404 floor {batch_rate / floor_rate:.2f}, heartbeat / 404 floor "
-            f"{beat_rate / floor_rate:.2f}, batch / bare SQL {batch_rate / sql_rate:.2f}"
-        )
-        print(f"load average: {load0} at the start, {loadavg()} at the end")
-        return 0
-    finally:
-        if server is not None:
-            server.stop()
-        harness.drop_database(admin, name)
-        harness.stop_embedded()
-        shutil.rmtree(folder, ignore_errors=True)
+            print(f"{'':24}{'req/s':>9}{'gunicorn ms/req':>17}{'postgres ms/req':>17}")
+            for label, (rate, gcpu, pcpu) in results.items():
+                print(f"{label:24}{rate:9.1f}{gcpu:17.2f}{pcpu:17.2f}")
+            batch_rate = results["batch (100 readings)"][0]
+            beat_rate = results["heartbeat"][0]
+            floor_rate = results["reference: 404 floor"][0]
+            print(f"reference: batch SQL alone, one connection: {sql_rate:9.1f} batches/s")
+            print(
+                f"ratios: batch / 404 floor {batch_rate / floor_rate:.2f}, heartbeat / 404 floor "
+                f"{beat_rate / floor_rate:.2f}, batch / bare SQL {batch_rate / sql_rate:.2f}"
+            )
+            print(f"load average: {load0} at the start, {loadavg()} at the end")
+            return 0
+        finally:
+            if server is not None:
+                server.stop()
 
 
 if __name__ == "__main__":
