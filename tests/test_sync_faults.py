@@ -240,7 +240,8 @@ def test_redis_flushed_mid_drain_loses_nothing(site_edge) -> None:
     proxy = TcpProxy("127.0.0.1", central_port(central))
     proxy.mode, proxy.delay_s = "delay", 0.2
     try:
-        worker = start_worker(proxy.url)
+        # batches kept at 100 (they double while full otherwise): the drain must outlast the flush
+        worker = start_worker(proxy.url, METERIT_UPLOAD_BATCH_MAX="100")
         wait_until(lambda: unsynced(settings.database_url) < 2800, 60, "the drain to start")
         client = redis.Redis.from_url(settings.redis_url)
         client.flushdb()
