@@ -3,29 +3,19 @@
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import request
 from flask_limiter import Limiter
 
 from central.ingest import Ingestor
-from common import wire
 from common.attempts import redis_storage_uri
 
 
 def rate_limit_key() -> str:
-    """Limits of the sync API count per site (the site behind the API key), every other limit
-    (sign-in, operator API) per client address: only a sync route looks at ``X-API-Key``, so
-    an operator's sign-in neither costs a key lookup nor logs a refused sync call."""
-    if request.path.startswith(wire.SYNC_PREFIX + "/"):
-        from central.sync_auth import try_current_site
-
-        site = try_current_site()
-        if site is not None:
-            return f"site:{site.site_id}"
+    """The operator UI's limits count per client address. The sync API counts per site, in
+    ``central.sync_budget`` on this limiter's storage: only a sync route looks at
+    ``X-API-Key``, so an operator's sign-in neither costs a key lookup nor logs a refused
+    sync call."""
     return f"addr:{request.remote_addr}"
-
-
-def rate_limit_value() -> str:
-    return str(current_app.config["RATE_LIMIT"])
 
 
 limiter_storage_uri = redis_storage_uri

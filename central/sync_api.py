@@ -18,7 +18,7 @@ from central import health_state, metrics, sync_budget
 from central.body import json_body, json_object
 from central.database import request_connection
 from central.errors import ApiError
-from central.extensions import ingestor, limiter, rate_limit_value
+from central.extensions import ingestor
 from central.ingest import AcceptWindow
 from central.sync_auth import current_site
 from common import wire
@@ -29,7 +29,7 @@ from common.wire import HEADER_IDEMPOTENCY_KEY
 
 bp = Blueprint("sync", __name__)
 # one budget per site for every sync endpoint together (a per-route limit would multiply it)
-limiter.shared_limit(rate_limit_value, scope="sync")(bp)
+sync_budget.init_blueprint(bp)
 
 MAX_IDEMPOTENCY_KEY = 200
 
@@ -70,7 +70,7 @@ def readings() -> Response:
     if stored is not None:
         metrics.INGEST_BATCHES.labels("replayed").inc()
         return _batch_response(stored, replayed=True)
-    sync_budget.check_room(site.site_id)  # a spent budget refuses before the body is read
+    sync_budget.check_room()  # a spent budget refuses before the body is read
     body = json_body(request, int(current_app.config["MAX_BATCH_BYTES"]))
     if not isinstance(body, dict) or "readings" not in body:
         raise ApiError(

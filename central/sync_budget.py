@@ -1,75 +1,213 @@
-"""The per-site readings budget of the sync API: readings a site may send per minute.
+"""The per-site budgets of the sync API: requests to the whole API, and readings sent.
 
-It is counted in readings, not requests: a site catching up after a week offline sends its
-backlog in a few large batches, and a request count would either throttle those (100 requests a
-minute of 1,000-reading batches is a 10-minute catch-up for a week of 100 meters) or, raised far
-enough, let a flood of large batches through. A batch costs the readings it carries, so a few
-large batches and many small ones spend the same budget. The request count of the whole sync API
-(``METERIT_RATE_LIMIT``, Flask-Limiter on the blueprint) stays beside it, for requests that carry
-no readings.
+Requests (``METERIT_RATE_LIMIT``, e.g. ``1000/minute``; several limits may be given, ``;``
+between them) count every call to any sync endpoint together, per site, or per client address
+for a call without a valid key. Readings (``METERIT_SYNC_READINGS_PER_MINUTE``) count what the
+batches carry, not requests: a site catching up after a week offline sends its backlog in a few
+large batches, and a request count would either throttle those (100 requests a minute of
+1,000-reading batches is a 10-minute catch-up for a week of 100 meters) or, raised far enough,
+let a flood of large batches through. A batch costs the readings it carries, so a few large
+batches and many small ones spend the same budget.
 
-The budget is a fixed window per minute in the limiter's Redis, like every limit of central.
-When Redis is away, batches go through unlimited (Redis holds no data; /health reports it).
+Both are fixed windows in the limiter's Redis (the ``limits`` library's keys and windows, like
+every limit of central). A request costs one round trip (``count_request``: count it, read each
+window's time left and the readings spent so far, for the ``X-RateLimit-*`` headers and for
+refusing a batch before its body is read) and a batch one more (``charge``). When Redis is away,
+requests go through unlimited (Redis holds no data; /health reports it).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
+from dataclasses import dataclass
 
-from flask import current_app
-from limits import RateLimitItemPerMinute
+from flask import Blueprint, Response, current_app, g, request
+from limits import RateLimitItem, RateLimitItemPerMinute, parse_many
 from limits.errors import StorageError
+from limits.storage import RedisStorage
 from redis.exceptions import RedisError
 
 from central.errors import ApiError
 from central.extensions import limiter
+from central.sync_auth import try_current_site
 
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "meterit-sync-readings"
+REQUESTS_NAMESPACE = "meterit-sync-requests"
+EXTENSION = "meterit.sync_budget"
+
+# KEYS: each request limit's counter, then the readings counter; ARGV: each limit's window (s).
+# Counts the request in every window (a new window's counter expires with it, as ``limits``
+# does) and answers count and seconds left for each, then the readings spent in this minute
+# and that minute's seconds left.
+COUNT_SCRIPT = """
+local answer = {}
+for i = 1, #KEYS - 1 do
+    local used = redis.call('INCR', KEYS[i])
+    if used == 1 then
+        redis.call('EXPIRE', KEYS[i], ARGV[i])
+    end
+    answer[#answer + 1] = used
+    answer[#answer + 1] = redis.call('TTL', KEYS[i])
+end
+answer[#answer + 1] = tonumber(redis.call('GET', KEYS[#KEYS]) or '0')
+answer[#answer + 1] = redis.call('TTL', KEYS[#KEYS])
+return answer
+"""
 
 
-def _item() -> RateLimitItemPerMinute:
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One request limit as this request left it."""
+
+    item: RateLimitItem
+    used: int
+    reset_at: int  # epoch seconds the window ends
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.item.amount - self.used)
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """What ``count_request`` read: the request limits, and the readings spent this minute."""
+
+    windows: list[Window]
+    readings_spent: int
+    readings_reset_at: int
+
+
+def _readings_item() -> RateLimitItemPerMinute:
     return RateLimitItemPerMinute(int(current_app.config["SYNC_READINGS_PER_MINUTE"]), 1, NAMESPACE)
 
 
-def _refuse(site_id: int, item: RateLimitItemPerMinute, readings: int) -> ApiError:
-    reset = limiter.limiter.get_window_stats(item, f"site:{site_id}").reset_time
-    wait = max(1, math.ceil(reset - time.time()))
+@functools.lru_cache(maxsize=8)
+def _parse_request_limits(text: str) -> tuple[RateLimitItem, ...]:
+    return tuple(
+        type(item)(item.amount, item.multiples, REQUESTS_NAMESPACE) for item in parse_many(text)
+    )
+
+
+def _request_items() -> tuple[RateLimitItem, ...]:
+    return _parse_request_limits(str(current_app.config["RATE_LIMIT"]))
+
+
+def _ident() -> str:
+    """A site counts as itself whichever of its keys it uses; a call without a valid key
+    counts against its client address."""
+    site = try_current_site()
+    return f"site:{site.site_id}" if site is not None else f"addr:{request.remote_addr}"
+
+
+def _storage() -> RedisStorage:
+    storage = limiter.storage
+    assert isinstance(storage, RedisStorage)  # central's limits always live in Redis
+    return storage
+
+
+def _count(ident: str) -> Counted:
+    """One round trip: count this request, read the windows and the readings spent."""
+    storage = _storage()
+    script = current_app.extensions.get(EXTENSION)
+    if script is None:
+        script = current_app.extensions[EXTENSION] = storage.get_connection().register_script(
+            COUNT_SCRIPT
+        )
+    items = _request_items()
+    readings = _readings_item()
+    keys = [storage.prefixed_key(item.key_for(ident)) for item in items]
+    keys.append(storage.prefixed_key(readings.key_for(ident)))
+    answer = script(keys, [item.get_expiry() for item in items])
+    now = time.time()
+    windows = [
+        Window(item, int(answer[2 * i]), _reset_at(now, answer[2 * i + 1], item))
+        for i, item in enumerate(items)
+    ]
+    return Counted(windows, int(answer[-2]), _reset_at(now, answer[-1], readings))
+
+
+def _reset_at(now: float, ttl: int, item: RateLimitItem) -> int:
+    """When a window ends, from its counter's TTL (none yet: a whole window from now)."""
+    return math.ceil(now + (int(ttl) if int(ttl) >= 0 else item.get_expiry()))
+
+
+def _retry_after(reset_at: float) -> str:
+    return str(max(1, math.ceil(reset_at - time.time())))
+
+
+def count_request() -> None:
+    """Count the request against its site's (or address's) limits; 429 past any of them."""
+    try:
+        counted: Counted | None = _count(_ident())
+    except (RedisError, StorageError, OSError) as err:
+        logger.warning("sync request limit not checked, Redis unavailable: %s", err)
+        counted = None
+    g.sync_counted = counted
+    for window in counted.windows if counted else []:
+        if window.used > window.item.amount:
+            err = ApiError(
+                429,
+                f"rate limit exceeded ({window.item}); retry after the Retry-After seconds",
+            )
+            err.headers["Retry-After"] = _retry_after(window.reset_at)
+            raise err
+
+
+def rate_limit_headers(response: Response) -> Response:
+    """The tightest request limit as ``X-RateLimit-*``, from what ``count_request`` read."""
+    counted: Counted | None = g.get("sync_counted")
+    if counted and counted.windows:
+        tightest = min(counted.windows, key=lambda w: w.remaining)
+        response.headers["X-RateLimit-Limit"] = str(tightest.item.amount)
+        response.headers["X-RateLimit-Remaining"] = str(tightest.remaining)
+        response.headers["X-RateLimit-Reset"] = str(tightest.reset_at)
+    return response
+
+
+def init_blueprint(bp: Blueprint) -> None:
+    bp.before_request(count_request)
+    bp.after_request(rate_limit_headers)
+
+
+def _refuse(item: RateLimitItemPerMinute, readings: int, reset_at: float) -> ApiError:
     err = ApiError(
         429,
         f"rate limit exceeded: this site's budget of {item.amount} readings a minute "
         f"(METERIT_SYNC_READINGS_PER_MINUTE on central) has no room for {readings} more; "
         "retry after the Retry-After seconds",
     )
-    err.headers["Retry-After"] = str(wait)
+    err.headers["Retry-After"] = _retry_after(reset_at)
     return err
 
 
-def check_room(site_id: int) -> None:
-    """Refuse a batch before its body is read when the site's budget is already spent."""
-    charge(site_id, 1, spend=False)
+def check_room() -> None:
+    """Refuse the request's batch before its body is read when its site's budget is already
+    spent (from what ``count_request`` read: no round trip of its own)."""
+    counted: Counted | None = g.get("sync_counted")
+    item = _readings_item()
+    if counted is not None and counted.readings_spent >= item.amount:
+        raise _refuse(item, 1, counted.readings_reset_at)
 
 
-def charge(site_id: int, readings: int, *, spend: bool = True) -> None:
+def charge(site_id: int, readings: int) -> None:
     """Spend ``readings`` of the site's budget, or raise a 429 with Retry-After.
 
     A batch larger than the whole budget costs the whole budget, so it passes in an empty
     window rather than never. Spending is one round trip: the count is raised first, and a
     batch it would take over the budget gives its cost back (a refused batch spends nothing;
     a batch arriving in that instant may be refused too, never let through over budget)."""
-    item = _item()
+    item = _readings_item()
     cost = max(1, min(readings, item.amount))
     ident = f"site:{site_id}"
     try:
-        strategy = limiter.limiter
-        if not spend:
-            if not strategy.test(item, ident, cost=cost):
-                raise _refuse(site_id, item, readings)
-        elif not strategy.hit(item, ident, cost=cost):
+        if not limiter.limiter.hit(item, ident, cost=cost):
             limiter.storage.incr(item.key_for(ident), item.get_expiry(), amount=-cost)
-            raise _refuse(site_id, item, readings)
+            reset_at = limiter.limiter.get_window_stats(item, ident).reset_time
+            raise _refuse(item, readings, reset_at)
     except (RedisError, StorageError, OSError) as err:
         logger.warning("readings budget not checked, Redis unavailable: %s", err)
