@@ -44,7 +44,7 @@ EXTENSION = "meterit.sync_budget"
 # Counts the request in every window (a new window's counter expires with it, as ``limits``
 # does) and answers count and seconds left for each, then the readings spent in this minute
 # and that minute's seconds left.
-COUNT_SCRIPT = """
+COUNT_SCRIPT = b"""
 local answer = {}
 for i = 1, #KEYS - 1 do
     local used = redis.call('INCR', KEYS[i])
@@ -142,20 +142,21 @@ def _retry_after(reset_at: float) -> str:
 
 def count_request() -> None:
     """Count the request against its site's (or address's) limits; 429 past any of them."""
+    ident = _ident()
     try:
-        counted: Counted | None = _count(_ident())
+        counted: Counted | None = _count(ident)
     except (RedisError, StorageError, OSError) as err:
         logger.warning("sync request limit not checked, Redis unavailable: %s", err)
         counted = None
     g.sync_counted = counted
     for window in counted.windows if counted else []:
         if window.used > window.item.amount:
-            err = ApiError(
+            refused = ApiError(
                 429,
                 f"rate limit exceeded ({window.item}); retry after the Retry-After seconds",
             )
-            err.headers["Retry-After"] = _retry_after(window.reset_at)
-            raise err
+            refused.headers["Retry-After"] = _retry_after(window.reset_at)
+            raise refused
 
 
 def rate_limit_headers(response: Response) -> Response:
