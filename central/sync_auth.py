@@ -1,5 +1,6 @@
 """Who is calling the sync API: the site behind ``X-API-Key``, looked up once per request on
-the request's connection (``central.database.request_connection``)."""
+the request's connection (``central.database.request_connection``), behind the limiter of
+failed key attempts (``common.attempts``, scope "api-key")."""
 
 from __future__ import annotations
 
@@ -16,25 +17,36 @@ from common.wire import HEADER_API_KEY
 logger = logging.getLogger(__name__)
 
 
+def key_account() -> tuple[str | None, str | None]:
+    """(account, address) the request's key attempts count against: the key's lookup prefix
+    (mtk_xxxxxxxx) names the "account" a guess is counted against."""
+    given = request.headers.get(HEADER_API_KEY)
+    return "_".join((given or "").strip().split("_")[:2])[:20] or None, request.remote_addr
+
+
 def try_current_site() -> SiteIdentity | None:
-    """The calling site, or None; the refusal is kept for ``current_site`` to raise."""
+    """The calling site, or None; the refusal is kept for ``current_site`` to raise.
+
+    A valid key's lockout (too many failed attempts for its prefix or the address) is judged
+    by ``central.sync_budget.count_request``, from counters it reads in the round trip that
+    counts the request; a refused key's is judged here, before the failure is counted. Either
+    way a locked-out prefix or address is answered 429, whether the key is right or not."""
     if "site" not in g:
         given = request.headers.get(HEADER_API_KEY)
-        # the lookup prefix (mtk_xxxxxxxx) names the "account" a key guess is counted against
-        prefix = "_".join((given or "").strip().split("_")[:2])[:20] or None
-        attempts = limiter("api-key")
         try:
-            if given:
-                attempts.check(prefix, request.remote_addr)
             g.site = authenticate(request_connection(), given)
-        except TooManyAttempts as err:
-            g.site = None
-            g.auth_error = err
         except KeyAuthError as err:
-            if given:
-                attempts.failed(prefix, request.remote_addr)
             g.site = None
             g.auth_error = str(err)
+            if given:
+                account, address = key_account()
+                attempts = limiter("api-key")
+                try:
+                    attempts.check(account, address)
+                except TooManyAttempts as locked:
+                    g.auth_error = locked
+                    return None
+                attempts.failed(account, address)
             # one line per refusal: an appliance with a stale key shows up here by address
             logger.warning(
                 "sync API refused %s from %s: %s", request.path, request.remote_addr, err

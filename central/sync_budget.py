@@ -12,8 +12,9 @@ batches and many small ones spend the same budget.
 Both are fixed windows in the limiter's Redis (the ``limits`` library's keys and windows, like
 every limit of central). A request costs one round trip (``count_request``: count it, read each
 window's time left and the readings spent so far, for the ``X-RateLimit-*`` headers and for
-refusing a batch before its body is read) and a batch one more (``charge``). When Redis is away,
-requests go through unlimited (Redis holds no data; /health reports it).
+refusing a batch before its body is read, and the failed attempts of a valid key's prefix and
+address, ``central.sync_auth``) and a batch one more (``charge``). When Redis is away, requests
+go through unlimited (Redis holds no data; /health reports it).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from redis.exceptions import RedisError
 
 from central.errors import ApiError
 from central.extensions import limiter
-from central.sync_auth import try_current_site
+from central.sync_auth import key_account, try_current_site
+from common.attempts import limiter as limiter_for
 
 logger = logging.getLogger(__name__)
 
@@ -40,22 +42,28 @@ NAMESPACE = "meterit-sync-readings"
 REQUESTS_NAMESPACE = "meterit-sync-requests"
 EXTENSION = "meterit.sync_budget"
 
-# KEYS: each request limit's counter, then the readings counter; ARGV: each limit's window (s).
-# Counts the request in every window (a new window's counter expires with it, as ``limits``
-# does) and answers count and seconds left for each, then the readings spent in this minute
-# and that minute's seconds left.
+# KEYS: each request limit's counter, the readings counter, then any counters of failed key
+# attempts; ARGV: the number of request limits, then each one's window (s). Counts the request
+# in every window (a new window's counter expires with it, as ``limits`` does) and answers the
+# count and seconds left of each, the readings spent in this minute and that minute's seconds
+# left, then each failed-attempts count.
 COUNT_SCRIPT = b"""
+local requests = tonumber(ARGV[1])
 local answer = {}
-for i = 1, #KEYS - 1 do
+for i = 1, requests do
     local used = redis.call('INCR', KEYS[i])
     if used == 1 then
-        redis.call('EXPIRE', KEYS[i], ARGV[i])
+        redis.call('EXPIRE', KEYS[i], ARGV[i + 1])
     end
     answer[#answer + 1] = used
     answer[#answer + 1] = redis.call('TTL', KEYS[i])
 end
-answer[#answer + 1] = tonumber(redis.call('GET', KEYS[#KEYS]) or '0')
-answer[#answer + 1] = redis.call('TTL', KEYS[#KEYS])
+local readings = KEYS[requests + 1]
+answer[#answer + 1] = tonumber(redis.call('GET', readings) or '0')
+answer[#answer + 1] = redis.call('TTL', readings)
+for i = requests + 2, #KEYS do
+    answer[#answer + 1] = tonumber(redis.call('GET', KEYS[i]) or '0')
+end
 return answer
 """
 
@@ -75,11 +83,13 @@ class Window:
 
 @dataclass(frozen=True, slots=True)
 class Counted:
-    """What ``count_request`` read: the request limits, and the readings spent this minute."""
+    """What ``count_request`` read: the request limits, the readings spent this minute, and
+    the failed attempts counted against the key's prefix and the address."""
 
     windows: list[Window]
     readings_spent: int
     readings_reset_at: int
+    failed_attempts: list[int]
 
 
 def _readings_item() -> RateLimitItemPerMinute:
@@ -97,21 +107,15 @@ def _request_items() -> tuple[RateLimitItem, ...]:
     return _parse_request_limits(str(current_app.config["RATE_LIMIT"]))
 
 
-def _ident() -> str:
-    """A site counts as itself whichever of its keys it uses; a call without a valid key
-    counts against its client address."""
-    site = try_current_site()
-    return f"site:{site.site_id}" if site is not None else f"addr:{request.remote_addr}"
-
-
 def _storage() -> RedisStorage:
     storage = limiter.storage
     assert isinstance(storage, RedisStorage)  # central's limits always live in Redis
     return storage
 
 
-def _count(ident: str) -> Counted:
-    """One round trip: count this request, read the windows and the readings spent."""
+def _count(ident: str, attempt_keys: list[str]) -> Counted:
+    """One round trip: count this request, read the windows, the readings spent and the
+    failed key attempts."""
     storage = _storage()
     script = current_app.extensions.get(EXTENSION)
     if script is None:
@@ -122,13 +126,15 @@ def _count(ident: str) -> Counted:
     readings = _readings_item()
     keys = [storage.prefixed_key(item.key_for(ident)) for item in items]
     keys.append(storage.prefixed_key(readings.key_for(ident)))
-    answer = script(keys, [item.get_expiry() for item in items])
+    answer = script(keys + attempt_keys, [len(items)] + [item.get_expiry() for item in items])
     now = time.time()
     windows = [
         Window(item, int(answer[2 * i]), _reset_at(now, answer[2 * i + 1], item))
         for i, item in enumerate(items)
     ]
-    return Counted(windows, int(answer[-2]), _reset_at(now, answer[-1], readings))
+    spent, left = answer[2 * len(items) : 2 * len(items) + 2]
+    failed = [int(n) for n in answer[2 * len(items) + 2 :]]
+    return Counted(windows, int(spent), _reset_at(now, left, readings), failed)
 
 
 def _reset_at(now: float, ttl: int, item: RateLimitItem) -> int:
@@ -141,15 +147,26 @@ def _retry_after(reset_at: float) -> str:
 
 
 def count_request() -> None:
-    """Count the request against its site's (or address's) limits; 429 past any of them."""
-    ident = _ident()
+    """Count the request against its site's limits (a call without a valid key: its client
+    address's); 429 past any of them, or while the key's prefix or the address is locked out
+    for failed key attempts (``central.sync_auth``)."""
+    site = try_current_site()
+    ident = f"site:{site.site_id}" if site is not None else f"addr:{request.remote_addr}"
+    attempts = account = address = None
+    attempt_keys: list[str] = []
+    if site is not None:
+        account, address = key_account()
+        attempts = limiter_for("api-key")
+        attempt_keys = attempts.redis_keys(account, address)
     try:
-        counted: Counted | None = _count(ident)
+        counted: Counted | None = _count(ident, attempt_keys)
     except (RedisError, StorageError, OSError) as err:
         logger.warning("sync request limit not checked, Redis unavailable: %s", err)
         counted = None
     g.sync_counted = counted
-    for window in counted.windows if counted else []:
+    if counted is None:
+        return
+    for window in counted.windows:
         if window.used > window.item.amount:
             refused = ApiError(
                 429,
@@ -157,6 +174,15 @@ def count_request() -> None:
             )
             refused.headers["Retry-After"] = _retry_after(window.reset_at)
             raise refused
+    if attempts is None:
+        return
+    if not attempt_keys:  # the attempts are counted elsewhere than Redis: ask them there
+        attempts.check(account, address)
+        return
+    try:
+        attempts.judge(account, address, counted.failed_attempts)
+    except (RedisError, StorageError, OSError) as err:  # its Retry-After needs one more read
+        logger.warning("key attempts not checked, Redis unavailable: %s", err)
 
 
 def rate_limit_headers(response: Response) -> Response:

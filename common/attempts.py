@@ -92,21 +92,36 @@ class AttemptLimiter:
     def check(self, account: str | None, address: str | None) -> None:
         """Raise TooManyAttempts when the account or the address has no budget left."""
         try:
-            limiter = self._limiter()
-            keys = self._keys(account, address)
-            for (item, space, key), used in zip(keys, self._counts(keys), strict=True):
-                if used >= item.amount:
-                    reset, _ = limiter.get_window_stats(item, space, key)
-                    retry = max(1, math.ceil(reset - self._clock()))
-                    raise TooManyAttempts(retry, key.partition(":")[0])
+            self._limiter()
+            self.judge(account, address, self._counts(self._keys(account, address)))
         except TooManyAttempts:
             raise
         except Exception as err:  # Redis away: let it through, say so
             logger.warning("%s: attempt limiter unavailable (%s); not limiting", self.scope, err)
 
+    def redis_keys(self, account: str | None, address: str | None) -> list[str]:
+        """The Redis keys of the failures counted for the account and the address, for a caller
+        that reads them in a round trip it makes anyway (the sync API's request count); it
+        passes what it read to ``judge``. Empty when the counts are not in Redis."""
+        self._limiter()
+        storage = self._storage
+        if not isinstance(storage, RedisStorage):
+            return []
+        keys = self._keys(account, address)
+        return [storage.prefixed_key(item.key_for(space, key)) for item, space, key in keys]
+
+    def judge(self, account: str | None, address: str | None, counts: list[int]) -> None:
+        """Raise TooManyAttempts when a count (in ``redis_keys`` order) has used its budget."""
+        keys = self._keys(account, address)
+        for (item, space, key), used in zip(keys, counts, strict=True):
+            if used >= item.amount:
+                reset, _ = self._limiter().get_window_stats(item, space, key)
+                retry = max(1, math.ceil(reset - self._clock()))
+                raise TooManyAttempts(retry, key.partition(":")[0])
+
     def _counts(self, keys: list[tuple[RateLimitItem, str, str]]) -> list[int]:
         """The failures counted so far under each key: one round trip to Redis for all of
-        them (every sync request checks two), one lookup each in another storage."""
+        them, one lookup each in another storage."""
         storage = self._storage
         names = [item.key_for(space, key) for item, space, key in keys]
         if isinstance(storage, RedisStorage):

@@ -104,6 +104,25 @@ def test_wrong_api_keys_are_limited_per_address(make_central_server: Any) -> Non
     assert_refused(requests.post(server.url(SYNC_AUTH), headers={"X-API-Key": site.api_key}))
 
 
+def test_a_key_prefix_guessed_too_often_refuses_its_right_key_too(make_central_server: Any) -> None:
+    """A valid key's lockout is read in the request-count round trip (central.sync_budget),
+    not before the lookup: the answer must still be the lockout's, with nothing to tell a
+    right guess from a wrong one, and only for that prefix."""
+    server: CentralServer = make_central_server(METERIT_RATE_LIMIT="1000/minute")
+    site = server.create_site("plant-1")
+    other = server.create_site("plant-2")
+    prefix = "_".join(site.api_key.split("_")[:2])
+    for i in range(ACCOUNT_BUDGET):
+        guess = {"X-API-Key": f"{prefix}_guess{i}"}
+        answer = requests.post(server.url(SYNC_AUTH), headers=guess, timeout=10)
+        assert answer.status_code == 401, (i, answer.text)
+    right = requests.post(server.url(SYNC_AUTH), headers={"X-API-Key": site.api_key}, timeout=10)
+    assert_refused(right)
+    assert "too many failed attempts for this account" in right.json()["error"]
+    other_key = {"X-API-Key": other.api_key}
+    assert requests.post(server.url(SYNC_AUTH), headers=other_key, timeout=10).status_code == 200
+
+
 def test_the_metrics_token_is_limited(make_central_server: Any) -> None:
     server: CentralServer = make_central_server(METERIT_METRICS_TOKEN="s3cret-metrics-token")
     for _ in range(ADDRESS_BUDGET):
