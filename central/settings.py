@@ -43,8 +43,9 @@ class CentralSettings:
     )
     rate_limit: str = setting(
         "1000/minute",
-        help="requests each site may make to the sync API, all endpoints together (Flask-Limiter "
-        "syntax); readings are counted by sync_readings_per_minute",
+        help="requests each site may make to the sync API, all endpoints together (e.g. "
+        "1000/minute; several limits separated by ';'); readings are counted by "
+        "sync_readings_per_minute",
     )
     sync_readings_per_minute: int = setting(
         1_000_000,
@@ -246,10 +247,15 @@ def load_settings(
         raise config.ConfigError(
             f"METERIT_ALERT_FALLBACK_RECIPIENTS={settings.alert_fallback_recipients!r}: {err}"
         ) from None
-    for name in ("mcp_auth_failures", "mcp_mail_rate"):
+    # the sync API's request limit may be several (1000/minute;20000/hour), the others one
+    for name, parse in (
+        ("rate_limit", limits.parse_many),
+        ("mcp_auth_failures", limits.parse),
+        ("mcp_mail_rate", limits.parse),
+    ):
         value = getattr(settings, name)
         try:
-            limits.parse(value)
+            parse(value)
         except ValueError:
             raise config.ConfigError(
                 f"{config.env_name(name)}={value!r}: expected a rate such as 10/minute or 5/hour"

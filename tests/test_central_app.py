@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from central.app import create_app
-from central.settings import CentralSettings
+from central.settings import CentralSettings, load_settings
 from common.config import ConfigError
 
 # what the environment says; a test_config-built app must not see any of it
@@ -76,3 +76,11 @@ def test_served_the_app_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("METERIT_HEARTBEAT_LATE_S", "not-a-number")
     with pytest.raises(ConfigError, match="HEARTBEAT_LATE_S"):
         create_app()
+
+
+def test_the_sync_request_limit_is_checked_when_central_starts() -> None:
+    """central.sync_budget parses it on every sync request: a typo must stop the start, not
+    answer 500 to every appliance."""
+    assert load_settings({"METERIT_RATE_LIMIT": "3/minute;100/hour"}).rate_limit
+    with pytest.raises(ConfigError, match="METERIT_RATE_LIMIT='lots'"):
+        load_settings({"METERIT_RATE_LIMIT": "lots"})
