@@ -144,16 +144,12 @@ def bare_sql(url: str, period: Period, demand: timedelta) -> float:
                 "first_hour": p.start.replace(minute=0),
                 "interval_s": int(demand.total_seconds()),
                 "void_step": timedelta(minutes=15),
+                "detail": p is period,
             }
             with conn.transaction():
                 conn.execute("SET LOCAL jit = off")
                 conn.execute("SET LOCAL work_mem = '64MB'")
-                conn.execute(energy_sql.HOURS_SQL, params)
-                conn.execute(energy_sql.intervals_sql(spi), params)
-                conn.execute(energy_sql.POINT_FIGURES_SQL).fetchall()
-                conn.execute(energy_sql.SITE_INTERVALS_SQL).fetchall()
-                conn.execute(energy_sql.RESETS_SQL, params).fetchall()
-                conn.execute("DROP TABLE report_hours, report_intervals")
+                conn.execute(energy_sql.energy_sql(spi), params).fetchall()
         with conn.transaction():
             conn.execute("SET LOCAL jit = off")
             conn.execute(

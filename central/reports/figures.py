@@ -156,8 +156,8 @@ def compute(
     aligned: bool = True,
 ) -> PeriodEnergy:
     """Energy figures of ``counters`` (point id -> (site id, factor to kWh)) over ``period``.
-    ``detail`` adds the per-site interval series and the resets (the previous period, shown
-    only as totals, goes without); ``aligned=False`` takes the slot-by-slot way even where
+    ``detail`` adds the counter resets (the previous period, shown only as totals, goes
+    without); ``aligned=False`` takes the slot-by-slot way even where
     whole intervals would do (the tests compare both)."""
     out = PeriodEnergy(period, demand)
     points = list(counters)
@@ -165,31 +165,29 @@ def compute(
         **_params(period, demand),
         "points": points,
         "factors": [counters[p][1] for p in points],
+        "detail": detail,
     }
+    n = out.intervals
+    sql = energy_sql.energy_sql(_aligned(period, demand, aligned))
     with conn.transaction():
         conn.execute("SET LOCAL jit = off")
         conn.execute("SET LOCAL work_mem = '64MB'")
-        conn.execute("DROP TABLE IF EXISTS report_hours, report_intervals")
-        conn.execute(energy_sql.HOURS_SQL, params)
-        conn.execute(energy_sql.intervals_sql(_aligned(period, demand, aligned)), params)
-        for point_id, energy, idx, peak, voids in conn.execute(energy_sql.POINT_FIGURES_SQL):
+        rows = conn.execute(sql, params).fetchall()
+    for kind, key, idx, energy, peak, void, count, at, before, after in rows:
+        if kind == "p":
             start = None if idx is None else out.interval_start(idx)
-            out.points[point_id] = figures(energy, peak, start, period, demand)
-            out.voids[point_id] = voids
-        for point_id in points:
-            if point_id not in out.points:
-                out.points[point_id] = figures(0.0, None, None, period, demand)
-        n = out.intervals
-        for site_id, idx, energy, void in conn.execute(energy_sql.SITE_INTERVALS_SQL):
-            series = out.sites.get(site_id)
+            out.points[key] = figures(energy, peak, start, period, demand)
+            out.voids[key] = count
+        elif kind == "s":
+            series = out.sites.get(key)
             if series is None:
-                series = out.sites[site_id] = SiteSeries([0.0] * n, [False] * n)
+                series = out.sites[key] = SiteSeries([0.0] * n, [False] * n)
             series.energy[idx] = energy
             series.void[idx] = void
-        if detail:
-            out.resets = [
-                Reset(r[0], r[1], r[2], r[3], r[4])
-                for r in conn.execute(energy_sql.RESETS_SQL, params)
-            ]
-        conn.execute("DROP TABLE report_hours, report_intervals")
+        else:
+            out.resets.append(Reset(key, at, count, before, after))
+    out.resets.sort(key=lambda r: (r.point_id, r.at))
+    for point_id in points:
+        if point_id not in out.points:
+            out.points[point_id] = figures(0.0, None, None, period, demand)
     return out

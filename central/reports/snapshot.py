@@ -4,7 +4,9 @@ each on its own connection, all reading the same snapshot of the database.
 Each aggregate is long statements on one PostgreSQL backend, so running them one after another
 leaves the other cores idle; side by side they take about as long as the longest. The
 connections import the snapshot a first one exported (``pg_export_snapshot``), so a reading
-committed while the report runs is in all of its figures or in none.
+committed while the report runs is in all of its figures or in none. The connections only read
+(their SQL needs no temporary tables), so they may be a hot standby's: PostgreSQL exports and
+imports snapshots during recovery too (``central.reports.source`` chooses the server).
 
 Without a way to connect (``connect=None``: the tests' single connection) the work runs in
 order on the given connection, as it always did.
@@ -49,11 +51,17 @@ class Runner:
     def _on_own_connection(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         assert self._connect is not None
         with self._connect() as conn:
-            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            _reading(conn)
             conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(self._snapshot))
             out = work(conn)
-            conn.rollback()  # the work wrote nothing but its temporary tables
+            conn.rollback()  # nothing to keep: the work only read
         return out
+
+
+def _reading(conn: psycopg.Connection[Any]) -> None:
+    """The next transaction reads one consistent snapshot and cannot write."""
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
 
 
 @contextmanager
@@ -65,7 +73,7 @@ def runner(conn: psycopg.Connection[Any], connect: Connect | None, width: int) -
         return
     # the lead connection's open transaction keeps the exported snapshot importable
     with connect() as lead, ThreadPoolExecutor(width, thread_name_prefix="report-sql") as pool:
-        lead.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        _reading(lead)
         row = lead.execute("SELECT pg_export_snapshot()").fetchone()
         assert row is not None
         yield Runner(conn, pool, connect, row[0])  # leaving waits for every piece
