@@ -65,7 +65,14 @@ def evaluate_alerts() -> dict[str, Any]:
 
 
 def make_reports() -> dict[str, int]:
-    """Request due scheduled reports and make waiting ones (``central.reports.runner``)."""
+    """Request due scheduled reports and make waiting ones (``central.reports.runner``), their
+    figures read from the read replica when one is set."""
     settings = load_settings()
     with connect(settings.database_url) as conn:
-        return runner.tick(conn, settings.database_url, datetime.now(UTC), REPORTS_PER_RUN)
+        return runner.tick(
+            conn,
+            settings.database_url,
+            datetime.now(UTC),
+            REPORTS_PER_RUN,
+            settings.read_database_url,
+        )

@@ -1,13 +1,18 @@
 """Read-replica routing against a real streaming replica: a private primary and a hot standby
 made by ``pg_basebackup -R`` on this machine. With the standby's replay paused, a reading
 written to the primary is invisible to what reads the replica, which shows exactly which pages,
-API calls and MCP tools read there; writes and what must see them stay on the primary."""
+API calls and MCP tools read there; writes and what must see them stay on the primary. Reports
+read the replica too, once it has replayed what the primary had when they started: the servers'
+own table statistics show which one a report's figures scanned."""
 
 from __future__ import annotations
 
 import asyncio
 import csv
 import io
+import logging
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,8 +26,9 @@ import requests
 
 from central.app import create_app
 from central.database import EXTENSION, READ_EXTENSION, pool, read_pool
+from central.reports import runner, service
 from central.settings import CentralSettings
-from tests import harness
+from tests import harness, report_data
 from tests.alert_helpers import ADMIN
 from tests.central_fixtures import CentralServer
 from tests.central_mcp_helpers import (
@@ -48,6 +54,7 @@ NEW_READINGS = 5
 class Replicated:
     primary: PrivateCluster
     standby: PrivateCluster
+    template: str  # the migrated schema, for a test that needs a database of its own
     database: str
     seeded: Seeded
 
@@ -72,23 +79,26 @@ def replicated() -> Iterator[Replicated]:
         seeded = seed(primary.url(database))
         standby = PrivateCluster.standby_of(primary)
         caught_up(primary, standby)
-        yield Replicated(primary, standby, database, seeded)
+        yield Replicated(primary, standby, template, database, seeded)
     finally:
         if standby is not None:
             standby.stop()
         primary.stop()
 
 
+def set_replay(replicated: Replicated, paused: bool) -> None:
+    with psycopg.connect(replicated.standby.admin_url, autocommit=True) as conn:
+        conn.execute(f"SELECT pg_wal_replay_{'pause' if paused else 'resume'}()")
+
+
 @contextmanager
 def replay_paused(replicated: Replicated) -> Iterator[None]:
     """The standby stops applying the primary's changes (it still receives them)."""
-    with psycopg.connect(replicated.standby.admin_url, autocommit=True) as conn:
-        conn.execute("SELECT pg_wal_replay_pause()")
+    set_replay(replicated, paused=True)
     try:
         yield
     finally:
-        with psycopg.connect(replicated.standby.admin_url, autocommit=True) as conn:
-            conn.execute("SELECT pg_wal_replay_resume()")
+        set_replay(replicated, paused=False)
     caught_up(replicated.primary, replicated.standby)
 
 
@@ -270,3 +280,148 @@ def test_doctor_checks_the_replica(replicated: Replicated, redis_url: str, tmp_p
     stopped = f"postgresql://postgres@127.0.0.1:{free_tcp_port()}/x"
     rc, gone = doctor_line({**env, "METERIT_READ_DATABASE_URL": stopped})
     assert rc == 2 and gone.startswith("FAIL") and "METERIT_READ_DATABASE_URL" in gone
+
+
+@dataclass
+class ReportDatabase:
+    """A database of the report tests' known readings (``tests.report_data``) on the primary,
+    replayed on the standby."""
+
+    primary_url: str
+    standby_url: str
+    ids: dict[str, int]
+
+    def make(self, read_url: str | None, replay_wait: timedelta = timedelta(seconds=60)) -> Any:
+        """October's report by the worker's code, reading its figures from ``read_url``."""
+        with psycopg.connect(self.primary_url) as conn:
+            report_id = service.request_report(
+                conn,
+                self.ids["tenant"],
+                None,
+                {"kind": "month", "day": "2026-10-01"},
+                "Europe/Paris",
+                actor="test",
+            )
+            conn.commit()
+            assert runner.run_one(conn, self.primary_url, read_url, replay_wait) == report_id
+            result = service.get_result(conn, self.ids["tenant"], report_id)
+        assert result is not None, service.get_report(conn, self.ids["tenant"], report_id)
+        del result["generated_at"]
+        return result
+
+    def bump(self, kwh: float) -> None:
+        """``kwh`` more in one October hour of the main counter, written to the primary."""
+        with psycopg.connect(self.primary_url) as conn:
+            conn.execute(
+                """UPDATE readings_hourly SET slot_energy[1] = slot_energy[1] + %s
+                   WHERE point_id = %s AND hour = '2026-10-15 10:00+00'""",
+                (kwh, self.ids["main_energy"]),
+            )
+
+
+def hourly_scans(url: str) -> int:
+    """How often this server has scanned the rollup table (each server counts its own)."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            """SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) FROM pg_stat_user_tables
+               WHERE relname = 'readings_hourly'"""
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def scans_grow(url: str, before: int) -> bool:
+    """Whether the server's scans pass ``before``; a closed session's statistics reach the
+    server as its backend exits, a moment after the client has gone."""
+    deadline = time.monotonic() + 30
+    while hourly_scans(url) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return hourly_scans(url) > before
+
+
+def energy(result: Any) -> float:
+    return float(result["fleet"]["figures"]["energy_kwh"])
+
+
+@pytest.fixture(scope="module")
+def reports_db(replicated: Replicated) -> Iterator[ReportDatabase]:
+    name = harness.create_database(replicated.primary.admin_url, replicated.template)
+    try:
+        with psycopg.connect(replicated.primary.url(name)) as conn:
+            ids = report_data.load(conn)
+        caught_up(replicated.primary, replicated.standby)
+        yield ReportDatabase(replicated.primary.url(name), replicated.standby.url(name), ids)
+    finally:
+        harness.drop_database(replicated.primary.admin_url, name)
+
+
+def test_a_report_reads_its_figures_from_the_replica_and_they_are_the_primarys(
+    reports_db: ReportDatabase,
+) -> None:
+    primary_before = hourly_scans(reports_db.primary_url)
+    standby_before = hourly_scans(reports_db.standby_url)
+    on_replica = reports_db.make(reports_db.standby_url)
+    # its three aggregates ran on the standby (on one snapshot it exported there), none on
+    # the primary, where the report's row and files were written
+    assert scans_grow(reports_db.standby_url, standby_before)
+    assert hourly_scans(reports_db.primary_url) == primary_before
+    on_primary = reports_db.make(None)
+    assert scans_grow(reports_db.primary_url, primary_before)  # the measure sees the primary
+    assert on_replica == on_primary
+    assert energy(on_replica) == 22372.0 + 5587.375  # tests/report_data.py's October
+    assert on_replica["sites"][0]["meters"][0]["resets"]
+
+
+def resume_once_waited_on(replicated: Replicated) -> None:
+    """Resume the standby's replay once a report is seen waiting for it (its session's last
+    query is the replay check)."""
+    with psycopg.connect(replicated.standby.admin_url, autocommit=True) as conn:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                """SELECT count(*) FROM pg_stat_activity
+                   WHERE query LIKE '%pg_last_wal_replay_lsn() >=%' AND pid <> pg_backend_pid()"""
+            ).fetchone()
+            if row and row[0]:
+                break
+            time.sleep(0.05)
+    set_replay(replicated, paused=False)
+
+
+def test_a_report_waits_for_the_replica_to_replay_what_the_primary_had_when_it_started(
+    replicated: Replicated, reports_db: ReportDatabase
+) -> None:
+    """Figures that reached the primary just before the report started are in it, although
+    the replica had not replayed them yet: the report waits for it (replay resumes once the
+    report waits), then reads it."""
+    before = reports_db.make(reports_db.standby_url)
+    standby_before = hourly_scans(reports_db.standby_url)
+    set_replay(replicated, paused=True)
+    resume = threading.Thread(target=resume_once_waited_on, args=(replicated,))
+    try:
+        reports_db.bump(1000.0)
+        resume.start()
+        after = reports_db.make(reports_db.standby_url)
+    finally:
+        if resume.is_alive():
+            resume.join()
+        set_replay(replicated, paused=False)
+        reports_db.bump(-1000.0)
+        caught_up(replicated.primary, replicated.standby)
+    assert energy(after) == energy(before) + 1000
+    assert scans_grow(reports_db.standby_url, standby_before)
+
+
+def test_a_report_reads_the_primary_when_the_replica_is_too_far_behind(
+    replicated: Replicated, reports_db: ReportDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = reports_db.make(reports_db.standby_url)
+    standby_before = hourly_scans(reports_db.standby_url)
+    with replay_paused(replicated):
+        reports_db.bump(1000.0)
+        with caplog.at_level(logging.WARNING, logger="central.reports.source"):
+            lagging = reports_db.make(reports_db.standby_url, replay_wait=timedelta(seconds=0.2))
+        reports_db.bump(-1000.0)
+    assert energy(lagging) == energy(before) + 1000  # the primary's figures, not the replica's
+    assert "this report reads the primary" in caplog.text
+    assert hourly_scans(reports_db.standby_url) == standby_before

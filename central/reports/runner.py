@@ -18,7 +18,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from central.mail import outbox
-from central.reports import build, csv_export, documents, schedules, service
+from central.reports import build, csv_export, documents, schedules, service, source
 from central.reports.period import Period
 
 logger = logging.getLogger(__name__)
@@ -112,8 +112,15 @@ def _mail(
     )
 
 
-def run_one(conn: psycopg.Connection[Any], url: str) -> int | None:
-    """Claim and make one report; returns its id, or None when none waits."""
+def run_one(
+    conn: psycopg.Connection[Any],
+    url: str,
+    read_url: str | None = None,
+    replay_wait: timedelta = source.REPLAY_WAIT,
+) -> int | None:
+    """Claim and make one report; returns its id, or None when none waits. Its figures are
+    read from ``read_url`` (a replica) when it has caught up (``central.reports.source``),
+    else from the primary ``url``; everything it writes goes to the primary (``conn``)."""
     row = claim(conn)
     if row is None:
         return None
@@ -122,6 +129,7 @@ def run_one(conn: psycopg.Connection[Any], url: str) -> int | None:
     started = time.monotonic()
     try:
         period = Period.of(kind, first, tz, last)
+        figures_url = source.url_to_read(conn, url, read_url, replay_wait)
         result = build.build(
             conn,
             tenant_id,
@@ -129,7 +137,7 @@ def run_one(conn: psycopg.Connection[Any], url: str) -> int | None:
             period=period,
             demand=timedelta(minutes=demand),
             progress=progress,
-            connect=lambda: psycopg.connect(url),
+            connect=lambda: psycopg.connect(figures_url),
         )
         progress(75, "rendering the PDF")
         files = {"pdf": documents.pdf(result)}
@@ -151,11 +159,12 @@ def run_one(conn: psycopg.Connection[Any], url: str) -> int | None:
             if done is not None and schedule_id is not None:
                 _mail(conn, report_id, schedule_id, result, files)
         logger.info(
-            "report %s done in %.1f s: %s, %d site(s)",
+            "report %s done in %.1f s: %s, %d site(s), read from the %s",
             report_id,
             time.monotonic() - started,
             period.label,
             len(result["sites"]),
+            "primary" if figures_url == url else "replica",
         )
     except Exception as err:
         conn.rollback()
@@ -172,12 +181,16 @@ def run_one(conn: psycopg.Connection[Any], url: str) -> int | None:
 
 
 def tick(
-    conn: psycopg.Connection[Any], url: str, now: datetime, max_reports: int
+    conn: psycopg.Connection[Any],
+    url: str,
+    now: datetime,
+    max_reports: int,
+    read_url: str | None = None,
 ) -> dict[str, int]:
     """Request due scheduled reports, then make up to ``max_reports`` waiting ones (the rest
-    wait for the next run)."""
+    wait for the next run), reading their figures from ``read_url`` when it is set."""
     requested = schedules.request_due(conn, now)
     made = 0
-    while made < max_reports and run_one(conn, url) is not None:
+    while made < max_reports and run_one(conn, url, read_url) is not None:
         made += 1
     return {"scheduled": len(requested), "made": made}
