@@ -305,7 +305,7 @@ class ReportDatabase:
             conn.commit()
             assert runner.run_one(conn, self.primary_url, read_url, replay_wait) == report_id
             result = service.get_result(conn, self.ids["tenant"], report_id)
-        assert result is not None, service.get_report(conn, self.ids["tenant"], report_id)
+            assert result is not None, service.get_report(conn, self.ids["tenant"], report_id)
         del result["generated_at"]
         return result
 
