@@ -21,7 +21,7 @@ class CentralSettings:
     read_database_url: str | None = setting(
         None,
         help="a read-only replica of the central database for the pages and tools that only "
-        "read (dashboards, site pages, explorer, readings API, reports' figures, MCP reads); "
+        "read (the fleet dashboard, explorer, readings API, reports' figures, MCP reads); "
         "unset, they read the primary",
         url_schemes=PG_SCHEMES,
         secret=True,
