@@ -32,12 +32,12 @@ FROM meters m LEFT JOIN meter_status s ON s.meter_id = m.id
 WHERE m.active ORDER BY m.external_id
 """
 
-# the backlog's count walks the partial index of unsynced readings (as the heartbeat and the
-# Sync page do); its age comes from the oldest unsynced id, one index probe
+# the backlog's count is the upload queue's (as the heartbeat and the Sync page count it); its
+# age comes from the oldest queued id, one index probe
 _STATE = """
-SELECT (SELECT count(*) FROM readings WHERE synced_at IS NULL),
-       (SELECT extract(epoch FROM now() - ts)::float8 FROM readings
-        WHERE synced_at IS NULL ORDER BY id LIMIT 1),
+SELECT (SELECT count(*) FROM upload_queue),
+       (SELECT extract(epoch FROM now() - r.ts)::float8 FROM upload_queue q
+        JOIN readings r ON r.id = q.id ORDER BY q.id LIMIT 1),
        (SELECT coalesce(sum(row_count), 0) FROM upload_batches),
        (SELECT count(*) FROM quarantine),
        a.dropped_total, a.collection_paused, a.upload_paused, a.connectivity = 'online',

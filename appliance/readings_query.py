@@ -177,7 +177,7 @@ def _query(
         conn.cursor(row_factory=class_row(_ReadingRow))
         .execute(
             f"""SELECT r.id, r.ts, p.name AS point, p.unit, r.value,
-                   r.synced_at IS NOT NULL AS synced
+                   NOT EXISTS (SELECT 1 FROM upload_queue q WHERE q.id = r.id) AS synced
             FROM readings r JOIN meter_points p ON p.id = r.point_id
             WHERE r.point_id = ANY(%(points)s) AND r.ts >= %(start)s AND r.ts < %(end)s
               {keyset}

@@ -153,11 +153,11 @@ def get_sync_status(settings: ApplianceSettings, recent_errors: int = 10) -> Syn
         # be pruned already; duplicates count, since central holds them too
         counts = _one(
             conn.cursor(row_factory=class_row(_Counts)).execute(
-                """SELECT (SELECT count(*) FROM readings WHERE synced_at IS NULL) AS backlog,
+                """SELECT (SELECT count(*) FROM upload_queue) AS backlog,
                           (SELECT coalesce(sum(row_count), 0) FROM upload_batches) AS in_flight,
                           (SELECT count(*) FROM quarantine) AS quarantined,
-                          (SELECT ts FROM readings WHERE synced_at IS NULL ORDER BY id LIMIT 1)
-                              AS oldest_unsynced_ts,
+                          (SELECT r.ts FROM upload_queue q JOIN readings r ON r.id = q.id
+                           ORDER BY q.id LIMIT 1) AS oldest_unsynced_ts,
                           l.last_sync_at, l.last_hour, l.last_day
                    FROM (SELECT max(finished_at) AS last_sync_at,
                                 coalesce(sum(accepted + duplicates) FILTER (
@@ -278,8 +278,8 @@ def get_meter_status(
                           coalesce(b.n, 0) AS backlog
                    FROM meters m
                    LEFT JOIN meter_status s ON s.meter_id = m.id
-                   LEFT JOIN (SELECT meter_id, count(*) AS n FROM readings
-                              WHERE synced_at IS NULL GROUP BY meter_id) b ON b.meter_id = m.id
+                   LEFT JOIN (SELECT meter_id, count(*) AS n FROM upload_queue
+                              GROUP BY meter_id) b ON b.meter_id = m.id
                    WHERE m.active OR %s
                    ORDER BY m.external_id""",
                 (include_inactive,),

@@ -99,7 +99,10 @@ class ApplianceSettings:
         maximum=60,
     )
     retention_days: int = setting(
-        7, help="days synced readings stay on the appliance", minimum=1, maximum=365
+        7,
+        help="days a reading stays on the appliance after its timestamp, once synced",
+        minimum=1,
+        maximum=365,
     )
     buffer_budget_rows: int = setting(
         0,

@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         with psycopg.connect(central_url) as conn:
             central_count = harness.scalar(conn, "SELECT count(*) FROM readings")
         with psycopg.connect(edge_url) as conn:
-            left = harness.scalar(conn, "SELECT count(*) FROM readings WHERE synced_at IS NULL")
+            left = harness.scalar(conn, "SELECT count(*) FROM upload_queue")
         assert result["accepted"] == args.readings, result
         assert central_count == args.readings and left == 0, (central_count, left)
         rate = args.readings / drain_s

@@ -59,7 +59,8 @@ POINT_NAMES = [
     ("power_factor", ""),
     ("frequency_hz", "Hz"),
 ]
-INDEXES = ("readings_point_ts", "readings_unsynced", "readings_synced_at")
+INDEXES = ("readings_point_ts", "readings_ts_brin")
+QUEUE_TRIGGER = "readings_upload_queue_insert"
 
 
 def populate(url: str, meters: int, points: int, per_point: int, unsynced_minutes: int) -> int:
@@ -94,35 +95,36 @@ def populate(url: str, meters: int, points: int, per_point: int, unsynced_minute
         rows = conn.execute("SELECT meter_id, id FROM meter_points ORDER BY id").fetchall()
         for index in INDEXES:
             conn.execute(f"DROP INDEX {index}")
+        # the synced readings never enter the upload queue: it is filled with the rest after
+        conn.execute(f"ALTER TABLE readings DISABLE TRIGGER {QUEUE_TRIGGER}")
         conn.commit()
         begun = time.perf_counter()
         stamps = [(start + timedelta(minutes=k)) for k in range(per_point)]
         ts_text = [s.isoformat() for s in stamps]
-        synced_text = [
-            (s + timedelta(minutes=1)).isoformat() if s < synced_before else "\\N" for s in stamps
-        ]
         with (
             conn.cursor() as cur,
-            cur.copy("COPY readings (meter_id, point_id, ts, value, synced_at) FROM STDIN") as copy,
+            cur.copy("COPY readings (meter_id, point_id, ts, value) FROM STDIN") as copy,
         ):
             for meter_id, point_id in rows:
                 buf = io.StringIO()
                 base = 50.0 + point_id % 17
                 for k in range(per_point):
                     buf.write(
-                        f"{meter_id}\t{point_id}\t{ts_text[k]}\t{base + (k % 1440) / 60.0:.3f}"
-                        f"\t{synced_text[k]}\n"
+                        f"{meter_id}\t{point_id}\t{ts_text[k]}\t{base + (k % 1440) / 60.0:.3f}\n"
                     )
                 copy.write(buf.getvalue())
         conn.commit()
         logger.info(
             "copied %d readings in %.0f s", len(rows) * per_point, time.perf_counter() - begun
         )
-        conn.execute("CREATE INDEX readings_unsynced ON readings (id) WHERE synced_at IS NULL")
         conn.execute("CREATE INDEX readings_point_ts ON readings (point_id, ts)")
+        conn.execute("CREATE INDEX readings_ts_brin ON readings USING brin (ts)")
         conn.execute(
-            "CREATE INDEX readings_synced_at ON readings (synced_at) WHERE synced_at IS NOT NULL"
+            "INSERT INTO upload_queue (id, meter_id)"
+            " SELECT id, meter_id FROM readings WHERE ts >= %s",
+            (synced_before,),
         )
+        conn.execute(f"ALTER TABLE readings ENABLE TRIGGER {QUEUE_TRIGGER}")
         conn.commit()
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE readings")
@@ -244,16 +246,20 @@ def main(argv: list[str] | None = None) -> int:
 
         n = args.requests
         stamp = psycopg.connect(url, autocommit=True)
+        queued = stamp.execute("SELECT coalesce(max(id), 0) FROM upload_queue").fetchone()
+        assert queued is not None
+        queued_before = int(queued[0])  # the backlog of the start: the cycles' readings are above
 
         def new_cycle() -> object:
             """A collector commit: a reading of every active point and the meters' status.
             Its readings count as uploaded at once, so the backlog stays that of the start."""
             with stamp.transaction():
                 stamp.execute(
-                    "INSERT INTO readings (meter_id, point_id, ts, value, synced_at)"
-                    " SELECT meter_id, id, clock_timestamp(), random(), clock_timestamp()"
+                    "INSERT INTO readings (meter_id, point_id, ts, value)"
+                    " SELECT meter_id, id, clock_timestamp(), random()"
                     " FROM meter_points WHERE active"
                 )
+                stamp.execute("DELETE FROM upload_queue WHERE id > %s", (queued_before,))
                 return stamp.execute("UPDATE meter_status SET updated_at = clock_timestamp()")
 
         page = timed("GET / (dashboard page), after each poll cycle", n, get("/"), new_cycle)

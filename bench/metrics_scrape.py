@@ -20,7 +20,7 @@ from bench.dashboard import timed
 from common import db
 from tests import harness
 
-BACKLOG = "SELECT count(*) FROM readings WHERE synced_at IS NULL"
+BACKLOG = "SELECT count(*) FROM upload_queue"
 
 
 def fill(conn: psycopg.Connection[object], readings: int, meters: int = 100) -> None:

@@ -60,6 +60,7 @@ def settings_env(settings: ApplianceSettings, tmp_path: Path, **extra: str) -> d
         "heartbeat_interval_s",
         "meter_sync_interval_s",
         "buffer_budget_rows",
+        "retention_days",
     ):
         value = getattr(settings, name)
         if value is not None:
@@ -154,7 +155,7 @@ def central_readings(
 
 def unsynced(edge_db_url: str) -> int:
     with psycopg.connect(edge_db_url) as conn:
-        row = conn.execute("SELECT count(*) FROM readings WHERE synced_at IS NULL").fetchone()
+        row = conn.execute("SELECT count(*) FROM upload_queue").fetchone()
         return int(row[0]) if row else 0
 
 

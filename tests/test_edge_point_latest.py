@@ -95,8 +95,8 @@ def test_point_latest_equals_a_scan_after_every_kind_of_write(edge_db_url: str) 
         # (its tie at the same timestamp, here)
         replaced = {r[0]: r[1:] for r in summary_is_scan(conn)}
         assert replaced[row.point_id][0] != row.id and replaced[row.point_id][2] != row.value
-        # retention prunes synced readings older than a week: every reading here
-        conn.execute("UPDATE readings SET synced_at = now() - interval '9 days'")
+        # retention prunes synced readings older than a week: every reading here, once synced
+        conn.execute("DELETE FROM upload_queue")
         conn.autocommit = False
         assert retention.commit_prune(conn, 7) > 0
         assert summary_is_scan(conn) == []

@@ -35,16 +35,14 @@ def settings(edge_db_url: str) -> ApplianceSettings:
             ).fetchone()[0]  # type: ignore[index]
             for i in range(60):
                 conn.execute(
-                    "INSERT INTO readings (meter_id, point_id, ts, value, synced_at)"
-                    " VALUES (%s, %s, %s, %s, %s)",
-                    (
-                        meter_id,
-                        point_id,
-                        T0 + timedelta(minutes=i),
-                        float(i),
-                        T0 if i < 30 else None,
-                    ),
+                    "INSERT INTO readings (meter_id, point_id, ts, value) VALUES (%s, %s, %s, %s)",
+                    (meter_id, point_id, T0 + timedelta(minutes=i), float(i)),
                 )
+        # the first half synced: out of the upload queue
+        conn.execute(
+            "DELETE FROM upload_queue WHERE id IN (SELECT id FROM readings WHERE ts < %s)",
+            (T0 + timedelta(minutes=30),),
+        )
     return ApplianceSettings(database_url=edge_db_url)
 
 

@@ -95,6 +95,10 @@ def site_edge(
             central_url=central_url or central_server.base_url,
             upload_interval_s=5,
             upload_batch_size=100,
+            # the readings are stamped from T0, weeks back: retention goes by a reading's time,
+            # and a restarted worker's first retention run would prune the synced ones before
+            # the edge is compared with central
+            retention_days=365,
         )
         proc = ApplianceProcess(
             ["worker"],

@@ -28,16 +28,23 @@ def test_synced_readings_are_pruned_after_retention_unsynced_never(enrolled) -> 
     add_readings(settings.database_url, 100)
     drain(settings)
     add_readings(settings.database_url, 50)  # unsynced, however old
+    synced = "NOT EXISTS (SELECT 1 FROM upload_queue q WHERE q.id = r.id)"
     with psycopg.connect(settings.database_url) as conn:
+        # retention goes by a reading's own time: of the synced, 60 are older than the window
+        # and 40 within it; the unsynced are far older
+        conn.execute(f"UPDATE readings r SET ts = now() - make_interval(secs => id) WHERE {synced}")
         conn.execute(
-            "UPDATE readings SET synced_at = now() - interval '8 days'"
-            " WHERE id IN (SELECT id FROM readings WHERE synced_at IS NOT NULL ORDER BY id LIMIT 60)"
+            "UPDATE readings SET ts = ts - interval '8 days'"
+            f" WHERE id IN (SELECT id FROM readings r WHERE {synced} ORDER BY id LIMIT 60)"
         )
-        conn.execute("UPDATE readings SET ts = ts - interval '30 days' WHERE synced_at IS NULL")
+        conn.execute(
+            "UPDATE readings r SET ts = now() - interval '30 days' - make_interval(secs => id)"
+            f" WHERE NOT {synced}"
+        )
     result = retention.run(settings)
     assert (result.pruned, result.dropped) == (60, 0)
     with psycopg.connect(settings.database_url) as conn:
-        assert scalar(conn, "SELECT count(*) FROM readings WHERE synced_at IS NOT NULL") == 40
+        assert scalar(conn, f"SELECT count(*) FROM readings r WHERE {synced}") == 40
     assert unsynced(settings.database_url) == 50
 
 

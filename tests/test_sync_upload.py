@@ -3,7 +3,6 @@ leases, quarantine, outages and retries."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import threading
@@ -119,7 +118,7 @@ def test_settle_is_all_or_nothing(enrolled) -> None:
         with pytest.raises(psycopg.errors.CheckViolation):
             commit_settlement(conn, batch, started, accepted=10, duplicates=0, rejected={})
         conn.rollback()
-        assert scalar(conn, "SELECT count(*) FROM readings WHERE synced_at IS NULL") == 10
+        assert scalar(conn, "SELECT count(*) FROM upload_queue") == 10
         assert scalar(conn, "SELECT count(*) FROM upload_batches") == 1
 
 
@@ -257,7 +256,7 @@ def test_non_finite_values_never_reach_the_wire() -> None:
     refuses it, and central's parser rejects it."""
     row = BatchRow(1, 1, 1, datetime(2026, 11, 23, tzinfo=UTC), math.nan, "m", "p", "kWh")
     assert "finite" in (unsendable(row) or "")
-    assert unsendable(dataclasses.replace(row, value=1.5)) is None
+    assert unsendable(row._replace(value=1.5)) is None
     with pytest.raises(ValueError):
         wire.encode_batch([{"value": math.nan}])
     item = {"meter": "m", "point": "p", "ts": "2026-11-23T00:00:00Z", "value": math.inf}

@@ -49,10 +49,10 @@ def versions(
 def build(conn: psycopg.Connection[Any], image_release_file: Path | None = None) -> Heartbeat:
     """The heartbeat, from the edge database alone, checked as central will check it: a
     document central would refuse fails here, naming the field, not every five minutes there."""
-    backlog_row = conn.execute("SELECT count(*) FROM readings WHERE synced_at IS NULL").fetchone()
+    backlog_row = conn.execute("SELECT count(*) FROM upload_queue").fetchone()
     oldest = conn.execute(
-        "SELECT extract(epoch FROM now() - ts)::float8 FROM readings"
-        " WHERE synced_at IS NULL ORDER BY id LIMIT 1"
+        "SELECT extract(epoch FROM now() - r.ts)::float8 FROM upload_queue q"
+        " JOIN readings r ON r.id = q.id ORDER BY q.id LIMIT 1"
     ).fetchone()
     # quarantined rows are kept until an operator looks at them (never pruned), so their count
     # is the appliance's total, as dropped_total is

@@ -1,7 +1,8 @@
 """Retention and overflow: what leaves the edge database other than by upload.
 
-Synced readings stay for ``retention_days`` (the local UI charts them), then are pruned.
-Unsynced readings are never pruned — except past the optional buffer budget, where the oldest
+A reading stays for ``retention_days`` after its own time ``ts`` (the local UI charts them by
+time), then is pruned once it is synced. Unsynced readings (still in ``upload_queue``, whatever
+their age) are never pruned — except past the optional buffer budget, where the oldest
 are dropped, counted per meter and time range in ``dropped_readings`` and in
 ``appliance_state.dropped_total`` (reported by the heartbeat and the UI), and logged.
 """
@@ -36,8 +37,9 @@ def commit_prune(conn: psycopg.Connection[Any], retention_days: int) -> int:
     while True:
         cur = conn.execute(
             """DELETE FROM readings WHERE id = ANY(ARRAY(
-                   SELECT id FROM readings
-                   WHERE synced_at IS NOT NULL AND synced_at < now() - make_interval(days => %s)
+                   SELECT r.id FROM readings r
+                   WHERE r.ts < now() - make_interval(days => %s)
+                     AND NOT EXISTS (SELECT 1 FROM upload_queue q WHERE q.id = r.id)
                    LIMIT %s))""",
             (retention_days, PRUNE_CHUNK),
         )
@@ -58,7 +60,7 @@ def commit_budget(conn: psycopg.Connection[Any], budget_rows: int) -> int:
     """
     if budget_rows <= 0:
         return 0
-    row = conn.execute("SELECT count(*) FROM readings WHERE synced_at IS NULL").fetchone()
+    row = conn.execute("SELECT count(*) FROM upload_queue").fetchone()
     excess = (int(row[0]) if row else 0) - budget_rows
     if excess <= 0:
         conn.commit()
@@ -67,11 +69,10 @@ def commit_budget(conn: psycopg.Connection[Any], budget_rows: int) -> int:
     per_meter = conn.execute(
         """WITH gone AS (
                DELETE FROM readings WHERE id = ANY(ARRAY(
-                   SELECT r.id FROM readings r
-                   WHERE r.synced_at IS NULL
-                     AND NOT EXISTS (SELECT 1 FROM upload_batches b
-                                     WHERE r.id BETWEEN b.first_id AND b.last_id)
-                   ORDER BY r.id LIMIT %s))
+                   SELECT q.id FROM upload_queue q
+                   WHERE NOT EXISTS (SELECT 1 FROM upload_batches b
+                                     WHERE q.id BETWEEN b.first_id AND b.last_id)
+                   ORDER BY q.id LIMIT %s))
                RETURNING meter_id, ts)
            SELECT meter_id, min(ts), max(ts), count(*) FROM gone GROUP BY meter_id
            ORDER BY meter_id""",
