@@ -17,6 +17,7 @@ from central.body import json_object
 from central.database import pool
 from central.errors import ApiError
 from central.mail import outbox
+from central.query_args import MAX_ID, int_arg
 
 bp = Blueprint("alerts_api", __name__, url_prefix="/api/v1")
 identify(bp, current_operator)
@@ -27,15 +28,6 @@ MAX_LIMIT = 500
 
 def _problems(err: rules.RuleError | muting.MutingError) -> ApiError:
     return ApiError(422, str(err), err.problems)
-
-
-def _int_arg(name: str, default: int | None, lo: int, hi: int) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
-        raise ApiError(400, f"{name}: expected a whole number from {lo} to {hi}")
-    return int(raw)
 
 
 def _created(payload: dict[str, Any]) -> Response:
@@ -52,9 +44,9 @@ def list_alerts() -> Response:
     which = request.args.get("state", "open")
     if which not in views.WHICH:
         raise ApiError(400, "state: expected one of " + ", ".join(views.WHICH))
-    site_id = _int_arg("site_id", None, 1, 2**31 - 1)
-    before = _int_arg("before_id", None, 1, 2**63 - 1)
-    limit = _int_arg("limit", 100, 1, MAX_LIMIT) or 100
+    site_id = int_arg("site_id", None, 1, 2**31 - 1)
+    before = int_arg("before_id", None, 1, MAX_ID)
+    limit = int_arg("limit", 100, 1, MAX_LIMIT)
     with pool().connection() as conn:
         items = views.alerts(
             conn, op.tenant_id, which, site_id=site_id, before_id=before, limit=limit
@@ -257,8 +249,8 @@ def list_mail() -> Response:
     status = request.args.get("status")
     if status is not None and status not in outbox.STATUSES:
         raise ApiError(400, "status: expected one of " + ", ".join(outbox.STATUSES))
-    before = _int_arg("before_id", None, 1, 2**63 - 1)
-    limit = _int_arg("limit", 100, 1, MAX_LIMIT) or 100
+    before = int_arg("before_id", None, 1, MAX_ID)
+    limit = int_arg("limit", 100, 1, MAX_LIMIT)
     with pool().connection() as conn:
         found = outbox.deliveries(conn, op.tenant_id, status=status, before_id=before, limit=limit)
         health = outbox.health(conn, op.tenant_id)

@@ -14,6 +14,7 @@ from central.auth import current_operator
 from central.body import json_object
 from central.database import pool
 from central.errors import ApiError
+from central.query_args import MAX_ID, int_arg
 from central.reports import schedules, service
 from central.reports.request import RequestError
 from central.reports.scope import ScopeError
@@ -59,10 +60,8 @@ def request_report() -> Response:
 @require("viewer")
 def list_reports() -> Response:
     op = current_operator()
-    limit = request.args.get("limit", default=20, type=int)
-    before = request.args.get("before", type=int)
-    if not 1 <= limit <= MAX_PAGE:
-        raise ApiError(400, f"limit: expected 1 to {MAX_PAGE}")
+    limit = int_arg("limit", 20, 1, MAX_PAGE)
+    before = int_arg("before", None, 1, MAX_ID)
     with pool().connection() as conn:
         rows = service.list_reports(conn, op.tenant_id, limit=limit, before=before)
     more = len(rows) == limit

@@ -85,6 +85,13 @@ def test_the_worker_makes_a_requested_report_and_e_mails_a_scheduled_one(
     assert bad.status_code == 422, bad.text
     fields = {d["field"] for d in bad.json()["details"]}
     assert {"period.kind", "period.day"} <= fields
+    past_bigint = api.get(
+        central_server.url("/api/v1/reports"), params={"before": str(2**63)}, timeout=10
+    )
+    assert past_bigint.status_code == 400, past_bigint.text
+    assert past_bigint.json()["error"].startswith("before: expected a whole number from 1"), (
+        past_bigint.text
+    )
 
     asked = api.post(
         central_server.url("/api/v1/reports"),
