@@ -23,7 +23,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from appliance import edge_counters
+from appliance import backlog, edge_counters
 
 _METERS = """
 SELECT m.external_id, coalesce(s.state, 'unknown'), coalesce(s.consecutive_failures, 0),
@@ -32,13 +32,9 @@ FROM meters m LEFT JOIN meter_status s ON s.meter_id = m.id
 WHERE m.active ORDER BY m.external_id
 """
 
-# the backlog's count is the upload queue's (as the heartbeat and the Sync page count it); its
-# age comes from the oldest queued id, one index probe
+# the backlog itself is appliance.backlog's, as the heartbeat and the Sync page count it
 _STATE = """
-SELECT (SELECT count(*) FROM upload_queue),
-       (SELECT extract(epoch FROM now() - r.ts)::float8 FROM upload_queue q
-        JOIN readings r ON r.id = q.id ORDER BY q.id LIMIT 1),
-       (SELECT coalesce(sum(row_count), 0) FROM upload_batches),
+SELECT (SELECT coalesce(sum(row_count), 0) FROM upload_batches),
        (SELECT count(*) FROM quarantine),
        a.dropped_total, a.collection_paused, a.upload_paused, a.connectivity = 'online',
        extract(epoch FROM a.last_success_at)::float8
@@ -51,16 +47,18 @@ _COUNTERS = "SELECT name, value, extract(epoch FROM updated_at)::float8 FROM edg
 @dataclass(frozen=True)
 class Snapshot:
     meters: list[tuple[str, str, int, int, int]]
+    backlog: backlog.Backlog
     state: tuple[Any, ...]
     counters: dict[str, tuple[float, float]]  # name -> (value, updated at, epoch seconds)
 
     @classmethod
     def read(cls, conn: psycopg.Connection[Any]) -> Snapshot:
         meters = conn.execute(_METERS).fetchall()
+        queued = backlog.read(conn)
         state = conn.execute(_STATE).fetchone()
         assert state is not None  # appliance_state has its one row from the first migration
         counters = {name: (value, at) for name, value, at in conn.execute(_COUNTERS)}
-        return cls(meters, tuple(state), counters)
+        return cls(meters, queued, tuple(state), counters)
 
     def counter(self, name: str) -> float:
         return self.counters.get(name, (0.0, 0.0))[0]
@@ -115,8 +113,6 @@ def _collector_metrics(snap: Snapshot) -> Iterator[Metric]:
 
 def _sync_metrics(snap: Snapshot) -> Iterator[Metric]:
     (
-        backlog,
-        oldest_age,
         in_flight,
         quarantined,
         dropped,
@@ -125,11 +121,13 @@ def _sync_metrics(snap: Snapshot) -> Iterator[Metric]:
         online,
         last_success,
     ) = snap.state
-    yield _gauge("meterit_backlog_readings", "Readings not yet stored by central", backlog)
+    yield _gauge(
+        "meterit_backlog_readings", "Readings not yet stored by central", snap.backlog.count
+    )
     yield _gauge(
         "meterit_backlog_oldest_age_seconds",
         "Age of the oldest reading not yet stored by central (0 when there is none)",
-        max(0.0, oldest_age or 0.0),
+        snap.backlog.oldest_age_s or 0.0,
     )
     yield _gauge(
         "meterit_backlog_in_flight_readings", "Readings in upload batches being sent", in_flight

@@ -20,6 +20,7 @@ from typing import Any, TypedDict, TypeVar
 import psycopg
 from psycopg.rows import class_row
 
+from appliance import backlog
 from appliance.settings import ApplianceSettings
 from appliance.sync import jobs
 from common import db
@@ -131,15 +132,12 @@ class _StateRow:
     upload_paused: bool
     collection_paused: bool
     dropped_total: int
-    now: datetime
 
 
 @dataclass(frozen=True)
 class _Counts:
-    backlog: int
     in_flight: int
     quarantined: int
-    oldest_unsynced_ts: datetime | None
     last_sync_at: datetime | None
     last_hour: int
     last_day: int
@@ -153,11 +151,8 @@ def get_sync_status(settings: ApplianceSettings, recent_errors: int = 10) -> Syn
         # be pruned already; duplicates count, since central holds them too
         counts = _one(
             conn.cursor(row_factory=class_row(_Counts)).execute(
-                """SELECT (SELECT count(*) FROM upload_queue) AS backlog,
-                          (SELECT coalesce(sum(row_count), 0) FROM upload_batches) AS in_flight,
+                """SELECT (SELECT coalesce(sum(row_count), 0) FROM upload_batches) AS in_flight,
                           (SELECT count(*) FROM quarantine) AS quarantined,
-                          (SELECT r.ts FROM upload_queue q JOIN readings r ON r.id = q.id
-                           ORDER BY q.id LIMIT 1) AS oldest_unsynced_ts,
                           l.last_sync_at, l.last_hour, l.last_day
                    FROM (SELECT max(finished_at) AS last_sync_at,
                                 coalesce(sum(accepted + duplicates) FILTER (
@@ -167,6 +162,7 @@ def get_sync_status(settings: ApplianceSettings, recent_errors: int = 10) -> Syn
                          FROM sync_log WHERE error IS NULL) l"""
             )
         )
+        queued = backlog.read(conn)
         link = _one(
             conn.cursor(row_factory=class_row(Connectivity)).execute(
                 """SELECT connectivity AS state, connectivity_since AS since,
@@ -176,7 +172,7 @@ def get_sync_status(settings: ApplianceSettings, recent_errors: int = 10) -> Syn
         )
         state = _one(
             conn.cursor(row_factory=class_row(_StateRow)).execute(
-                "SELECT upload_paused, collection_paused, dropped_total, now() FROM appliance_state"
+                "SELECT upload_paused, collection_paused, dropped_total FROM appliance_state"
             )
         )
         errors = (
@@ -188,16 +184,13 @@ def get_sync_status(settings: ApplianceSettings, recent_errors: int = 10) -> Syn
             )
             .fetchall()
         )
-    oldest = counts.oldest_unsynced_ts
     return {
         "enrolled": bool(settings.central_url and settings.api_key),
         "central_url": settings.central_url,
-        "backlog": counts.backlog,
+        "backlog": queued.count,
         "in_flight": int(counts.in_flight),
-        "oldest_unsynced_ts": oldest,
-        "oldest_unsynced_age_s": (
-            max(0.0, (state.now - oldest).total_seconds()) if oldest else None
-        ),
+        "oldest_unsynced_ts": queued.oldest_ts,
+        "oldest_unsynced_age_s": queued.oldest_age_s,
         "last_sync_at": counts.last_sync_at or link["last_success_at"],
         "synced": {"last_hour": int(counts.last_hour), "last_day": int(counts.last_day)},
         "connectivity": link,

@@ -15,12 +15,10 @@ import statistics
 
 import psycopg
 
-from appliance import metrics
+from appliance import backlog, metrics
 from bench.dashboard import timed
 from common import db
 from tests import harness
-
-BACKLOG = "SELECT count(*) FROM upload_queue"
 
 
 def fill(conn: psycopg.Connection[object], readings: int, meters: int = 100) -> None:
@@ -52,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         with psycopg.connect(url, autocommit=True) as conn:
             fill(conn, args.readings)
             scrape = statistics.median(timed(lambda: metrics.render(conn), args.runs, 2))
-            count = statistics.median(timed(lambda: conn.execute(BACKLOG).fetchone(), args.runs, 2))
+            count = statistics.median(timed(lambda: backlog.count(conn), args.runs, 2))
         print(f"{args.readings:,} unsynced readings, 100 meters; medians of {args.runs} runs")
         print(
             f"/metrics render: {scrape:.1f} ms; bare backlog count: {count:.1f} ms; ratio {scrape / count:.2f}"

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,9 @@ import pytest
 from appliance.settings import ApplianceSettings
 from appliance.sync.meter_config import sync_meters
 from tests.central_fixtures import CentralServer, SiteKey
+from tests.recent import T0
 
 ROOT = Path(__file__).resolve().parent.parent
-T0 = datetime(2026, 11, 1, tzinfo=UTC)
 POINTS = [("energy_kwh", "analog-input,1", "kWh"), ("power_kw", "analog-input,2", "kW")]
 
 

@@ -27,7 +27,8 @@ from common.attempts import PER_ADDRESS
 from common.config import ConfigError
 from tests.central_fixtures import CentralServer
 from tests.ports import free_tcp_port, free_udp_port
-from tests.sync_helpers import T0, add_readings, edge_settings, site_with_meters
+from tests.recent import T0
+from tests.sync_helpers import add_readings, edge_settings, site_with_meters
 from tests.test_collector import eventually, insert_meters, make_collector
 from tests.web_fixtures import make_appliance
 from web.app import create_app

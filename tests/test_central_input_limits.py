@@ -15,7 +15,8 @@ import requests
 from common.wire import SYNC_AUTH, SYNC_CONFIG, SYNC_HEARTBEAT, SYNC_READINGS, reading_item
 from tests.central_fixtures import CentralServer
 from tests.harness import scalar
-from tests.test_central_sync import count_readings, post_batch, site_with_meter
+from tests.recent import iso
+from tests.test_central_sync import T0, count_readings, post_batch, site_with_meter
 
 PASSWORD = "correct horse battery"
 DEPTH = 1000  # what the probe sent: deep enough for repr(), not for orjson's own limit of 1024
@@ -46,10 +47,8 @@ def test_deeply_nested_json_gets_4xx_naming_the_item_not_a_500(
 ) -> None:
     site = site_with_meter(central_server)
     key = {"X-API-Key": site.api_key}
-    item = '{"meter": "main", "point": "energy_kwh", "ts": "2026-11-23T10:00:00Z", "value": '
-    ok = json.dumps(
-        reading_item("main", "energy_kwh", datetime(2026, 11, 23, 11, tzinfo=UTC), 1, "kWh")
-    )
+    item = '{"meter": "main", "point": "energy_kwh", "ts": "' + iso(T0) + '", "value": '
+    ok = json.dumps(reading_item("main", "energy_kwh", T0 + timedelta(hours=1), 1, "kWh"))
     readings = raw_json(
         central_server,
         SYNC_READINGS,
@@ -95,7 +94,7 @@ def test_a_huge_bad_value_is_echoed_stored_and_logged_only_in_part(
     assert stored < 1000
     assert max(len(line) for line in central_server.log().splitlines()) < 2000
 
-    unknown_meter = dict(bad, ts="2026-11-23T10:00:00Z", meter="m" * 100, unit=huge)
+    unknown_meter = dict(bad, ts=iso(T0), meter="m" * 100, unit=huge)
     answer = post_batch(central_server, site.api_key, "huge-unit", [unknown_meter])
     assert len(answer.content) < 1000
 
@@ -105,9 +104,7 @@ def test_a_chunked_body_over_the_cap_gets_413_and_writes_nothing(
 ) -> None:
     server: CentralServer = make_central_server(METERIT_MAX_BATCH_BYTES="100000")
     site = site_with_meter(server)
-    item = json.dumps(
-        reading_item("main", "energy_kwh", datetime(2026, 11, 23, 10, tzinfo=UTC), 1, "kWh")
-    )
+    item = json.dumps(reading_item("main", "energy_kwh", T0, 1, "kWh"))
 
     def chunks() -> Iterator[bytes]:
         # valid JSON all along: a body cut at the cap would still parse if padded right

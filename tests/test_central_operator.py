@@ -15,7 +15,8 @@ import requests
 from common.wire import SYNC_AUTH, SYNC_CONFIG
 from tests.central_fixtures import CentralServer
 from tests.harness import scalar
-from tests.test_central_sync import items, post_batch
+from tests.recent import iso
+from tests.test_central_sync import T0, items, post_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
@@ -173,7 +174,7 @@ def test_readings_are_listed_page_by_page(central_server: CentralServer) -> None
         params["after"] = page["next"]
     assert len(seen) == 25
     assert seen[0] == {
-        "ts": "2026-11-23T10:00:00Z",
+        "ts": iso(T0),
         "meter": "main",
         "point": "energy_kwh",
         "value": 100.0,

@@ -6,7 +6,7 @@ import gzip
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -22,10 +22,13 @@ from common.wire import (
     encode_batch,
     reading_item,
 )
+from tests import recent
 from tests.central_fixtures import CentralServer, SiteKey
 from tests.harness import scalar
+from tests.recent import iso
 
-T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+# within the accept window whenever the suite runs (tests/recent.py)
+T0 = recent.T0 + timedelta(days=22, hours=10)
 POINTS = [("energy_kwh", "analog-input,1", "kWh"), ("power_kw", "analog-input,2", "kW")]
 
 
@@ -209,23 +212,29 @@ def test_mixed_batch_writes_the_valid_and_names_each_invalid(
         {
             "meter": "main",
             "point": "energy_kwh",
-            "ts": "2026-11-23T12:00:00",
+            "ts": iso(T0 + timedelta(hours=2)).removesuffix("Z"),
             "value": 1,
             "unit": "kWh",
         },
         {
             "meter": "main",
             "point": "energy_kwh",
-            "ts": "2026-11-23T12:01:00Z",
+            "ts": iso(T0 + timedelta(hours=2, minutes=1)),
             "value": "7",
             "unit": "kWh",
         },
-        {"meter": "main", "point": "nope", "ts": "2026-11-23T12:02:00Z", "value": 1, "unit": "kWh"},
+        {
+            "meter": "main",
+            "point": "nope",
+            "ts": iso(T0 + timedelta(hours=2, minutes=2)),
+            "value": 1,
+            "unit": "kWh",
+        },
         "not an object",
         {
             "meter": "main",
             "point": "energy_kwh",
-            "ts": "2026-11-23T12:03:00Z",
+            "ts": iso(T0 + timedelta(hours=2, minutes=3)),
             "value": 1,
             "unit": "Wh",
         },

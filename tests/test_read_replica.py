@@ -427,3 +427,69 @@ def test_a_report_reads_the_primary_when_the_replica_is_too_far_behind(
     assert energy(lagging) == energy(before) + 1000  # the primary's figures, not the replica's
     assert "this report reads the primary" in caplog.text
     assert hourly_scans(reports_db.standby_url) == standby_before
+
+
+@contextmanager
+def standby_cancels_at_once(replicated: Replicated) -> Iterator[None]:
+    """``max_standby_streaming_delay = 0`` on the standby: replay waits for no query, it
+    cancels the ones in its way at once ("conflict with recovery")."""
+    with psycopg.connect(replicated.standby.admin_url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET max_standby_streaming_delay = 0")
+        conn.execute("SELECT pg_reload_conf()")
+    try:
+        wait_for_setting(replicated.standby.admin_url, "max_standby_streaming_delay", "0")
+        yield
+    finally:
+        with psycopg.connect(replicated.standby.admin_url, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM RESET max_standby_streaming_delay")
+            conn.execute("SELECT pg_reload_conf()")
+
+
+def wait_for_setting(url: str, name: str, value: str) -> None:
+    """Until a new session sees the reloaded setting (a reload reaches backends as they start)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute(f"SHOW {name}").fetchone()
+        if row is not None and row[0] == value:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{name} did not become {value}")
+
+
+@contextmanager
+def rollup_locked_over_and_over(primary_url: str) -> Iterator[None]:
+    """The primary takes and releases an ACCESS EXCLUSIVE lock on the rollup table every few
+    milliseconds; the standby replays each, and a query holding the table there is in its way."""
+    stop = threading.Event()
+
+    def lock_and_release() -> None:
+        with psycopg.connect(primary_url) as conn:
+            while not stop.is_set():
+                conn.execute("LOCK TABLE readings_hourly IN ACCESS EXCLUSIVE MODE")
+                conn.commit()
+                time.sleep(0.005)
+
+    locker = threading.Thread(target=lock_and_release)
+    locker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        locker.join()
+
+
+def test_a_report_the_replica_cancels_for_a_replay_conflict_is_read_again_from_the_primary(
+    replicated: Replicated, reports_db: ReportDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
+    on_primary = reports_db.make(None)
+    with (
+        standby_cancels_at_once(replicated),
+        rollup_locked_over_and_over(reports_db.primary_url),
+        caplog.at_level(logging.WARNING, logger="central.reports.source"),
+    ):
+        retried = reports_db.make(reports_db.standby_url)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "central.reports.source"]
+    assert len(warnings) == 1, warnings
+    assert "conflict with recovery" in warnings[0] and "it reads the primary" in warnings[0]
+    assert retried == on_primary

@@ -14,8 +14,8 @@ from appliance.sync.pump import drain
 from tests.central_fixtures import CentralServer
 from tests.harness import scalar
 from tests.ports import free_tcp_port
+from tests.recent import T0
 from tests.sync_helpers import (
-    T0,
     add_readings,
     assert_edge_equals_central,
     edge_settings,

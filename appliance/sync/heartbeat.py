@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 
+from appliance import backlog
 from appliance.image_release import image_version
 from appliance.settings import ApplianceSettings
 from appliance.sync import connectivity
@@ -49,18 +50,14 @@ def versions(
 def build(conn: psycopg.Connection[Any], image_release_file: Path | None = None) -> Heartbeat:
     """The heartbeat, from the edge database alone, checked as central will check it: a
     document central would refuse fails here, naming the field, not every five minutes there."""
-    backlog_row = conn.execute("SELECT count(*) FROM upload_queue").fetchone()
-    oldest = conn.execute(
-        "SELECT extract(epoch FROM now() - r.ts)::float8 FROM upload_queue q"
-        " JOIN readings r ON r.id = q.id ORDER BY q.id LIMIT 1"
-    ).fetchone()
+    queued = backlog.read(conn)
     # quarantined rows are kept until an operator looks at them (never pruned), so their count
     # is the appliance's total, as dropped_total is
     state = conn.execute(
         "SELECT dropped_total, collection_paused, upload_paused,"
         " (SELECT count(*) FROM quarantine) FROM appliance_state"
     ).fetchone()
-    assert backlog_row is not None and state is not None
+    assert state is not None
     meters = [
         {
             "external_id": external_id,
@@ -78,8 +75,8 @@ def build(conn: psycopg.Connection[Any], image_release_file: Path | None = None)
     document = {
         "sent_at": format_ts(datetime.now(UTC)),
         "versions": versions(conn, image_release_file),
-        "backlog": int(backlog_row[0]),
-        "oldest_unsynced_age_s": max(0.0, float(oldest[0])) if oldest else None,
+        "backlog": queued.count,
+        "oldest_unsynced_age_s": queued.oldest_age_s,
         "dropped_readings": int(state[0]),
         "quarantined_readings": int(state[3]),
         "collection_paused": bool(state[1]),

@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 
+from appliance import backlog
 from appliance.locks import take_claim_turn
 from appliance.settings import ApplianceSettings
 from common import db
@@ -60,8 +61,7 @@ def commit_budget(conn: psycopg.Connection[Any], budget_rows: int) -> int:
     """
     if budget_rows <= 0:
         return 0
-    row = conn.execute("SELECT count(*) FROM upload_queue").fetchone()
-    excess = (int(row[0]) if row else 0) - budget_rows
+    excess = backlog.count(conn) - budget_rows
     if excess <= 0:
         conn.commit()
         return 0

@@ -129,15 +129,18 @@ def run_one(
     started = time.monotonic()
     try:
         period = Period.of(kind, first, tz, last)
-        figures_url = source.url_to_read(conn, url, read_url, replay_wait)
-        result = build.build(
-            conn,
-            tenant_id,
-            covers.get("site_ids"),
-            period=period,
-            demand=timedelta(minutes=demand),
-            progress=progress,
-            connect=lambda: psycopg.connect(figures_url),
+        result, figures_url = source.read_figures(
+            lambda figures_from: build.build(
+                conn,
+                tenant_id,
+                covers.get("site_ids"),
+                period=period,
+                demand=timedelta(minutes=demand),
+                progress=progress,
+                connect=lambda: psycopg.connect(figures_from),
+            ),
+            url,
+            source.url_to_read(conn, url, read_url, replay_wait),
         )
         progress(75, "rendering the PDF")
         files = {"pdf": documents.pdf(result)}

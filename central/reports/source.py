@@ -10,18 +10,27 @@ every commit acknowledged before then is in what the replica then shows. A repli
 behind (or paused, or unreachable) costs a log line, and the report reads the primary as it
 would without one. Everything a report writes (its row, progress and files) goes to the
 primary whichever server it reads.
+
+A hot standby cancels a query whose snapshot or locks stand in the way of replaying the WAL
+("canceling statement due to conflict with recovery", SQLSTATE 40001) once
+``max_standby_streaming_delay`` has passed; a long report over rows the primary just vacuumed
+meets that now and then. Such a report is read again from the primary, once, with one warning
+(``read_figures``), rather than failed for a cause that is the replica's, not the report's.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Replay is usually well under a second behind; a replica this far behind has a problem the
 # doctor reports, and the report does not wait on it.
@@ -68,3 +77,28 @@ def _replayed(read_url: str, target: str, wait: timedelta) -> bool:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(POLL_S)
+
+
+def conflicts_with_recovery(err: BaseException) -> bool:
+    """Whether ``err`` is a standby cancelling a query to go on replaying the WAL: SQLSTATE
+    40001 (serialization_failure) on a connection that only reads, or the message PostgreSQL
+    gives those cancellations whatever their class."""
+    return isinstance(err, psycopg.Error) and (
+        err.sqlstate == "40001" or "conflict with recovery" in str(err)
+    )
+
+
+def read_figures(read: Callable[[str], T], primary_url: str, figures_url: str) -> tuple[T, str]:
+    """``read(figures_url)``, and the URL it read; when that is the replica and the replica
+    cancelled the reading for a recovery conflict, ``read(primary_url)`` once instead."""
+    try:
+        return read(figures_url), figures_url
+    except psycopg.Error as err:
+        if figures_url == primary_url or not conflicts_with_recovery(err):
+            raise
+        first_line = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        logger.warning(
+            "the read replica cancelled this report's reading (%s): it reads the primary",
+            first_line,
+        )
+    return read(primary_url), primary_url
