@@ -35,24 +35,98 @@ from common.wire import parse_reading
 logger = logging.getLogger(__name__)
 
 
-# The ORDER BY makes concurrent batches that share rows take their row locks in one order, so
-# they wait for each other instead of deadlocking. Only rows actually inserted mark their hour
-# for the rollup job (``central.rollup``): a batch of duplicates leaves the rollup alone.
-# The same statement keeps each point's latest reading (``central.latest``) for alerts and
-# pages that show the value now, and its first and last of the day (``central.point_days``).
+# What ingest keeps beside the readings, from a CTE named ``ins`` (point_id, ts, value) of rows
+# just inserted: only rows actually inserted mark their hour for the rollup job
+# (``central.rollup``), so a batch of duplicates leaves the rollup alone; each point's latest
+# reading (``central.latest``) for alerts and pages that show the value now; its first and last
+# of the day (``central.point_days``).
+SUMMARIES = f"""dirty AS (
+    INSERT INTO readings_hourly_dirty (site_id, hour)
+    SELECT DISTINCT %s::int, date_trunc('hour', ts) FROM ins ORDER BY 2
+    ON CONFLICT DO NOTHING
+), {latest.CTE}, {point_days.CTE}"""
+
+# The batch that may overlap stored readings: moved from the staging table with
+# ``ON CONFLICT DO NOTHING``. The ORDER BY makes concurrent batches that share rows take their
+# row locks in one order, so they wait for each other instead of deadlocking.
 MOVE_SQL = f"""
 WITH ins AS (
     INSERT INTO readings (point_id, ts, value)
     SELECT point_id, ts, value FROM ingest_staging ORDER BY point_id, ts
     ON CONFLICT DO NOTHING
     RETURNING point_id, ts, value
-), dirty AS (
-    INSERT INTO readings_hourly_dirty (site_id, hour)
-    SELECT DISTINCT %s::int, date_trunc('hour', ts) FROM ins ORDER BY 2
-    ON CONFLICT DO NOTHING
-), {latest.CTE}, {point_days.CTE}
+), {SUMMARIES}
 SELECT count(*) FROM ins
 """
+
+# The batch COPYed straight into ``readings`` (all of it inserted): the summaries from the
+# staging table, which then holds only each point's first and last reading of each hour
+# (``summary_rows``) — the same hours, days' ends and latest readings as the whole batch.
+SUMMARIES_SQL = f"""
+WITH ins AS (SELECT point_id, ts, value FROM ingest_staging), {SUMMARIES}
+SELECT count(*) FROM ins
+"""
+
+_COPY_COLUMNS = "(point_id, ts, value) FROM STDIN (FORMAT BINARY)"
+_COPY_TYPES = ["int4", "timestamptz", "float8"]
+
+
+def summary_rows(rows: list[tuple[int, datetime, float]]) -> list[tuple[int, datetime, float]]:
+    """Each point's first and last reading of each UTC hour among ``rows``: every hour, every
+    day's first and last and every point's latest reading are among them, so the summaries
+    computed from these equal those from all rows (a few thousand rows for 50,000)."""
+    ends: dict[tuple[int, int, int, int, int], list[tuple[int, datetime, float]]] = {}
+    get = ends.get
+    for row in rows:
+        ts = row[1]
+        # the hour by attributes (a wire ``…Z`` parses to the UTC singleton): a third of the
+        # time of ``timestamp()``, which cost central 2.5 s of a 1 M-reading drain
+        utc = ts if ts.tzinfo is UTC else ts.astimezone(UTC)
+        key = (row[0], utc.year, utc.month, utc.day, utc.hour)
+        pair = get(key)
+        if pair is None:
+            ends[key] = [row, row]
+        elif ts < pair[0][1]:
+            pair[0] = row
+        elif ts > pair[1][1]:
+            pair[1] = row
+    return [
+        r for first, last in ends.values() for r in ((first,) if first is last else (first, last))
+    ]
+
+
+def _copy_rows(
+    cur: psycopg.Cursor[Any], table: str, rows: list[tuple[int, datetime, float]]
+) -> None:
+    with cur.copy(f"COPY {table} {_COPY_COLUMNS}") as copy:
+        copy.set_types(_COPY_TYPES)
+        for row in rows:
+            copy.write_row(row)
+
+
+def store_rows(
+    conn: psycopg.Connection[Any], site_id: int, rows: list[tuple[int, datetime, float]]
+) -> int:
+    """Write a batch's valid rows and their summaries inside the caller's transaction; how many
+    were new (the rest are duplicates of stored readings).
+
+    A batch of new readings — a backlog's, a live one's — is COPYed straight into ``readings``:
+    a bulk load, about twice the speed of ``INSERT … ON CONFLICT`` from staging, and its
+    summaries come from a few rows per point and hour. If any row is already stored (a retry
+    under a new key, an overlap after a restore, a concurrent batch with the same rows), the
+    COPY fails on the primary key, its savepoint is rolled back and nothing of it remains; the
+    batch then goes the careful way, ``MOVE_SQL``, which counts duplicates."""
+    with conn.cursor() as cur:
+        try:
+            with conn.transaction():
+                _copy_rows(cur, "readings", rows)
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
+            _copy_rows(cur, "ingest_staging", rows)
+            inserted = cur.execute(MOVE_SQL, (site_id,)).fetchone()
+            return int(inserted[0]) if inserted else 0
+        _copy_rows(cur, "ingest_staging", summary_rows(rows))
+        cur.execute(SUMMARIES_SQL, (site_id,)).fetchone()
+        return len(rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,15 +336,7 @@ class Ingestor:
                 metrics.INGEST_BATCHES.labels("replayed").inc()
                 return answer, True
             if rows:
-                with conn.cursor() as cur:
-                    with cur.copy(
-                        "COPY ingest_staging (point_id, ts, value) FROM STDIN (FORMAT BINARY)"
-                    ) as copy:
-                        copy.set_types(["int4", "timestamptz", "float8"])
-                        for row in rows:
-                            copy.write_row(row)
-                    inserted = cur.execute(MOVE_SQL, (site.site_id,)).fetchone()
-                outcome.accepted = int(inserted[0]) if inserted else 0
+                outcome.accepted = store_rows(conn, site.site_id, rows)
                 outcome.duplicates = len(rows) - outcome.accepted
             answer = outcome.answer()
             conn.execute(
