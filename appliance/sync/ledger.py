@@ -72,12 +72,7 @@ class Batch:
         ]
 
 
-_ROW_SELECT = """
-    SELECT r.id, r.meter_id, r.point_id, r.ts, r.value, m.external_id, p.name, p.unit
-    FROM readings r
-    LEFT JOIN meters m ON m.id = r.meter_id
-    LEFT JOIN meter_points p ON p.id = r.point_id
-"""
+_ROW_SELECT = "SELECT r.id, r.meter_id, r.point_id, r.ts, r.value FROM readings r"
 
 _CLAIM = """
     WITH claimed AS (
@@ -93,11 +88,7 @@ _CLAIM = """
         INSERT INTO upload_batches (id, first_id, last_id, row_count, reading_ids)
         SELECT %(batch)s, min(id), max(id), count(*), array_agg(id ORDER BY id)
         FROM claimed HAVING count(*) > 0)
-    SELECT c.id, c.meter_id, c.point_id, c.ts, c.value, m.external_id, p.name, p.unit
-    FROM claimed c
-    LEFT JOIN meters m ON m.id = c.meter_id
-    LEFT JOIN meter_points p ON p.id = c.point_id
-    ORDER BY c.id
+    SELECT id, meter_id, point_id, ts, value FROM claimed ORDER BY id
 """
 
 
@@ -168,9 +159,57 @@ def release(conn: psycopg.Connection[Any], batch: Batch) -> None:
 
 
 def _batch_rows(conn: psycopg.Connection[Any], query: str, params: Any) -> list[BatchRow]:
-    """The rows of a claim or re-read: fetched at once in binary (no text to parse per value)."""
+    """The rows of a claim or re-read (fetched at once in binary: no text to parse per value),
+    named from their meters and points, read in the same transaction. Not joined in the
+    claim's statement: for 50,000 readings of a few hundred points, naming each row in SQL
+    and carrying the names back cost the drain's claiming thread more than these two lookups
+    of the distinct ids and a dictionary probe per row."""
     with conn.cursor(binary=True) as cur:
-        return list(map(BatchRow._make, cur.execute(query, params).fetchall()))
+        raw = cur.execute(query, params).fetchall()
+        if not raw:
+            return []
+        meters = dict(
+            cur.execute(
+                "SELECT id, external_id FROM meters WHERE id = ANY(%s)",
+                (list({r[1] for r in raw}),),
+            ).fetchall()
+        )
+        points = {
+            pid: (name, unit)
+            for pid, name, unit in cur.execute(
+                "SELECT id, name, unit FROM meter_points WHERE id = ANY(%s)",
+                (list({r[2] for r in raw}),),
+            ).fetchall()
+        }
+    unnamed = (None, None)
+    make = BatchRow._make
+    return [
+        make((rid, mid, pid, ts, value, meters.get(mid), *points.get(pid, unnamed)))
+        for rid, mid, pid, ts, value in raw
+    ]
+
+
+def _split_sendable(rows: list[BatchRow]) -> tuple[list[BatchRow], list[tuple[BatchRow, str]]]:
+    """(the rows the wire can carry, the others with why not). The names are checked once per
+    (meter, point) and only values row by row: ``unsendable`` for each of 50,000 rows cost the
+    claiming thread about 0.1 s a batch."""
+    suspect = {
+        (r.meter_id, r.point_id)
+        for r in {(r.meter_id, r.point_id): r for r in rows}.values()
+        if unsendable(r._replace(value=0.0)) is not None
+    }
+    isfinite = math.isfinite
+    if not suspect and all(isfinite(r.value) for r in rows):
+        return rows, []
+    good: list[BatchRow] = []
+    bad: list[tuple[BatchRow, str]] = []
+    for r in rows:
+        reason = unsendable(r)
+        if reason is None:
+            good.append(r)
+        else:
+            bad.append((r, reason))
+    return good, bad
 
 
 def _commit_and_unlock(conn: psycopg.Connection[Any], batch_id: uuid.UUID) -> None:
@@ -244,14 +283,7 @@ def _commit_new_claim(
         if not rows:
             _commit_and_unlock(conn, batch_id)
             return None, quarantined
-        bad: list[tuple[BatchRow, str]] = []
-        good: list[BatchRow] = []
-        for r in rows:
-            reason = unsendable(r)
-            if reason is None:
-                good.append(r)
-            else:
-                bad.append((r, reason))
+        good, bad = _split_sendable(rows)
         if bad:
             quarantine(conn, bad)
             quarantined += len(bad)
