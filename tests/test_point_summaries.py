@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import psycopg
@@ -205,3 +205,64 @@ def test_fleet_energy_from_summaries_equals_a_scan_of_the_readings(
         assert plant_figures.energy_month == pytest.approx(expected_month)
         assert expected_today != expected_month
         assert plant_figures.reporting == 2
+
+
+SCAN_HOURS = "SELECT DISTINCT date_trunc('hour', ts) FROM readings ORDER BY 1"
+DIRTY_HOURS = "SELECT hour FROM readings_hourly_dirty ORDER BY 1"
+
+
+def test_bulk_loaded_batches_keep_the_same_summaries_and_dirty_hours_as_a_scan(
+    site: tuple[Fleet, SiteIdentity, ConnectionPool[Any]],
+) -> None:
+    """Batches of new readings go straight into ``readings`` by COPY and keep their summaries
+    from each point's first and last reading of an hour (``ingest.summary_rows``); a batch that
+    overlaps stored readings takes the ``ON CONFLICT`` way. Readings every minute for a day,
+    shuffled, several per point and hour, some stamped with a half-hour UTC offset."""
+    plant, identity, pool = site
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    items = counter_readings(now, days=1, step=timedelta(minutes=1))
+    india = timezone(timedelta(hours=5, minutes=30))
+    for item in items[::7]:
+        item["ts"] = datetime.fromisoformat(item["ts"]).astimezone(india).isoformat()
+    rng = random.Random(11)
+    rng.shuffle(items)
+    half = len(items) // 2
+    ingestor = ingest.Ingestor()
+
+    def send(key: str, batch: list[dict[str, Any]]) -> dict[str, Any]:
+        with pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                return ingestor.write_batch(conn, identity, key, batch)[0]
+            finally:
+                conn.autocommit = False
+
+    def assert_summaries_equal_a_scan(stored: int) -> None:
+        with plant.tx() as conn:
+            assert rows(conn, "SELECT count(*) FROM readings") == [(stored,)]
+            assert rows(conn, SUMMARY_DAYS) == rows(conn, SCAN_DAYS)
+            assert rows(conn, SUMMARY_LATEST) == rows(conn, SCAN_LATEST)
+            assert rows(conn, DIRTY_HOURS) == rows(conn, SCAN_HOURS)
+            assert len(rows(conn, SCAN_HOURS)) >= 24
+
+    first = send("first-half", items[:half])
+    assert (first["accepted"], first["duplicates"], first["rejected"]) == (half, 0, [])
+    assert_summaries_equal_a_scan(half)
+    # overlaps the first half by a quarter: COPY fails on the key, ON CONFLICT counts them
+    overlap = send("overlap", items[half // 2 :])
+    assert (overlap["accepted"], overlap["duplicates"]) == (len(items) - half, half - half // 2)
+    assert_summaries_equal_a_scan(len(items))
+
+
+def test_summary_rows_keep_each_hours_ends() -> None:
+    start = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)
+    readings = [
+        (p, start + timedelta(minutes=m), float(m)) for m in range(0, 180, 10) for p in (1, 2)
+    ]
+    random.Random(3).shuffle(readings)
+    kept = sorted(ingest.summary_rows(readings))
+    assert kept == sorted(
+        (p, start + timedelta(minutes=m), float(m))
+        for p in (1, 2)
+        for m in (0, 50, 60, 110, 120, 170)
+    )
