@@ -1,4 +1,5 @@
-"""The readings writer: validate a batch, then COPY + ``INSERT … ON CONFLICT DO NOTHING``.
+"""The readings writer: validate a batch, then COPY it into ``readings`` (``INSERT … ON CONFLICT
+DO NOTHING`` from staging when some of it is already stored).
 
 Exactly-once storage rests on two keys. The natural key (point_id, ts) makes a reading that
 arrives twice (a retry with a new batch id, an overlap after an edge restore) a counted duplicate
@@ -8,10 +9,11 @@ transaction as the rows, and the ``sync_batches`` row is inserted first, so a co
 with the same key waits on that row's unique index and then finds the stored answer.
 
 Speed comes from doing per-reading work once: a per-process (meter, point) -> point_id map per
-site, refreshed only when the site's ``config_version`` changes; one binary COPY into the
-connection's temp staging table; one statement that moves the staged rows into ``readings``
-and marks the hours it actually wrote for the rollup job (``central.rollup``); month partitions
-ensured only for months this process has not seen.
+site, refreshed only when the site's ``config_version`` changes; one binary COPY straight into
+``readings`` for a batch of new readings (``store_rows``), or, if any is stored already, into
+the connection's temp staging table and one statement that moves the staged rows; the hours
+written marked for the rollup job (``central.rollup``) and the summaries kept in one statement;
+month partitions ensured only for months this process has not seen.
 """
 
 from __future__ import annotations
