@@ -253,32 +253,38 @@ def get_meter_sync_status(settings: ApplianceSettings) -> MeterSyncStatus:
 
 
 def get_meter_status(
-    settings: ApplianceSettings, include_inactive: bool = False
+    settings: ApplianceSettings,
+    include_inactive: bool = False,
+    conn: psycopg.Connection[Any] | None = None,
 ) -> list[MeterStatus]:
-    """Every (active) meter with the collector's view of it and its unsynced backlog."""
-    with _connect(settings) as conn:
-        return (
-            conn.cursor(row_factory=class_row(MeterStatus))
-            .execute(
-                """SELECT m.id AS meter_id, m.external_id, m.name, m.address, m.device_instance,
-                          m.active, m.source,
-                          (SELECT count(*) FROM meter_points p
-                           WHERE p.meter_id = m.id AND p.active) AS points,
-                          coalesce(s.state, 'unknown') AS state, s.state_since,
-                          s.last_reading_at, s.last_error, s.last_error_at,
-                          coalesce(s.consecutive_failures, 0) AS consecutive_failures,
-                          coalesce(s.point_errors, '{}'::jsonb) AS point_errors,
-                          coalesce(b.n, 0) AS backlog
-                   FROM meters m
-                   LEFT JOIN meter_status s ON s.meter_id = m.id
-                   LEFT JOIN (SELECT meter_id, count(*) AS n FROM upload_queue
-                              GROUP BY meter_id) b ON b.meter_id = m.id
-                   WHERE m.active OR %s
-                   ORDER BY m.external_id""",
-                (include_inactive,),
-            )
-            .fetchall()
+    """Every (active) meter with the collector's view of it and its unsynced backlog; on
+    ``conn`` when given (the local UI's pooled connection, as the dashboard reads it on every
+    refresh and a new connection costs more than the query), else on a connection of its own."""
+    if conn is None:
+        with _connect(settings) as own:
+            return get_meter_status(settings, include_inactive, own)
+    return (
+        conn.cursor(row_factory=class_row(MeterStatus))
+        .execute(
+            """SELECT m.id AS meter_id, m.external_id, m.name, m.address, m.device_instance,
+                      m.active, m.source,
+                      (SELECT count(*) FROM meter_points p
+                       WHERE p.meter_id = m.id AND p.active) AS points,
+                      coalesce(s.state, 'unknown') AS state, s.state_since,
+                      s.last_reading_at, s.last_error, s.last_error_at,
+                      coalesce(s.consecutive_failures, 0) AS consecutive_failures,
+                      coalesce(s.point_errors, '{}'::jsonb) AS point_errors,
+                      coalesce(b.n, 0) AS backlog
+               FROM meters m
+               LEFT JOIN meter_status s ON s.meter_id = m.id
+               LEFT JOIN (SELECT meter_id, count(*) AS n FROM upload_queue
+                          GROUP BY meter_id) b ON b.meter_id = m.id
+               WHERE m.active OR %s
+               ORDER BY m.external_id""",
+            (include_inactive,),
         )
+        .fetchall()
+    )
 
 
 def get_quarantine(settings: ApplianceSettings, limit: int = 100) -> list[QuarantinedReading]:

@@ -279,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         with psycopg.connect(url, autocommit=True) as conn:
 
             def bare() -> object:
-                return service.get_meter_status(settings), queries.latest_values(conn)
+                # on one connection, as the page now reads them (before, the status opened its own)
+                return service.get_meter_status(settings, conn=conn), queries.latest_values(conn)
 
             ref = timed("reference: bare SQL of the dashboard", n, bare)
             ref_values = timed(

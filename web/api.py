@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,8 +23,6 @@ bp = Blueprint("api", __name__, url_prefix="/api/local")
 
 Answer = tuple[dict[str, Any], int]
 MAX_HOURS = 24 * 366
-
-_STATUS_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="meterit-web-status")
 
 ACTIONS = {
     "sync_now": service.sync_now,
@@ -47,14 +44,11 @@ def _now() -> datetime:
 
 def meters_with_values(include_inactive: bool = False) -> list[dict[str, Any]]:
     """Every (active) meter's status with the newest value of each of its active points."""
-    # two independent round trips on two connections: the status answer is awaited while the
-    # newest values are read, so a refresh costs the slower of the two, not their sum
-    pending = _STATUS_THREADS.submit(service.get_meter_status, settings(), include_inactive)
-    try:
-        with connection() as conn:
-            values = queries.latest_values(conn)
-    finally:
-        meters = pending.result()
+    # both on the request's pooled connection: connecting anew for the status cost more than
+    # running the two short queries one after the other
+    with connection() as conn:
+        meters = service.get_meter_status(settings(), include_inactive, conn)
+        values = queries.latest_values(conn)
     return [{**m, "values": values.get(m["meter_id"], [])} for m in meters]
 
 

@@ -1,7 +1,7 @@
 """A small per-worker connection pool for the UI's own reads (latest values, charts).
 
-See ``common.pool``. ``appliance.service`` keeps opening its own connections; this pool
-serves the reads that run on every dashboard refresh.
+See ``common.pool``. It serves the reads that run on every dashboard refresh, the meter status
+from ``appliance.service`` among them; the service's other reads open their own connections.
 """
 
 from __future__ import annotations
