@@ -18,6 +18,7 @@ month partitions ensured only for months this process has not seen.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -326,13 +327,20 @@ class Ingestor:
         rows, rejected = self.validate(items, smap, site, datetime.now(UTC), window)
         self.ensure_partitions(conn, rows)
         outcome = Outcome(rejected=rejected)
-        with conn.transaction():
-            claimed = conn.execute(
-                """INSERT INTO sync_batches (site_id, idempotency_key, response)
-                   VALUES (%s, %s, '{}') ON CONFLICT DO NOTHING RETURNING 1""",
-                (site.site_id, key),
-            ).fetchone()
-            if claimed is None:  # a concurrent request with this key committed first
+        # The same statements in the same order as one ``conn.transaction()`` block, in four
+        # round trips instead of six: BEGIN goes out with the claim, and the stored answer with
+        # COMMIT, pipelined. COPY cannot run in pipeline mode, so the transaction is entered
+        # inside the first pipeline and outlives it (``conn.transaction()`` entered in a
+        # pipeline would hold the pipeline open to its end).
+        with contextlib.ExitStack() as batch:
+            with conn.pipeline():
+                batch.enter_context(psycopg.Transaction(conn))
+                claim = conn.execute(
+                    """INSERT INTO sync_batches (site_id, idempotency_key, response)
+                       VALUES (%s, %s, '{}') ON CONFLICT DO NOTHING RETURNING 1""",
+                    (site.site_id, key),
+                )
+            if claim.fetchone() is None:  # a concurrent request with this key committed first
                 answer = self.stored_answer(conn, site.site_id, key)
                 assert answer is not None
                 metrics.INGEST_BATCHES.labels("replayed").inc()
@@ -341,11 +349,13 @@ class Ingestor:
                 outcome.accepted = store_rows(conn, site.site_id, rows)
                 outcome.duplicates = len(rows) - outcome.accepted
             answer = outcome.answer()
-            conn.execute(
-                """UPDATE sync_batches SET response = %s
-                   WHERE site_id = %s AND idempotency_key = %s""",
-                (Jsonb(answer), site.site_id, key),
-            )
+            with conn.pipeline():
+                conn.execute(
+                    """UPDATE sync_batches SET response = %s
+                       WHERE site_id = %s AND idempotency_key = %s""",
+                    (Jsonb(answer), site.site_id, key),
+                )
+                batch.close()  # COMMIT
         elapsed = time.perf_counter() - started
         metrics.INGEST_SECONDS.observe(elapsed)
         metrics.INGEST_BATCHES.labels("written").inc()

@@ -80,6 +80,7 @@ class _PresentedKey:
     config_version: int
     tenant_id: int
     tenant_name: str
+    stored_answer: dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,24 +208,40 @@ def _shown(key: str) -> str:
     return key[: len(KEY_PREFIX) + 8] + "…" if key.startswith(KEY_PREFIX) else "(unrecognised form)"
 
 
+# The stored answer of a batch upload's idempotency key comes in the same round trip as the key
+# (``authenticate_batch``): a replay is answered without a second statement, and a first upload
+# learns it is one. With no idempotency key the probe is ``= NULL``, which finds nothing at once.
+AUTHENTICATE_SQL = """
+SELECT k.id AS key_id, k.prefix, k.expires_at, k.revoked_at,
+       k.expires_at <= now() AS expired, s.id AS site_id, s.name AS site_name,
+       s.active AS site_active, s.config_version, t.id AS tenant_id, t.name AS tenant_name,
+       (SELECT b.response FROM sync_batches b
+        WHERE b.site_id = s.id AND b.idempotency_key = %s) AS stored_answer
+FROM api_keys k JOIN sites s ON s.id = k.site_id
+JOIN tenants t ON t.id = s.tenant_id
+WHERE k.key_hash = %s
+"""
+
+
 def authenticate(conn: psycopg.Connection[Any], key: str | None) -> SiteIdentity:
     """The site a presented key belongs to; KeyAuthError with a clear message otherwise."""
+    identity, _ = authenticate_batch(conn, key, None)
+    return identity
+
+
+def authenticate_batch(
+    conn: psycopg.Connection[Any], key: str | None, idempotency_key: str | None
+) -> tuple[SiteIdentity, dict[str, Any] | None]:
+    """``authenticate``, and the answer stored for the site's batch ``idempotency_key`` (None:
+    no such batch committed yet), in one round trip. The answer is only returned once the key
+    has passed every check below."""
     if not key:
         raise KeyAuthError(
             "missing X-API-Key header; send the site's API key "
             "(printed once by 'meterit-central site create' or 'key rotate')"
         )
     with conn.cursor(row_factory=class_row(_PresentedKey)) as cur:
-        row = cur.execute(
-            """SELECT k.id AS key_id, k.prefix, k.expires_at, k.revoked_at,
-                      k.expires_at <= now() AS expired, s.id AS site_id, s.name AS site_name,
-                      s.active AS site_active, s.config_version, t.id AS tenant_id,
-                      t.name AS tenant_name
-               FROM api_keys k JOIN sites s ON s.id = k.site_id
-               JOIN tenants t ON t.id = s.tenant_id
-               WHERE k.key_hash = %s""",
-            (hash_key(key),),
-        ).fetchone()
+        row = cur.execute(AUTHENTICATE_SQL, (idempotency_key, hash_key(key))).fetchone()
     if row is None:
         raise KeyAuthError(
             f"API key {_shown(key)} is not recognised; check the appliance's configured key "
@@ -244,7 +261,7 @@ def authenticate(conn: psycopg.Connection[Any], key: str | None) -> SiteIdentity
         raise KeyAuthError(
             f"site {row.site_name!r} (id {row.site_id}) is deactivated; its keys are refused"
         )
-    return SiteIdentity(
+    identity = SiteIdentity(
         site_id=row.site_id,
         site_name=row.site_name,
         tenant_id=row.tenant_id,
@@ -254,3 +271,4 @@ def authenticate(conn: psycopg.Connection[Any], key: str | None) -> SiteIdentity
         config_version=row.config_version,
         key_expires_at=row.expires_at,
     )
+    return identity, None if row.stored_answer is None else dict(row.stored_answer)

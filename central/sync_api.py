@@ -20,18 +20,16 @@ from central.database import request_connection
 from central.errors import ApiError
 from central.extensions import ingestor
 from central.ingest import AcceptWindow
-from central.sync_auth import current_site
+from central.sync_auth import current_site, stored_batch_answer
 from common import wire
 from common.heartbeat import MAX_HEARTBEAT_BYTES, check_heartbeat
 from common.meter_spec import MeterSpec, PointSpec, meters_document
 from common.timestamps import format_ts
-from common.wire import HEADER_IDEMPOTENCY_KEY
+from common.wire import HEADER_IDEMPOTENCY_KEY, MAX_IDEMPOTENCY_KEY
 
 bp = Blueprint("sync", __name__)
 # one budget per site for every sync endpoint together (a per-route limit would multiply it)
 sync_budget.init_blueprint(bp)
-
-MAX_IDEMPOTENCY_KEY = 200
 
 
 @bp.post(wire.SYNC_AUTH)
@@ -65,8 +63,8 @@ def _idempotency_key() -> str:
 def readings() -> Response:
     site = current_site()
     key = _idempotency_key()
-    # a replay is answered before the body is even read: it costs one index probe
-    stored = ingestor.stored_answer(request_connection(), site.site_id, key)
+    # a replay is answered before the body is even read, from the authentication's round trip
+    stored = stored_batch_answer(key)
     if stored is not None:
         metrics.INGEST_BATCHES.labels("replayed").inc()
         return _batch_response(stored, replayed=True)
