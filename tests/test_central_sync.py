@@ -178,6 +178,24 @@ def test_replayed_batch_answers_the_same_and_writes_nothing(
         assert scalar(conn, "SELECT count(*) FROM sync_batches") == 2
 
 
+def test_a_stored_answer_is_only_its_own_sites_and_only_for_a_valid_key(
+    central_server: CentralServer,
+) -> None:
+    """The key and the batch's stored answer are read in one lookup (``central.keys``): the
+    answer belongs to the key's site alone, and a refused key gets its refusal, not the answer."""
+    first = site_with_meter(central_server, "plant-1")
+    other = site_with_meter(central_server, "plant-2")
+    assert post_batch(central_server, first.api_key, "b1", items(n=20)).status_code == 200
+    # another site's batch under the same id is its own first upload, not a replay
+    mine = post_batch(central_server, other.api_key, "b1", items(n=5))
+    assert mine.json() == {"accepted": 5, "duplicates": 0, "rejected": []}
+    assert "Idempotent-Replayed" not in mine.headers
+    central_server.revoke_keys(first.site_id)
+    refused = post_batch(central_server, first.api_key, "b1", items(n=20))
+    assert refused.status_code == 401 and "revoked" in refused.json()["error"]
+    assert "accepted" not in refused.json()
+
+
 def test_concurrent_requests_with_one_idempotency_key_write_once(
     central_server: CentralServer,
 ) -> None:
