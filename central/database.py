@@ -9,9 +9,9 @@ Pages and tools that only read figures take ``read_pool()``: a streaming replica
 it cannot hold temporary tables: what runs on it is plain SELECTs (docs/scaling.md).
 
 A sync API request takes ``request_connection()``: one checkout for its whole life
-(authentication, the replay probe, the write and its answer), in autocommit so that a lone
-SELECT costs one round trip rather than BEGIN, SELECT and COMMIT. Its writes run in explicit
-``conn.transaction()`` blocks. The connection goes back to the pool (autocommit off again) when
+(authentication with a batch's replay probe, the write and its answer), in autocommit so that
+a lone SELECT costs one round trip rather than BEGIN, SELECT and COMMIT. Its writes run in
+explicit transaction blocks. The connection goes back to the pool (autocommit off again) when
 the request ends.
 """
 
