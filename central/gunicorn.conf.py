@@ -38,11 +38,22 @@ proc_name = "meterit-central"
 # gunicorn's control socket is one fixed path per user: several instances on a host (tests,
 # benchmarks, blue/green) would fight over it, and systemd is the control interface anyway.
 control_socket_disable = True
+
+
+def _memory_dir() -> str | None:
+    """A writable in-memory directory: systemd's RuntimeDirectory (/run is tmpfs), else
+    /dev/shm; None leaves gunicorn's default (the system's temporary directory)."""
+    runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    for path in (runtime, "/dev/shm"):
+        if path and os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK):
+            return path
+    return None
+
+
 # Each worker touches a heartbeat file (utime) on every turn of its event loop, that is, every
 # request: on a disk-backed /tmp that is an inode write and journal work per request (about 5 %
 # of a worker's samples under py-spy, bench/sync_request.py). In memory it is a plain syscall.
-if os.path.isdir("/dev/shm"):
-    worker_tmp_dir = "/dev/shm"
+worker_tmp_dir = _memory_dir()
 
 # Prometheus multiprocess mode: every worker writes its counters here, /metrics sums them.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
