@@ -327,9 +327,9 @@ class Ingestor:
         rows, rejected = self.validate(items, smap, site, datetime.now(UTC), window)
         self.ensure_partitions(conn, rows)
         outcome = Outcome(rejected=rejected)
-        # The same statements in the same order as one ``conn.transaction()`` block, in four
-        # round trips instead of six: BEGIN goes out with the claim, and the stored answer with
-        # COMMIT, pipelined. COPY cannot run in pipeline mode, so the transaction is entered
+        # The same statements in the same order as one ``conn.transaction()`` block, in two
+        # round trips fewer: BEGIN goes out with the claim, and the stored answer with COMMIT,
+        # pipelined. COPY cannot run in pipeline mode, so the transaction is entered
         # inside the first pipeline and outlives it (``conn.transaction()`` entered in a
         # pipeline would hold the pipeline open to its end).
         with contextlib.ExitStack() as batch:
