@@ -22,7 +22,10 @@ dies takes the worker with it, systemd restarts it, and the next run re-derives 
 Job timeouts still hold (RQ's SIGALRM death penalty in this, the main, thread).
 
 Redis going away is one journal line and its return another (:mod:`common.failures`), whichever
-of the work loop and the cron thread sees it first; RQ's own line per retry is held back. So is
+of the work loop and the cron thread sees it first; RQ's own line per retry is held back. Where
+RQ does not retry (Redis lost while it records a job's end) its loop ends; the worker then
+waits for Redis with the watchdog fed and starts a new loop, rather than exit into restarts
+whose start-up check would fail until Redis is back. So is
 the database, for a side that names its mode (the appliance's edge database): jobs failing on it
 are one line, not a traceback per run, and the first job to succeed again says it is back.
 """
@@ -33,10 +36,11 @@ import argparse
 import contextlib
 import dataclasses
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import psycopg
 import redis
@@ -64,10 +68,17 @@ REDIS_DOWN_CONSEQUENCE = (
 
 
 class _NoRetryLines(logging.Filter):
-    """Holds back RQ's line per retry while Redis is away: :class:`Outages` says it once."""
+    """Holds back RQ's line per retry while Redis is away (:class:`Outages` says it once), and
+    shortens the traceback it logs when its loop ends on a lost Redis to a line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "could not connect to Redis" not in str(record.msg)
+        if "could not connect to Redis" in str(record.msg):
+            return False
+        if record.exc_info and isinstance(record.exc_info[1], REDIS_ERRORS):
+            # its loop ended on a lost Redis, which ``run`` waits out: a line, not a traceback
+            record.msg = f"{record.msg} ({first_line(record.exc_info[1]).replace('%', '%%')})"
+            record.exc_info = None
+        return True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -371,6 +382,57 @@ def run(
     )
     cron.start()
     interval = notifier.watchdog_interval_s()
+    logging.getLogger("rq.worker").addFilter(_NoRetryLines())
+    logger.info(
+        "worker started: %s",
+        ", ".join(f"{job.name} every {job.interval_s} s" for job in periodic),
+    )
+    notifier.ready("waiting for jobs")
+    try:
+        while True:
+            worker = _worker(
+                queue,
+                connection,
+                notifier=notifier,
+                interval=interval,
+                outages=outages,
+                database=database,
+            )
+            try:
+                worker.work(logging_level=_rq_level(log_level))
+            except REDIS_ERRORS as err:  # RQ's tidy-up after its loop, with Redis gone
+                outages.failing(REDIS_DOWN, first_line(err), REDIS_DOWN_CONSEQUENCE)
+            if worker.signalled:
+                return 0
+            after = _wait_out_redis(connection, notifier, interval, outages)
+            if after == "stop":
+                return 0
+            if after == "answering":
+                break
+    finally:
+        notifier.stopping()
+        stop.set()
+        cron.join(timeout=5)
+    # RQ ends its loop, without raising, on errors it does not retry (e.g. a job whose stored
+    # data cannot be read): a failure, so that systemd restarts the worker
+    logger.error(
+        "worker loop ended without a stop request (RQ's error is above); exiting with 1 "
+        "for systemd to restart it"
+    )
+    return 1
+
+
+def _worker(
+    queue: str,
+    connection: redis.Redis,
+    *,
+    notifier: Notifier,
+    interval: float | None,
+    outages: Outages,
+    database: Mode | None,
+) -> _NotifyingWorker:
+    """A worker for one run of RQ's loop (a new name each time: RQ refuses to register a name
+    whose last run could not record its death in a lost Redis)."""
     # idle, RQ's loop turns every worker_ttl - 15 s: at least every half watchdog period
     ttl = WORKER_TTL_S if interval is None else min(WORKER_TTL_S, 15 + max(1, int(interval)))
     worker = _NotifyingWorker(
@@ -379,29 +441,38 @@ def run(
     worker.notifier = notifier
     worker.outages = outages
     worker.database = database
-    logging.getLogger("rq.worker").addFilter(_NoRetryLines())
     if interval is not None:
         worker.watchdog_interval_s = interval
         # while Redis is away a turn is a wait plus a failing heartbeat (up to its socket
         # timeout, dequeue timeout + 10 s): half a period for the wait keeps turns in time
         worker.max_connection_wait_time = min(MAX_REDIS_RETRY_S, interval / 2)
-    logger.info(
-        "worker started: %s",
-        ", ".join(f"{job.name} every {job.interval_s} s" for job in periodic),
-    )
-    notifier.ready("waiting for jobs")
-    try:
-        worker.work(logging_level=_rq_level(log_level))
-    finally:
-        notifier.stopping()
-        stop.set()
-        cron.join(timeout=5)
-    if not worker.signalled:
-        # RQ ends its loop, without raising, on errors it does not retry (Redis lost while it
-        # records a job's end, a Redis timeout): a failure, so that systemd restarts the worker
-        logger.error(
-            "worker loop ended without a stop request (RQ's error is above); exiting with 1 "
-            "for systemd to restart it"
-        )
-        return 1
-    return 0
+    return worker
+
+
+def _wait_out_redis(
+    connection: redis.Redis, notifier: Notifier, interval: float | None, outages: Outages
+) -> Literal["back", "answering", "stop"]:
+    """After RQ's loop ended on its own: wait out a lost Redis (lost at a moment RQ does not
+    retry, e.g. while it records a job's end) with the watchdog fed, until it is "back" and a new
+    loop can start. Restarting instead would fail the start-up check for as long as Redis is
+    away and use up the unit's start limit. "answering" at once: the loop ended for another
+    reason. "stop": SIGTERM or SIGINT came during the wait."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # RQ's handlers belong to the ended loop
+        signal.signal(signum, lambda *_: stop.set())
+    wait_s = 1.0 if interval is None else min(1.0, interval / 2)
+    away = False
+    while not stop.is_set():
+        try:
+            connection.ping()
+        except REDIS_ERRORS as err:
+            away = True
+            outages.failing(REDIS_DOWN, first_line(err), REDIS_DOWN_CONSEQUENCE)
+            notifier.watchdog()
+            stop.wait(wait_s)
+            continue
+        if not away:
+            return "answering"
+        outages.recovered(REDIS_DOWN, "jobs are taken again")
+        return "back"
+    return "stop"
