@@ -22,12 +22,13 @@ dies takes the worker with it, systemd restarts it, and the next run re-derives 
 Job timeouts still hold (RQ's SIGALRM death penalty in this, the main, thread).
 
 Redis going away is one journal line and its return another (:mod:`common.failures`), whichever
-of the work loop and the cron thread sees it first; RQ's own line per retry is held back. Where
-RQ does not retry (Redis lost while it records a job's end) its loop ends; the worker then
-waits for Redis with the watchdog fed and starts a new loop, rather than exit into restarts
-whose start-up check would fail until Redis is back. So is
+of the work loop and the cron thread sees it first; RQ's own line per retry is held back. So is
 the database, for a side that names its mode (the appliance's edge database): jobs failing on it
 are one line, not a traceback per run, and the first job to succeed again says it is back.
+
+Where RQ does not retry a lost Redis (while it records a job's end) its loop ends; the worker
+then waits for Redis with the watchdog fed and starts a new loop, rather than exit into
+restarts whose start-up check would fail until Redis is back.
 """
 
 from __future__ import annotations
