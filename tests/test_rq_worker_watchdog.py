@@ -179,6 +179,16 @@ def wait_idle(redis_url: str) -> None:
         time.sleep(0.1)
 
 
+def waits_out_the_outage(worker: Worker, private_redis: PrivateRedis) -> None:
+    """Redis is away: the watchdog stays fed, the worker alive, and it works once Redis is back."""
+    worker.drain()
+    assert [worker.message() for _ in range(4)] == ["WATCHDOG=1"] * 4
+    assert worker.process.poll() is None, worker.log()
+    private_redis.start()
+    job = queue(private_redis.url).enqueue("tests.rq_jobs.sleep_for", 0, job_timeout=60)
+    assert wait_status(job, JobStatus.FINISHED, JobStatus.FAILED) == JobStatus.FINISHED
+
+
 def test_a_redis_outage_is_waited_out_with_the_watchdog_fed(
     start_worker: Callable[[str], Worker], private_redis: PrivateRedis
 ) -> None:
@@ -186,12 +196,7 @@ def test_a_redis_outage_is_waited_out_with_the_watchdog_fed(
     assert worker.message().startswith("READY=1")
     wait_idle(private_redis.url)
     private_redis.stop()
-    worker.drain()
-    assert [worker.message() for _ in range(4)] == ["WATCHDOG=1"] * 4
-    assert worker.process.poll() is None, worker.log()
-    private_redis.start()
-    job = queue(private_redis.url).enqueue("tests.rq_jobs.sleep_for", 0, job_timeout=60)
-    assert wait_status(job, JobStatus.FINISHED, JobStatus.FAILED) == JobStatus.FINISHED
+    waits_out_the_outage(worker, private_redis)
 
 
 def test_redis_lost_while_a_job_ends_is_waited_out_not_exited(
@@ -207,12 +212,7 @@ def test_redis_lost_while_a_job_ends_is_waited_out_not_exited(
     wait_status(job, JobStatus.STARTED)
     private_redis.stop()  # the job ends while Redis is away
     worker.wait_for_log("found an unhandled exception")  # RQ's loop has ended
-    worker.drain()
-    assert [worker.message() for _ in range(4)] == ["WATCHDOG=1"] * 4
-    assert worker.process.poll() is None, worker.log()
-    private_redis.start()
-    job = queue(private_redis.url).enqueue("tests.rq_jobs.sleep_for", 0, job_timeout=60)
-    assert wait_status(job, JobStatus.FINISHED, JobStatus.FAILED) == JobStatus.FINISHED
+    waits_out_the_outage(worker, private_redis)
     worker.wait_for_log("Redis answers again")
     assert "Traceback" not in worker.log(), "RQ's traceback for a lost Redis: a line is enough"
     assert "worker loop ended without a stop request" not in worker.log()
