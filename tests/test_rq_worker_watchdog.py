@@ -199,23 +199,42 @@ def test_a_redis_outage_is_waited_out_with_the_watchdog_fed(
     waits_out_the_outage(worker, private_redis)
 
 
-def test_redis_lost_while_a_job_ends_is_waited_out_not_exited(
+def lose_redis_while_a_job_ends(
     start_worker: Callable[[str], Worker], private_redis: PrivateRedis
-) -> None:
-    """RQ does not retry Redis while it records a job's end: its loop ends. Exiting then would
-    fail every restart's start-up check for as long as Redis is away (and use up the unit's
-    start limit); the worker waits the outage out instead (seen once in a CI run)."""
+) -> Worker:
+    """RQ does not retry Redis while it records a job's end: its loop ends (seen once in CI)."""
     worker = start_worker(private_redis.url)
     assert worker.message().startswith("READY=1")
     wait_idle(private_redis.url)
     job = queue(private_redis.url).enqueue("tests.rq_jobs.sleep_for", 3, job_timeout=60)
     wait_status(job, JobStatus.STARTED)
-    private_redis.stop()  # the job ends while Redis is away
-    worker.wait_for_log("found an unhandled exception")  # RQ's loop has ended
+    private_redis.stop()
+    worker.wait_for_log("found an unhandled exception")
+    return worker
+
+
+def test_redis_lost_while_a_job_ends_is_waited_out_not_exited(
+    start_worker: Callable[[str], Worker], private_redis: PrivateRedis
+) -> None:
+    """Exiting would fail every restart's start-up check for as long as Redis is away (and use
+    up the unit's start limit): the worker waits the outage out and starts a new loop."""
+    worker = lose_redis_while_a_job_ends(start_worker, private_redis)
     waits_out_the_outage(worker, private_redis)
     worker.wait_for_log("Redis answers again")
     assert "Traceback" not in worker.log(), "RQ's traceback for a lost Redis: a line is enough"
     assert "worker loop ended without a stop request" not in worker.log()
+
+
+def test_a_stop_request_while_waiting_out_redis_exits_cleanly(
+    start_worker: Callable[[str], Worker], private_redis: PrivateRedis
+) -> None:
+    worker = lose_redis_while_a_job_ends(start_worker, private_redis)
+    worker.drain()
+    assert worker.message() == "WATCHDOG=1"  # waiting
+    worker.process.terminate()
+    assert worker.process.wait(30) == 0, worker.log()  # a stop, not a failure to restart
+    while (message := worker.message()) != "STOPPING=1":
+        assert message == "WATCHDOG=1"
 
 
 def test_a_worker_whose_loop_rq_ends_exits_with_a_failure_for_systemd(
