@@ -3,6 +3,7 @@ is online with its values while it sends heartbeats, then late, then offline."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from playwright.sync_api import Browser, expect
 
+from central.ui.dashboard import PAGE_SIZE
 from tests import ui_browser
 from tests.central_fixtures import (
     CentralServer,
@@ -63,6 +65,9 @@ def test_dashboard_shows_a_site_online_with_its_values(ui: Ui) -> None:
     expect(row).to_contain_text("250")  # backlog
     expect(row).to_contain_text("2 / 2")  # meters reporting
     expect(ui.page.locator("tr[data-site='Quiet Yard'] .pill")).to_have_text("never")
+    expect(ui.page.get_by_test_id("sites-shown")).to_have_text("2 sites, worst first")
+    # worst first: the site never seen above the one online
+    expect(ui.page.locator("tr[data-site]").first).to_have_attribute("data-site", "Quiet Yard")
     expect(ui.page.get_by_test_id("kpi-online")).to_contain_text("1")
     expect(ui.page.get_by_test_id("kpi-power")).to_contain_text("240.0")
     ui.page.wait_for_selector("canvas[data-chart='power']")
@@ -94,6 +99,55 @@ def test_dashboard_shows_a_site_online_with_its_values(ui: Ui) -> None:
     expect(ui.page.locator("a:has-text('+ Add a meter')")).to_have_count(0)  # a viewer
     ui.screenshot("ui-site-page")
     assert quiet.site_id != site.site_id
+
+
+def test_dashboard_shows_a_large_fleet_a_page_at_a_time_worst_first(ui: Ui) -> None:
+    central = ui.central
+    many = PAGE_SIZE + 2
+    # the one site that sends a heartbeat is online: the best, so last, on the second page
+    online = central.create_site("Site 00 online")
+    for n in range(1, many):
+        central.create_site(f"Site {n:02d}")
+    send_heartbeat(central, online.api_key)
+    central.create_user("viewer@example.com", PASSWORD, "viewer")
+
+    ui.login("viewer@example.com")
+    rows = ui.page.locator("tr[data-site]")
+    expect(rows).to_have_count(PAGE_SIZE)
+    expect(ui.page.get_by_test_id("sites-shown")).to_have_text(
+        f"showing 1\N{EN DASH}{PAGE_SIZE} of {many} sites, worst first"
+    )
+    expect(rows.first).to_have_attribute("data-site", "Site 01")
+    expect(ui.page.locator("tr[data-site='Site 00 online']")).to_have_count(0)
+    # the figures are the whole fleet's, not the page's
+    expect(ui.page.get_by_test_id("kpi-online")).to_have_text(re.compile(rf"^1\s*/ {many}$"))
+    ui.page.click("a[rel=next]")
+    expect(rows).to_have_count(2)
+    expect(ui.page.get_by_test_id("sites-shown")).to_have_text(
+        f"showing {PAGE_SIZE + 1}\N{EN DASH}{many} of {many} sites, worst first"
+    )
+    expect(rows.last).to_have_attribute("data-site", "Site 00 online")
+    expect(ui.page.locator("a[rel=next]")).to_have_count(0)
+    ui.screenshot("ui-dashboard-second-page")
+
+    # a filter keeps to its matches and the pager keeps the filter
+    ui.go("/?q=site+0&page=2")
+    expect(ui.page.get_by_test_id("sites-shown")).to_have_text(
+        "10 sites matching the filter, worst first"
+    )
+    expect(rows).to_have_count(10)
+    # a page past the end shows the last one; a page that is not a number, the first
+    ui.go("/?page=999")
+    expect(rows).to_have_count(2)
+    ui.go("/?page=two")
+    expect(rows).to_have_count(PAGE_SIZE)
+    ui.go("/?state=never")
+    expect(ui.page.get_by_test_id("sites-shown")).to_have_text(
+        f"showing 1\N{EN DASH}{PAGE_SIZE} of {many - 1} sites matching the filter, worst first"
+    )
+    ui.page.click("a[rel=next]")
+    expect(rows).to_have_count(1)
+    expect(ui.page.locator("select#state")).to_have_value("never")
 
 
 def wait_for_state(ui: Ui, site: str, state: str, timeout: float) -> None:

@@ -1,7 +1,13 @@
-"""The fleet dashboard: every site of the tenant at a glance, filterable, with fleet totals."""
+"""The fleet dashboard: every site of the tenant at a glance, filterable, with fleet totals.
+
+The totals and charts cover every site the filter keeps; the table shows one page of them,
+worst first, so a fleet of ten thousand sites is a page of rows a browser (or a phone) can show,
+and rendering costs the same whatever the fleet's size.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app, render_template, request
@@ -18,6 +24,45 @@ from central.ui.users import me
 STATE_ORDER = {"offline": 0, "late": 1, "never": 2, "online": 3, "inactive": 4}
 CHART_HOURS = 24
 TOP_SITES = 15
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    """Which rows of the filtered sites the table shows: ``first``..``last`` (1-based) of
+    ``count``, on page ``number`` of ``pages``."""
+
+    number: int
+    pages: int
+    count: int
+    first: int
+    last: int
+
+
+def paging(count: int, asked: str | None, size: int = PAGE_SIZE) -> Paging:
+    """The page ``asked`` for (a query argument: anything but a number is the first page, past
+    the end is the last), so a bookmarked page of a fleet that shrank still shows rows."""
+    pages = max(1, -(-count // size))
+    try:
+        number = min(max(1, int(asked or 1)), pages)
+    except ValueError:
+        number = 1
+    first = (number - 1) * size
+    return Paging(number, pages, count, min(first + 1, count), min(first + size, count))
+
+
+def _worst_first(
+    site: SiteFigures, firing: dict[int, dict[str, int]]
+) -> tuple[int, int, int, int, str]:
+    """By connectivity, then firing alerts (critical first), then unreachable meters."""
+    alerts = firing.get(site.site_id, {})
+    return (
+        STATE_ORDER[site.state],
+        -alerts.get("critical", 0),
+        -sum(alerts.values()),
+        -len(site.unreachable),
+        site.name.casefold(),
+    )
 
 
 def _matches(site: SiteFigures, query: str, state: str) -> bool:
@@ -47,7 +92,9 @@ def dashboard() -> str:
             now - timedelta(hours=CHART_HOURS),
             now,
         )
-    shown.sort(key=lambda s: (STATE_ORDER[s.state], s.name.casefold()))
+    shown.sort(key=lambda s: _worst_first(s, firing))
+    page = paging(len(shown), request.args.get("page"))
+    fleet = totals(shown)
     top = sorted(shown, key=lambda s: s.energy_today or 0, reverse=True)[:TOP_SITES]
     charts = {
         "power": {
@@ -60,13 +107,14 @@ def dashboard() -> str:
             "labels": [s.name for s in top if s.energy_today],
             "values": [round(s.energy_today or 0, 3) for s in top if s.energy_today],
         },
-        "states": {k: v for k, v in totals(shown)["states"].items() if v},
+        "states": {k: v for k, v in fleet["states"].items() if v},
     }
     return render_template(
         "ui/dashboard.html",
-        sites=shown,
+        sites=shown[page.first - 1 : page.last],
+        page=page,
         total_sites=len(every),
-        totals=totals(shown),
+        totals=fleet,
         charts=charts,
         query=query,
         state=state,
