@@ -97,7 +97,7 @@ def commit_outcome(
     try:
         if isinstance(outcome, BaseException):
             raise outcome
-        answer = wire.parse_batch_answer(outcome.body, len(batch.rows))
+        answer = wire.parse_batch_answer(outcome.body, len(batch))
     except (CentralError, ValueError) as err:
         conn.rollback()
         if isinstance(err, CentralError) and err.status == 413:
@@ -105,7 +105,7 @@ def commit_outcome(
             ledger.commit_refusal(conn, batch, started, {}, str(err))
             return Settled(requeued=True, too_large=True)
         if isinstance(err, CentralError) and err.status in (400, 422):
-            refused = wire.refused_items(err.body, len(batch.rows))
+            refused = wire.refused_items(err.body, len(batch))
             if refused:
                 ledger.commit_refusal(conn, batch, started, refused, str(err))
                 return Settled(rejected=len(refused), requeued=True)
@@ -123,7 +123,7 @@ def commit_outcome(
     )
     logger.debug(
         "batch of %d readings synced: %d accepted, %d duplicates, %d rejected",
-        len(batch.rows),
+        len(batch),
         answer.accepted,
         answer.duplicates,
         len(answer.rejected),
@@ -148,7 +148,7 @@ class _InFlight:
 
 def _add(result: DrainResult, batch: Batch, settled: Settled) -> None:
     result.batches += 1
-    result.sent += len(batch.rows)
+    result.sent += len(batch)
     result.accepted += settled.accepted
     result.duplicates += settled.duplicates
     result.rejected += settled.rejected
@@ -234,7 +234,7 @@ def drain(
                         else:
                             if not nxt.resent:
                                 after_id = nxt.last_id
-                                size.claimed(len(nxt.rows) + quarantined)
+                                size.claimed(len(nxt) + quarantined)
                             inflight.append(submit(nxt))
                 if not inflight:
                     break
@@ -252,11 +252,11 @@ def drain(
                     connectivity.commit_offline(conn, err)
                     continue  # the others in flight were sent: settle them, claim no more
                 if settled.too_large:
-                    size.too_large(len(done.batch.rows))
+                    size.too_large(len(done.batch))
                     logger.warning(
                         "central refused a batch of %d readings as too large; sending at most "
                         "%d at once (lower METERIT_UPLOAD_BATCH_MAX to central's limit)",
-                        len(done.batch.rows),
+                        len(done.batch),
                         size.most,
                         extra=fields(batch_id=str(done.batch.id)),
                     )
