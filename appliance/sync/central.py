@@ -184,12 +184,11 @@ class CentralClient:
                 "Content-Encoding": "gzip",
                 wire.HEADER_IDEMPOTENCY_KEY: idempotency_key,
                 # A kept-alive connection stays with the gunicorn worker process that accepted
-                # it: the upload's batches in flight then often all went to one process and
-                # its one GIL, while another process idled (py-spy, bench/drain.py: 13.6 s
-                # or 27-33 s for the same drain, CPUs half idle in the slow runs). A new
-                # connection per batch goes to whichever process accepts first, a busy one
-                # rarely. It costs a handshake per batch; a live upload once a minute
-                # outlives central's keep-alive (30 s) anyway.
+                # it, so the batches in flight often all went to one process and its one GIL
+                # while the other idled (bench/drain.py: one process served every batch in 3
+                # of 5 runs). A new connection per batch goes to whichever process accepts
+                # first (both shared the work in 4 runs of 4). It costs a handshake per batch;
+                # a live upload once a minute outlives central's keep-alive (30 s) anyway.
                 "Connection": "close",
             },
         )
