@@ -10,10 +10,11 @@ with the same key waits on that row's unique index and then finds the stored ans
 
 Speed comes from doing per-reading work once: a per-process (meter, point) -> point_id map per
 site, refreshed only when the site's ``config_version`` changes; one binary COPY straight into
-``readings`` for a batch of new readings (``store_rows``), or, if any is stored already, into
-the connection's temp staging table and one statement that moves the staged rows; the hours
-written marked for the rollup job (``central.rollup``) and the summaries kept in one statement;
-month partitions ensured only for months this process has not seen.
+``readings`` for a backlog's batch of new readings (``store_rows``), or, for a live batch or
+one with readings stored already, into the connection's temp staging table and one statement
+that moves the staged rows; the hours written marked for the rollup job (``central.rollup``)
+and the summaries kept in one statement; month partitions ensured only for months this
+process has not seen.
 """
 
 from __future__ import annotations
@@ -113,23 +114,38 @@ def store_rows(
     """Write a batch's valid rows and their summaries inside the caller's transaction; how many
     were new (the rest are duplicates of stored readings).
 
-    A batch of new readings — a backlog's, a live one's — is COPYed straight into ``readings``:
-    a bulk load, about twice the speed of ``INSERT … ON CONFLICT`` from staging, and its
-    summaries come from a few rows per point and hour. If any row is already stored (a retry
-    under a new key, an overlap after a restore, a concurrent batch with the same rows), the
-    COPY fails on the primary key, its savepoint is rolled back and nothing of it remains; the
-    batch then goes the careful way, ``MOVE_SQL``, which counts duplicates."""
+    A batch with several readings per point and hour (a backlog's) is COPYed straight into
+    ``readings``: a bulk load, about twice the speed of ``INSERT … ON CONFLICT`` from staging,
+    and its summaries come from a few rows per point and hour. If any row is already stored (a
+    retry under a new key, an overlap after a restore, a concurrent batch with the same rows),
+    the COPY fails on the primary key, its savepoint is rolled back and nothing of it remains;
+    the batch then goes the careful way, ``MOVE_SQL``, which counts duplicates.
+
+    A live batch (a minute or two of each point) goes the careful way at once: its summary rows
+    would be most of the batch, so the bulk load would COPY it twice and add the savepoint's
+    round trips, for no fewer rows to summarise. (Its rows as array parameters of one statement
+    instead of staged cost central more: psycopg dumps arrays element by element in Python.)"""
+    summary = summary_rows(rows)
     with conn.cursor() as cur:
+        if len(summary) * 2 > len(rows):
+            return _move_rows(cur, site_id, rows)
         try:
             with conn.transaction():
                 _copy_rows(cur, "readings", rows)
         except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
-            _copy_rows(cur, "ingest_staging", rows)
-            inserted = cur.execute(MOVE_SQL, (site_id,)).fetchone()
-            return int(inserted[0]) if inserted else 0
-        _copy_rows(cur, "ingest_staging", summary_rows(rows))
+            return _move_rows(cur, site_id, rows)
+        _copy_rows(cur, "ingest_staging", summary)
         cur.execute(SUMMARIES_SQL, (site_id,)).fetchone()
         return len(rows)
+
+
+def _move_rows(
+    cur: psycopg.Cursor[Any], site_id: int, rows: list[tuple[int, datetime, float]]
+) -> int:
+    """``MOVE_SQL``: the rows staged, then inserted with ``ON CONFLICT DO NOTHING``."""
+    _copy_rows(cur, "ingest_staging", rows)
+    inserted = cur.execute(MOVE_SQL, (site_id,)).fetchone()
+    return int(inserted[0]) if inserted else 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -252,6 +252,13 @@ def test_bulk_loaded_batches_keep_the_same_summaries_and_dirty_hours_as_a_scan(
     overlap = send("overlap", items[half // 2 :])
     assert (overlap["accepted"], overlap["duplicates"]) == (len(items) - half, half - half // 2)
     assert_summaries_equal_a_scan(len(items))
+    # a live batch, one reading of each point (the ON CONFLICT way from the start)
+    later = now + timedelta(minutes=3)
+    live = counter_readings(later, days=0, step=timedelta(minutes=1))
+    assert live and len({(i["meter"], i["point"]) for i in live}) == len(live)
+    answer = send("live", live)
+    assert (answer["accepted"], answer["duplicates"]) == (len(live), 0)
+    assert_summaries_equal_a_scan(len(items) + len(live))
 
 
 def test_summary_rows_keep_each_hours_ends() -> None:
