@@ -56,8 +56,11 @@ def _memory_dir() -> str | None:
 worker_tmp_dir = _memory_dir()
 
 # Prometheus multiprocess mode: every worker writes its counters here, /metrics sums them.
+# Each request updates a few of them (mmapped files): in memory too, like the heartbeat file.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="meterit-central-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
+        prefix="meterit-central-metrics-", dir=worker_tmp_dir
+    )
     _owned_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 else:
     _owned_metrics_dir = ""
