@@ -8,12 +8,16 @@ every minute or two, so a few seconds cover what a fleet does in an hour.
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 from collections.abc import Callable
 
 import psycopg
 
-from bench.fleet_sim import Clock, Faults, Fleet
-from bench.fleet_sites import add_sites
+from bench.fleet_sim import Appliance, Clock, Faults, Fleet, batch_body
+from bench.fleet_sites import FleetSite, add_sites
+from bench.ingest import POINTS as POINT_UNITS
+from common.wire import parse_reading
 from tests.central_fixtures import CentralServer
 from tests.harness import scalar
 
@@ -69,3 +73,25 @@ def test_fleet_sites_upload_heartbeat_and_pull_config_through_the_sync_api(
         assert {b[0] for b in beats} == {s.site_id for s in sites}
         meters = scalar(conn, "SELECT count(*) FROM meter_health")
         assert meters == SITES * METERS
+
+
+def test_a_simulated_minute_is_the_batch_items_of_every_live_point() -> None:
+    fleet = Fleet("http://127.0.0.1:9", Clock(minute_s=60), n_points=POINTS)
+    # site 200 has a dead meter (its first), which sends nothing; a name with JSON and
+    # %-format characters in it is carried as it is
+    meters = ("dead", 'm"%s\\', "meter-03")
+    appliance = Appliance(fleet, FleetSite(7, 200, "key", meters), POINTS, 0)
+    minutes = [appliance.readings_of(tick) for tick in (0, 1)]
+
+    items = json.loads(gzip.decompress(batch_body(minutes)))["readings"]
+
+    expected = [(m, p, u) for m in meters[1:] for p, u in POINT_UNITS[:POINTS]] * 2
+    assert [(i["meter"], i["point"], i["unit"]) for i in items] == expected
+    assert [m.readings for m in minutes] == [len(expected) // 2] * 2
+    assert all(set(i) == {"meter", "point", "unit", "ts", "value"} for i in items)
+    first, second = items[: len(items) // 2], items[len(items) // 2 :]
+    assert len({i["ts"] for i in first}) == len({i["ts"] for i in second}) == 1
+    assert first[0]["ts"] < second[0]["ts"]
+    # every item is one central takes, and the energy counter rises minute by minute
+    assert all(parse_reading(i).ts.tzinfo is not None for i in items)
+    assert second[0]["value"] > first[0]["value"] > 0
