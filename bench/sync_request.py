@@ -2,7 +2,7 @@
 
 Run with ``.venv/bin/python -m bench.sync_request`` (``--help`` for sizes). A fresh database,
 one site of 10 meters x 10 points, ``meterit-central serve`` with production defaults (one
-worker per CPU x 4 threads) and limits raised out of the way, then in one run:
+worker per CPU x 4 threads; ``--workers``/``--threads`` to compare others) and limits raised out of the way, then in one run:
 
 1. 100-reading batch uploads (each a new minute of readings under its own idempotency key);
 2. heartbeats (10 meters, one of them unreachable);
@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", type=int, default=1000, help="100-reading batches to send")
     p.add_argument("--heartbeats", type=int, default=1000)
     p.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
+    p.add_argument("--workers", type=int, default=0, help="gunicorn workers (0: one per CPU)")
+    p.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     args = p.parse_args(argv)
 
     with scratch_central() as (url, redis_url, folder):
@@ -142,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "METERIT_RATE_LIMIT": "1000000/minute",
                     "METERIT_SYNC_READINGS_PER_MINUTE": "100000000",
-                    "METERIT_GUNICORN_WORKERS": "0",
-                    "METERIT_GUNICORN_THREADS": "4",
+                    "METERIT_GUNICORN_WORKERS": str(args.workers),
+                    "METERIT_GUNICORN_THREADS": str(args.threads),
                     "METERIT_LOG_LEVEL": "warning",
                 },
             )
@@ -189,9 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             sample = [(points[i % len(points)], later, float(i)) for i in range(METERS * POINTS)]
             sql_rate = bare_sql(url, site_id, sample, min(args.batches, 500))
 
-            print(
-                f"{args.clients} clients, gunicorn one worker per CPU x 4 threads, {os.cpu_count()} CPUs"
-            )
+            workers = args.workers or f"one per CPU ({os.cpu_count()})"
+            print(f"{args.clients} clients, gunicorn {workers} workers x {args.threads} threads")
             print(f"{'':24}{'req/s':>9}{'gunicorn ms/req':>17}{'postgres ms/req':>17}")
             for label, (rate, gcpu, pcpu) in results.items():
                 print(f"{label:24}{rate:9.1f}{gcpu:17.2f}{pcpu:17.2f}")
