@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import sys
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,31 @@ from tests.recent import T0
 
 ROOT = Path(__file__).resolve().parent.parent
 POINTS = [("energy_kwh", "analog-input,1", "kWh"), ("power_kw", "analog-input,2", "kW")]
+
+
+class CentralStandIn(BaseHTTPRequestHandler):
+    """A stand-in for central where a test needs an answer central would not give at will:
+    it answers in JSON as central does, and logs nothing."""
+
+    def reply_json(
+        self, status: int, payload: object, headers: dict[str, str] | None = None
+    ) -> None:
+        """Read the request's body, then answer ``payload`` with ``headers``."""
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        sent = {
+            **(headers or {}),
+            "Content-Type": "application/json",
+            "Content-Length": str(len(body)),
+        }
+        for name, value in sent.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
 
 
 def edge_settings(

@@ -6,33 +6,23 @@ another idled. Each readings batch therefore goes on a connection of its own."""
 
 from __future__ import annotations
 
-import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 from appliance.sync.central import CentralClient
 from common import wire
-from tests.sync_helpers import edge_settings, with_settings
+from tests.sync_helpers import CentralStandIn, edge_settings, with_settings
 
 
-class _KeepAlive(BaseHTTPRequestHandler):
+class _KeepAlive(CentralStandIn):
     """Answers as central does and would keep the connection open (HTTP/1.1) if asked to."""
 
     protocol_version = "HTTP/1.1"
     ports: list[int] = []
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
         _KeepAlive.ports.append(self.client_address[1])
-        body = json.dumps({"accepted": 0, "duplicates": 0, "rejected": []}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.reply_json(200, {"accepted": 0, "duplicates": 0, "rejected": []})
 
 
 def test_each_readings_batch_goes_on_a_new_connection(edge_db_url: str, redis_url: str) -> None:

@@ -9,12 +9,11 @@ the journal must hold exactly one WARNING/ERROR line naming the failure and its 
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -32,6 +31,7 @@ from tests.central_fixtures import CentralServer, start_central_server
 from tests.certs import self_signed
 from tests.date_front import DateShiftingFront
 from tests.sync_helpers import (
+    CentralStandIn,
     add_readings,
     assert_edge_equals_central,
     edge_settings,
@@ -255,24 +255,15 @@ def test_a_key_locked_out_by_centrals_limiter_is_still_a_refused_key() -> None:
     assert failures.http_mode(413, (429, 503), "") is failures.REFUSED
 
 
-class _LockedOut(BaseHTTPRequestHandler):
+class _LockedOut(CentralStandIn):
     """Central's limiter's answer to a key that failed too often."""
 
     requests = 0
 
     def do_POST(self) -> None:
         _LockedOut.requests += 1
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = json.dumps({"error": str(TooManyAttempts(300, "account"))}).encode()
-        self.send_response(429)
-        self.send_header("Retry-After", "300")
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        answer = {"error": str(TooManyAttempts(300, "account"))}
+        self.reply_json(429, answer, {"Retry-After": "300"})
 
 
 def test_a_retry_after_of_minutes_ends_the_retries_at_once(

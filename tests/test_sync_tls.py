@@ -6,12 +6,11 @@ Central runs plain HTTP behind a TLS terminator in production; here a real TLS H
 
 from __future__ import annotations
 
-import json
 import ssl
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from appliance.sync import failures
 from appliance.sync.central import CentralClient, CentralError
 from common.heartbeat import Heartbeat
 from tests.certs import self_signed
-from tests.sync_helpers import edge_settings, with_settings
+from tests.sync_helpers import CentralStandIn, edge_settings, with_settings
 
 HEARTBEAT = Heartbeat(
     sent_at=datetime(2026, 11, 23, 10, tzinfo=UTC),
@@ -34,18 +33,9 @@ HEARTBEAT = Heartbeat(
 )
 
 
-class _Ok(BaseHTTPRequestHandler):
+class _Ok(CentralStandIn):
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = json.dumps({"received_at": "2026-11-23T10:00:00Z"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.reply_json(200, {"received_at": "2026-11-23T10:00:00Z"})
 
 
 @pytest.fixture
