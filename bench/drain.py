@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     # the site's id, and each run's fresh central numbers its site 1 again, so on a shared Redis
     # a run begun within a minute of the last found the budget spent and waited out the window
     # (runs in a row took 27-43 s after a first of 8-14 s, with the CPUs idle)
-    redis = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="meterit-bench-drain-redis-")))
-    redis_url = redis.url
+    own_redis = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="meterit-bench-drain-redis-")))
+    redis_url = own_redis.url
     central_name = harness.create_database(admin, prefix="meterit_bench_central")
     edge_name = harness.create_database(admin, prefix="meterit_bench_edge")
     central_url = harness.with_database(admin, central_name)
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             harness.drop_database(admin, central_name)
             harness.drop_database(admin, edge_name)
         harness.stop_embedded()
-        redis.stop()
+        own_redis.stop()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Run with ``.venv/bin/python -m bench.sync_request`` (``--help`` for sizes). A fresh database,
 one site of 10 meters x 10 points, ``meterit-central serve`` with production defaults (one
-worker per CPU x 4 threads; ``--workers``/``--threads`` to compare others) and limits raised out of the way, then in one run:
+worker per CPU x 4 threads; ``--workers`` / ``--threads`` to compare others) and limits raised
+out of the way, then in one run:
 
 1. 100-reading batch uploads (each a new minute of readings under its own idempotency key);
 2. heartbeats (10 meters, one of them unreachable);
